@@ -1,0 +1,52 @@
+"""The `kresnet` command line: one front door for models, data, training, benchmarks and transfer.
+
+Command modules import their heavy dependencies (Keras, TensorFlow) inside the
+command functions, so `kresnet --help` stays fast.
+"""
+
+import sys
+
+import typer
+
+from kresnet.errors import UserError
+
+app = typer.Typer(
+    help="Bag of Tricks ResNets for Keras 3 (JAX, PyTorch, TensorFlow).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Datasets: convert folders to TFRecords, generate synthetic data.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: input pipeline and model training speed.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+
+def _register_commands():
+    from kresnet.models import commands as model_commands
+
+    app.command("models")(model_commands.models)
+    app.command("import-weights")(model_commands.import_weights)
+
+
+def _register_transfer():
+    # `kresnet` never depends on `transfer` except here, at the front door, lazily.
+    try:
+        from transfer.cli import app as transfer_app
+    except ImportError:
+        return
+    app.add_typer(transfer_app, name="transfer")
+
+
+def main(argv=None):
+    _register_commands()
+    _register_transfer()
+    try:
+        app(args=argv, standalone_mode=True)
+    except UserError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

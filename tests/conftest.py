@@ -1,0 +1,36 @@
+"""Shared test fixtures: the backend under test, seeds, and the shared test data folder."""
+
+import os
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def find_testdata():
+    """`KRESNET_TESTDATA`, else `../shared/testdata` beside the project; None if absent."""
+    configured = os.environ.get("KRESNET_TESTDATA")
+    path = pathlib.Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "testdata"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def testdata():
+    path = find_testdata()
+    if path is None:
+        pytest.skip("shared test data not found: set KRESNET_TESTDATA or put it at ../shared/testdata")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_float32_policy():
+    """Every test starts from the same seed and the float32 policy, whatever a previous test set."""
+    keras.utils.set_random_seed(0)
+    np.random.seed(0)
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.config.set_image_data_format("channels_last")
