@@ -31,6 +31,9 @@ def _register_commands():
 
     app.command("models")(model_commands.models)
     app.command("import-weights")(model_commands.import_weights)
+    from kresnet.data import commands as data_commands
+
+    data_commands.register(data_app, bench_app)
 
 
 def _register_transfer():

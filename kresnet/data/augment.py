@@ -104,17 +104,20 @@ def colour_matrix(brightness, saturation, hue):
     """The 3x3 matrix M with rgb_out = M @ rgb_in for the three colour factors.
 
     Args:
-        brightness: float32 scalar. Multiplies every channel.
-        saturation: float32 scalar. 1 keeps colours, 0 gives the luma grey.
-        hue: float32 scalar. Rotates the YIQ chroma plane by (hue - 1) * pi.
+        brightness: float32 tensor, scalar or (B,). Multiplies every channel.
+        saturation: float32 tensor, same shape. 1 keeps colours, 0 gives the luma grey.
+        hue: float32 tensor, same shape. Rotates the YIQ chroma plane by (hue - 1) * pi.
+
+    Returns:
+        float32 (..., 3, 3), one matrix per factor triple.
     """
+    brightness, saturation, hue = (tf.convert_to_tensor(f, tf.float32)[..., None, None] for f in (brightness, saturation, hue))
     luma = tf.constant([_LUMA], tf.float32)
-    eye = tf.eye(3)
-    saturate = saturation * eye + (1.0 - saturation) * tf.ones([3, 1]) @ luma
-    angle = (hue - 1.0) * math.pi
+    saturate = saturation * tf.eye(3) + (1.0 - saturation) * (tf.ones([3, 1]) @ luma)
+    angle = (hue[..., 0, 0] - 1.0) * math.pi
     u, w = tf.cos(angle), tf.sin(angle)
-    zero, one = tf.zeros([]), tf.ones([])
-    rotate = tf.reshape(tf.stack([one, zero, zero, zero, u, -w, zero, w, u]), [3, 3])
+    zero, one = tf.zeros_like(u), tf.ones_like(u)
+    rotate = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, u, -w], -1), tf.stack([zero, w, u], -1)], -2)
     hue_matrix = tf.constant(_YIQ_TO_RGB) @ rotate @ tf.constant(_RGB_TO_YIQ, tf.float32)
     return brightness * hue_matrix @ saturate
 
@@ -139,7 +142,9 @@ def colour_and_normalise(image, seed, colour_jitter=True, lighting_std=LIGHTING_
     # normalise(M x + o) = (M / std) x + (o - mean) / std, applied as one matmul.
     scaled = tf.transpose(matrix) / std
     bias = (offset - tf.constant(MEAN_RGB)) / std
-    return tf.tensordot(tf.cast(image, tf.float32), scaled, axes=1) + bias
+    # A plain (pixels, 3) @ (3, 3) matmul is the cheapest form on CPU (measured against tensordot/einsum).
+    pixels = tf.reshape(tf.cast(image, tf.float32), [-1, 3])
+    return tf.reshape(pixels @ scaled + bias, tf.shape(image))
 
 
 def resize_shorter_side(image, size, antialias=True):

@@ -49,11 +49,16 @@ def train_image(contents, seed, image_size, colour_jitter=True, lighting_std=aug
         lighting_std: float. PCA lighting noise std (0 turns it off).
     """
     crop_seed, flip_seed, colour_seed = augment.split_seed(seed, 3)
-    image = decode_crop(contents, crop_seed)
-    # Plain bilinear, as TF's official ResNet pipeline and the authors' OpenCV resize do.
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    image = crop_and_resize(contents, crop_seed, image_size)
     image = augment.random_flip(image, flip_seed)
     return augment.colour_and_normalise(image, colour_seed, colour_jitter, lighting_std)
+
+
+def crop_and_resize(contents, seed, image_size):
+    """Decode the random crop window and resize it; float32 (image_size, image_size, 3) in [0, 255]."""
+    image = decode_crop(contents, seed)
+    # Plain bilinear, as TF's official ResNet pipeline and the authors' OpenCV resize do.
+    return tf.image.resize(image, [image_size, image_size], method="bilinear")
 
 
 def eval_image(contents, image_size, resize_size):

@@ -79,9 +79,11 @@ def train_batches(paths, labels, batch_size, image_size, seed=0):
     """Endless shuffled batches (images float32 NHWC, int labels), one process, like a hand-written loop."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
+    pending = np.zeros([0], int)
     while True:
-        order = rng.permutation(len(paths))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            chosen = order[start : start + batch_size]
-            images = [train_transform(load_rgb(paths[i]), image_size, rng) for i in chosen]
-            yield np.stack(images), labels[chosen]
+        # Epochs run on into each other, as with tf.data's repeat() before batch().
+        while len(pending) < batch_size:
+            pending = np.concatenate([pending, rng.permutation(len(paths))])
+        chosen, pending = pending[:batch_size], pending[batch_size:]
+        images = [train_transform(load_rgb(paths[i]), image_size, rng) for i in chosen]
+        yield np.stack(images), labels[chosen]

@@ -36,6 +36,7 @@ def build_dataset(
     mixup_alpha=0.0,
     class_names=None,
     label_offset=None,
+    threads=None,
 ):
     """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
 
@@ -61,6 +62,7 @@ def build_dataset(
         class_names: list of str or None. Folder names in class order (folders only).
         label_offset: int or None. Subtracted from TFRecord labels; default from
             `dataset.json`, else 1 (standard ImageNet shards keep 0 for background).
+        threads: int or None. Size of a private tf.data thread pool (None: shared, all cores).
 
     Returns:
         (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
@@ -93,7 +95,7 @@ def build_dataset(
             image = decode.train_image(contents, seed_pair, image_size, colour_jitter, lighting_std)
             return image, _checked_label(label, info.num_classes)
 
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        seeds = _seed_stream(seed, 0)
         examples = tf.data.Dataset.zip(records, seeds).map(lambda pair, s: counter.wrap(load)(pair[0], pair[1], s), num_parallel_calls=AUTOTUNE)
     else:
 
@@ -107,12 +109,21 @@ def build_dataset(
     if one_hot:
         batches = batches.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)), num_parallel_calls=AUTOTUNE)
     if training and mixup_alpha:
-        batches = apply_mixup(batches, mixup_alpha, None if seed is None else seed + 1)
+        batches = apply_mixup(batches, mixup_alpha, None if seed is None else seed + 2000)
     if data_format == "channels_first":
         batches = batches.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = seed is not None or not training
+    # Parallelism across images, not inside one image's small ops (as TF's official ResNet input does).
+    options.threading.max_intra_op_parallelism = 1
+    if threads:
+        options.threading.private_threadpool_size = int(threads)
     return batches.prefetch(AUTOTUNE).with_options(options), info
+
+
+def _seed_stream(seed, stream):
+    """Endless stateless seeds (int64 [2]); a new sequence each epoch; reproducible when `seed` is set."""
+    return tf.data.Dataset.random(seed=None if seed is None else seed + 1000 * stream, rerandomize_each_iteration=True).batch(2)
 
 
 def _checked_label(label, num_classes):

@@ -138,3 +138,4 @@ def test_eval_transform_resizes_the_shorter_side_and_crops_the_centre():
     np.testing.assert_allclose(out, out[::-1, ::-1], atol=1e-4)
     reference = pillow_baseline.eval_transform(Image.fromarray(sym), 32, 36)
     np.testing.assert_allclose(out, reference, atol=0.1)
+

@@ -72,7 +72,7 @@ def test_pipeline_feeds_model_fit_and_reports_skipped_images(tiny_synthetic, dat
     )
     model.compile(optimizer="sgd", loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1))
     messages = []
-    history = model.fit(train, validation_data=val, epochs=2, verbose=0, callbacks=[skipped_images_callback(info.skipped, messages.append)])
+    history = model.fit(train, validation_data=val, epochs=2, verbose=0, shuffle=False, callbacks=[skipped_images_callback(info.skipped, messages.append)])
     assert np.all(np.isfinite(history.history["loss"])) and np.isfinite(history.history["val_loss"][-1])
     # 25 files, one broken: 24 images -> 3 full batches per epoch; the broken file counts once.
     assert history.history["skipped_images"] == [1, 1]
