@@ -78,12 +78,16 @@ def eval_transform(image, image_size, resize_size):
 def train_batches(paths, labels, batch_size, image_size, seed=0):
     """Endless shuffled batches (images float32 NHWC, int labels), one process, like a hand-written loop."""
     rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    pending = np.zeros([0], int)
+    images, batch_labels = [], []
     while True:
-        # Epochs run on into each other, as with tf.data's repeat() before batch().
-        while len(pending) < batch_size:
-            pending = np.concatenate([pending, rng.permutation(len(paths))])
-        chosen, pending = pending[:batch_size], pending[batch_size:]
-        images = [train_transform(load_rgb(paths[i]), image_size, rng) for i in chosen]
-        yield np.stack(images), labels[chosen]
+        # Epochs run on into each other, as with tf.data's repeat() before batch(); unreadable files are skipped.
+        for i in rng.permutation(len(paths)):
+            try:
+                image = load_rgb(paths[i])
+            except (OSError, ValueError):
+                continue
+            images.append(train_transform(image, image_size, rng))
+            batch_labels.append(labels[i])
+            if len(images) == batch_size:
+                yield np.stack(images), np.asarray(batch_labels)
+                images, batch_labels = [], []
