@@ -54,7 +54,9 @@ def build_dataset(
         shuffle_buffer: int. Example shuffle buffer for TFRecords (folders
             shuffle the whole file list).
         drop_remainder: bool or None. Default: True when training.
-        repeat: bool. Repeat forever (Keras then needs `steps_per_epoch`).
+        repeat: bool. Repeat forever (Keras then needs `steps_per_epoch`). Otherwise
+            a training dataset with a known size yields exactly
+            `num_examples // batch_size` batches per iteration (a new shuffle each time).
         data_format: "channels_last" (NHWC) or "channels_first" (NCHW).
         colour_jitter: bool. Brightness/saturation/hue factors U[0.6, 1.4] (training).
         lighting_std: float. PCA lighting noise std (training; 0 turns it off).
@@ -85,7 +87,14 @@ def build_dataset(
         records, info = _folder_records(source, training, seed, num_classes, class_names)
         parse = _read_file
     info = sources.DatasetInfo(skipped=counter, **info)
-    if repeat:
+    # Dropped files make the batch count unknowable, and Keras then warns that the data "ran out".
+    # So a training epoch is an endless stream cut at num_examples // batch_size batches: a known length.
+    epoch_batches = None
+    if training and drop_remainder and not repeat and info.num_examples:
+        epoch_batches = info.num_examples // batch_size
+        if epoch_batches == 0:
+            raise UserError(f"batch_size={batch_size} is larger than the {info.num_examples} images of {source}")
+    if repeat or epoch_batches:
         records = records.repeat()
 
     if training:
@@ -106,6 +115,9 @@ def build_dataset(
         examples = records.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
     examples = examples.ignore_errors()
     batches = examples.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if epoch_batches:
+        # The stream is endless (unless every file is unreadable), so the length assertion holds.
+        batches = batches.take(epoch_batches).apply(tf.data.experimental.assert_cardinality(epoch_batches))
     if one_hot:
         batches = batches.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)), num_parallel_calls=AUTOTUNE)
     if training and mixup_alpha:

@@ -77,3 +77,10 @@ def test_pipeline_feeds_model_fit_and_reports_skipped_images(tiny_synthetic, dat
     # 25 files, one broken: 24 images -> 3 full batches per epoch; the broken file counts once.
     assert history.history["skipped_images"] == [1, 1]
     assert messages == ["warning: skipped 1 unreadable image(s) so far (corrupt, truncated or not an image)"]
+
+
+def test_training_epochs_have_a_known_length_and_reshuffle(tiny_synthetic):
+    train, info = build_dataset(tiny_synthetic / "train", training=True, batch_size=8, image_size=16, seed=0, one_hot=False)
+    assert int(train.cardinality()) == info.num_examples // 8 == 3
+    first, second = ([y.numpy().tolist() for _, y in train] for _ in range(2))
+    assert len(first) == len(second) == 3 and first != second
