@@ -95,6 +95,7 @@ def cached_classification_dataset(num_classes=10, per_class=100, image_size=64, 
     try:
         write_classification_dataset(scratch, num_classes, per_class, image_size, seed, val_per_class, progress)
         (scratch / _COMPLETE_MARKER).touch()
+        scratch.chmod(0o755)  # mkdtemp makes it private; the cache is readable like any dataset
         try:
             scratch.rename(root)
         except OSError:

@@ -108,3 +108,4 @@ def test_cache_generates_once_and_reuses(tmp_path, monkeypatch):
     again = synthetic_dataset.cached_classification_dataset(num_classes=2, per_class=1, image_size=16, progress=calls.append)
     assert again == first and calls == [1, 2, 3, 4]
     assert not [p for p in first.parent.iterdir() if ".tmp-" in p.name]
+    assert first.stat().st_mode & 0o777 == 0o755
