@@ -32,6 +32,10 @@ def _register_commands():
     app.command("models")(model_commands.models)
     app.command("import-weights")(model_commands.import_weights)
 
+    from kresnet.benchmarks import commands as benchmark_commands
+
+    bench_app.command("model")(benchmark_commands.bench_model)
+
 
 def _register_transfer():
     # `kresnet` never depends on `transfer` except here, at the front door, lazily.
