@@ -13,6 +13,10 @@ from kresnet.training.distribution import setup_distribution
 _TRAIN = """
 import json, sys
 import keras, numpy as np, kresnet
+if keras.config.backend() == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from kresnet.training.distribution import setup_distribution
 plan = setup_distribution(sys.argv[1])
 plan.check_batch(8)
@@ -49,6 +53,18 @@ def test_two_device_jax_run_matches_one_device_run():
     assert (single["replicas"], double["replicas"]) == (1, 2)
     assert double["loss"] == pytest.approx(single["loss"], rel=1e-4, abs=1e-5)
     assert double["loss"][-1] < double["loss"][0]
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "tensorflow",
+    reason="drives its own TensorFlow process (2 logical CPUs); under the other backends it would repeat the same run",
+)
+def test_two_replica_tensorflow_run_trains():
+    # tf.distribute keeps BatchNorm statistics per replica (as the paper's per-GPU BN), so the
+    # losses are close to, not equal to, the single-device run.
+    result = _train("data_parallel", {"KERAS_BACKEND": "tensorflow"})
+    assert result["replicas"] == 2
+    assert result["loss"][-1] < result["loss"][0]
 
 
 def test_torch_backend_data_parallel_is_a_clear_error(monkeypatch):
