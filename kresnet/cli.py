@@ -35,6 +35,10 @@ def _register_commands():
 
     data_commands.register(data_app, bench_app)
 
+    from kresnet.benchmarks import commands as benchmark_commands
+
+    bench_app.command("model")(benchmark_commands.bench_model)
+
 
 def _register_transfer():
     # `kresnet` never depends on `transfer` except here, at the front door, lazily.

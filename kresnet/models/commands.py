@@ -14,7 +14,7 @@ def models(
 ):
     """Print every model: name, variant, trainable parameters and GMACs per image."""
     from kresnet.models import registry
-    from kresnet.models.complexity import count_macs, count_parameters
+    from kresnet.models.complexity import count_macs, count_parameters, shape_only
 
     names = [name for name in registry.list_models() if match is None or match in name]
     if not names:
@@ -22,7 +22,7 @@ def models(
     typer.echo(f"{'name':<12}{'variant':<10}{'params':>14}{'GMACs@' + str(image_size):>12}")
     for name in names:
         spec = registry.model_spec(name)
-        model = registry.create_model(name, input_shape=[image_size, image_size, 3])
+        model = shape_only(lambda: registry.create_model(name, input_shape=[image_size, image_size, 3]))
         typer.echo(f"{name:<12}{spec.variant_label:<10}{count_parameters(model):>14,}{count_macs(model) / 1e9:>12.2f}")
 
 

@@ -24,8 +24,10 @@ def test_retinanet_object_detector_accepts_the_backbone():
     assert tuple(classes.shape) == (1, anchors, 3)
 
 
-def test_deeplabv3_segmenter_accepts_the_dilated_backbone():
-    backbone = kresnet.create_backbone("resnet50d", output_stride=8, stage_depths=[1, 1, 1, 1], stage_widths=[8, 8, 16, 16])
+def test_deeplabv3_segmenter_accepts_the_backbone():
+    # keras-hub's DeepLabV3 assumes key Pn has stride 2**n (it computes its last upsampling
+    # from the key), so it gets the undilated backbone; kresnet's own FCN uses output_stride=8.
+    backbone = kresnet.create_backbone("resnet50d", stage_depths=[1, 1, 1, 1], stage_widths=[8, 8, 16, 16])
     deeplab_backbone = keras_hub.models.DeepLabV3Backbone(
         image_encoder=backbone, spatial_pyramid_pooling_key="P5", upsampling_size=8, dilation_rates=[6, 12, 18],
         low_level_feature_key="P2",

@@ -3,7 +3,7 @@
 import pytest
 
 import kresnet
-from kresnet.models.complexity import count_macs, count_parameters
+from kresnet.models.complexity import count_macs, count_parameters, shape_only
 
 # timm 1.0 `sum(p.numel() for p in model.parameters())`, 1000 classes. A and B (and C and D)
 # differ only in stride placement / pooling, never in parameters.
@@ -28,18 +28,25 @@ def test_parameter_count_equals_timm(name):
     spec = kresnet.model_spec(name)
     standard_stem, deep_stem = TIMM_PARAMETERS[spec.depth]
     expected = deep_stem if spec.flags["deep_stem"] else standard_stem
-    assert count_parameters(kresnet.create_model(name)) == expected
+    assert count_parameters(shape_only(lambda: kresnet.create_model(name))) == expected
 
 
 def test_resnet50_macs_reproduce_table5():
     # Paper, Table 5: ResNet-50 3.8G, B 4.1G, C 4.3G, D 4.3G (rounded by the authors).
     macs = {
-        letter: count_macs(kresnet.create_model(f"resnet50{letter}", input_shape=[224, 224, 3])) / 1e9
+        letter: count_macs(shape_only(lambda: kresnet.create_model(f"resnet50{letter}", input_shape=[224, 224, 3]))) / 1e9
         for letter in ("", "b", "c", "d")
     }
     assert macs[""] < macs["b"] < macs["c"] <= macs["d"]
     for letter, paper in {"": 3.8, "b": 4.1, "c": 4.3, "d": 4.3}.items():
         assert abs(macs[letter] - paper) < 0.06, (letter, macs[letter])
+
+
+def test_shape_only_counts_equal_a_full_build():
+    full = kresnet.create_model("resnet18d", input_shape=[64, 64, 3])
+    shapes = shape_only(lambda: kresnet.create_model("resnet18d", input_shape=[64, 64, 3]))
+    assert count_parameters(shapes) == count_parameters(full)
+    assert count_macs(shapes) == count_macs(full)
 
 
 def test_unknown_name_lists_valid_names():
