@@ -13,7 +13,8 @@ from transfer.segmentation.metrics import ConfusionMatrix
 
 
 def _logits(model, images):
-    outputs = model(images, training=False)
+    # predict_on_batch runs the compiled predict function (one compilation per input shape).
+    outputs = model.predict_on_batch(ops.convert_to_numpy(images))
     return outputs[MAIN_OUTPUT] if isinstance(outputs, dict) else outputs
 
 
@@ -56,9 +57,11 @@ def predict_labels(probabilities, valid_size, output_size):
         output_size: (height, width) of the original image.
     """
     valid_h, valid_w = int(valid_size[0]), int(valid_size[1])
-    cropped = probabilities[None, :valid_h, :valid_w, :]
-    resized = ops.image.resize(cropped, (int(output_size[0]), int(output_size[1])), interpolation="bilinear")
-    return np.asarray(ops.convert_to_numpy(ops.argmax(resized[0], axis=-1)), np.uint8)
+    output_h, output_w = int(output_size[0]), int(output_size[1])
+    cropped = probabilities[:valid_h, :valid_w, :]
+    if (valid_h, valid_w) != (output_h, output_w):
+        cropped = ops.image.resize(cropped[None], (output_h, output_w), interpolation="bilinear")[0]
+    return np.asarray(ops.convert_to_numpy(ops.argmax(cropped, axis=-1)), np.uint8)
 
 
 def evaluate(model, dataset, num_classes, scales=(1.0,), flip=False, num_images=None, log_every=50):

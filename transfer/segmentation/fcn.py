@@ -86,11 +86,16 @@ def segmentation_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
 
 
-def compile_losses(model):
-    """Loss and loss-weight dicts for `model.compile`, covering the auxiliary head when present."""
+def compile_losses(model, aux_weight=AUX_LOSS_WEIGHT):
+    """Loss and loss-weight dicts for `model.compile`, covering the auxiliary head when present.
+
+    Args:
+        model: a model from `build_fcn`.
+        aux_weight: float. Weight of the auxiliary loss. Defaults to 0.2 (GluonCV).
+    """
     losses = {MAIN_OUTPUT: segmentation_loss()}
     weights = {MAIN_OUTPUT: 1.0}
     if AUX_OUTPUT in model.output:
         losses[AUX_OUTPUT] = segmentation_loss()
-        weights[AUX_OUTPUT] = AUX_LOSS_WEIGHT
+        weights[AUX_OUTPUT] = aux_weight
     return losses, weights
