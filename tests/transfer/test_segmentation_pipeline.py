@@ -67,3 +67,19 @@ def test_bad_mask_inside_the_pipeline_becomes_a_user_error(tmp_path):
             next(iter(pipeline.eval_dataset(samples, eval_size=8)))
         except Exception as error:
             pipeline.reraise_user_error(error)
+
+
+def test_predict_preprocessing_matches_the_eval_pipeline(tmp_path):
+    # PNG, so both paths decode identical pixels (Pillow and TF decode JPEGs slightly differently).
+    from transfer.segmentation.evaluation import resize_for_eval
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    image = np.random.default_rng(0).integers(0, 256, size=(50, 70, 3)).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "images" / "x.png")
+    Image.fromarray(np.zeros((50, 70), np.uint8)).save(tmp_path / "masks" / "x.png")
+    samples = readers.folder_samples(tmp_path, ["a"], image_suffix=".png")
+    batch = next(pipeline.eval_dataset(samples, eval_size=32).as_numpy_iterator())
+    padded, valid_size = resize_for_eval(image, 32)
+    assert tuple(valid_size) == tuple(batch["valid_size"][0]) == (23, 32)
+    np.testing.assert_allclose(padded, batch["image"][0], atol=1e-4)

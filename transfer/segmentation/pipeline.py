@@ -42,7 +42,7 @@ def _load(samples):
 def _resize_longer_side(image, mask, length):
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.cast(length, tf.float32) / tf.reduce_max(shape)
-    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    size = tf.maximum(tf.cast(tf.floor(shape * scale + 0.5), tf.int32), 1)  # round half up, as resize_for_eval
     image = tf.image.resize(image, size, method="bilinear")
     if mask is not None:
         mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
