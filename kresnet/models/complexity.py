@@ -2,7 +2,24 @@
 
 import math
 
+import keras
 from keras import layers
+
+
+def shape_only(build):
+    """Call `build()` with variable initialisation skipped: shapes exist, values do not.
+
+    Counting a ResNet-152 this way takes a fraction of a full build, most of which is
+    drawing random initial weights. The returned model cannot be run.
+    """
+    with keras.StatelessScope(initialize_variables=False):
+        model = build()
+    # Keras keeps uninitialised variables in a global list and initialises them when a later
+    # stateless scope closes; forget these so a throw-away model costs nothing afterwards.
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute("uninitialized_variables", [])
+    return model
 
 
 def count_parameters(model):

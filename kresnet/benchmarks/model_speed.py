@@ -1,0 +1,122 @@
+"""Training-step and inference throughput of a model on the current Keras backend.
+
+A training step is forward, loss, backward and the optimizer update, compiled the way
+`model.fit` compiles it (XLA on JAX and TensorFlow where `jit_compile="auto"` allows).
+Warm-up steps (tracing, compilation, autotuning) are excluded and the median step time is
+reported, so one slow step does not move the number.
+"""
+
+import dataclasses
+import statistics
+import time
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class SpeedResult:
+    """One benchmark row."""
+
+    model: str
+    backend: str
+    dtype: str
+    batch: int
+    size: int
+    train_images_per_s: float
+    infer_images_per_s: float
+    train_step_ms: float
+    infer_step_ms: float
+
+
+def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data_format=None):
+    """keras-hub's ResNet-vd (bottleneck_block_vd, deep stem 32-32-64) with an average-pool classifier."""
+    import keras
+    import keras_hub
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[32, 32, 64],
+        input_conv_kernel_sizes=[3, 3, 3],
+        stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=list(stage_depths),
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="bottleneck_block_vd",
+        image_shape=(image_size, image_size, 3),
+        data_format=data_format,
+    )
+    features = backbone(backbone.input)
+    pooled = keras.layers.GlobalAveragePooling2D(data_format=backbone.data_format)(features)
+    logits = keras.layers.Dense(num_classes, dtype="float32")(pooled)
+    return keras.Model(backbone.input, logits, name="keras_hub_resnet_vd")
+
+
+def _median_step_seconds(step, warmup, steps):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(model, label, *, batch, size, steps, warmup, num_classes):
+    """Time `train_on_batch` and `predict_on_batch` of a compiled copy of `model`."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        jit_compile="auto",
+    )
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((batch, size, size, 3), dtype=np.float32)
+    labels = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)]
+    # Each call returns a host value, so the timing includes the device finishing the step.
+    train_seconds = _median_step_seconds(lambda: model.train_on_batch(images, labels), warmup, steps)
+    infer_seconds = _median_step_seconds(lambda: np.asarray(model.predict_on_batch(images)), warmup, steps)
+    return SpeedResult(
+        model=label,
+        backend=keras.config.backend(),
+        dtype=keras.config.dtype_policy().name,
+        batch=batch,
+        size=size,
+        train_images_per_s=batch / train_seconds,
+        infer_images_per_s=batch / infer_seconds,
+        train_step_ms=1000 * train_seconds,
+        infer_step_ms=1000 * infer_seconds,
+    )
+
+
+def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, vs_keras_hub=False):
+    """Results for kresnet's `name` and, with `vs_keras_hub`, keras-hub's ResNet-vd of the same depth."""
+    import keras
+
+    from kresnet.models.registry import create_model, model_spec
+
+    keras.config.set_dtype_policy(dtype)
+    spec = model_spec(name)
+    depths = list(stage_depths or spec.stage_depths)
+    results = []
+    model = create_model(name, num_classes=num_classes, input_shape=[size, size, 3], stage_depths=depths)
+    results.append(measure(model, name, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes))
+    if vs_keras_hub:
+        peer = keras_hub_resnet_vd(num_classes, size, stage_depths=depths)
+        label = f"keras-hub resnet_vd_{spec.depth}"
+        results.append(measure(peer, label, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes))
+    return results
+
+
+def format_table(results):
+    """A plain-text table of results, with each row's training speed relative to the first row of its backend."""
+    header = f"{'backend':<11}{'model':<26}{'dtype':<16}{'batch':>6}{'size':>6}{'train img/s':>13}{'infer img/s':>13}{'vs first':>10}"
+    lines = [header]
+    first_by_backend = {}
+    for row in results:
+        first = first_by_backend.setdefault(row.backend, row)
+        ratio = row.train_images_per_s / first.train_images_per_s
+        lines.append(
+            f"{row.backend:<11}{row.model:<26}{row.dtype:<16}{row.batch:>6}{row.size:>6}"
+            f"{row.train_images_per_s:>13.1f}{row.infer_images_per_s:>13.1f}{ratio:>10.2f}"
+        )
+    return "\n".join(lines)

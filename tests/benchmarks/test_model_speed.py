@@ -1,0 +1,41 @@
+"""`kresnet bench model` runs a tiny model, compares with keras-hub, and spans backends in subprocesses."""
+
+import keras
+
+from kresnet.benchmarks.model_speed import SpeedResult, format_table
+
+TINY = ["--model", "resnet50d", "--depths", "1,1,1,1", "--batch", "2", "--size", "32", "--steps", "2", "--warmup", "1",
+        "--num-classes", "3"]
+
+
+def _rows(output):
+    return [line.split() for line in output.strip().splitlines()[1:]]
+
+
+def test_bench_model_prints_kresnet_and_keras_hub_rows(run_cli, capsys):
+    assert run_cli(["bench", "model", *TINY, "--vs", "keras-hub"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [row[1] for row in rows] == ["resnet50d", "keras-hub"]
+    assert all(row[0] == keras.config.backend() for row in rows)
+    assert float(rows[0][-1]) == 1.0 and float(rows[1][-1]) > 0
+    assert all(float(value) > 0 for row in rows for value in row[-3:])
+
+
+def test_bench_model_runs_a_backend_in_its_own_process(run_cli, capsys):
+    assert run_cli(["bench", "model", *TINY, "--backends", keras.config.backend()]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert len(rows) == 1 and rows[0][:2] == [keras.config.backend(), "resnet50d"]
+
+
+def test_unknown_backend_and_dtype_are_one_line_errors(run_cli, capsys):
+    assert run_cli(["bench", "model", *TINY, "--backends", "mxnet"]) == 2
+    assert "--backends expects" in capsys.readouterr().err
+    assert run_cli(["bench", "model", *TINY, "--dtype", "float8"]) == 2
+    assert "--dtype expects" in capsys.readouterr().err
+
+
+def test_table_ratio_is_relative_to_the_first_row_of_each_backend():
+    make = lambda backend, model, speed: SpeedResult(model, backend, "float32", 8, 64, speed, 1.0, 1.0, 1.0)  # noqa: E731
+    table = format_table([make("jax", "a", 10.0), make("jax", "b", 5.0), make("torch", "a", 4.0)])
+    ratios = [line.split()[-1] for line in table.splitlines()[1:]]
+    assert ratios == ["1.00", "0.50", "1.00"]
