@@ -66,6 +66,12 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     assert history[0].startswith("epoch,aux_logits_loss,learning_rate,logits_loss,loss") and len(history) == 2
 
     assert "already complete" in _invoke("segment", recipe, "--out", run)
+    # Resume: the checkpoint says the last epoch is done, so a rerun only evaluates again.
+    (run / "metrics.json").unlink()
+    _invoke("segment", recipe, "--out", run)
+    assert len((run / "history.csv").read_text().splitlines()) == 2
+    resumed = json.loads((run / "metrics.json").read_text())
+    np.testing.assert_allclose(resumed["mean_iou"], metrics["mean_iou"], rtol=1e-6)
     with pytest.raises(UserError, match="different recipe"):
         _invoke("segment", recipe, "--out", run, "--set", "train.epochs=2")
 

@@ -143,6 +143,7 @@ def train_segmentation(config, run_dir, log=print):
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() else 2,
+            shuffle=False,  # the tf.data stream shuffles itself
         )
     except Exception as error:  # tf.data wraps a bad mask's UserError in its own error type.
         pipeline.reraise_user_error(error)
