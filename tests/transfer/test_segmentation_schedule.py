@@ -1,0 +1,49 @@
+"""Poly schedule with warmup against its formula; recipes load and reject bad keys."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from kresnet.errors import UserError
+from transfer.segmentation.config import load_segmentation_recipe
+from transfer.segmentation.schedule import WarmupPolyDecay, segmentation_schedule
+
+RECIPES = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "transfer"
+
+
+def test_warmup_poly_matches_formula():
+    schedule = WarmupPolyDecay(base_lr=0.02, total_steps=110, warmup_steps=10, power=0.9)
+    for step in [0, 5, 10, 11, 60, 109, 110, 200]:
+        expected = 0.02 * step / 10 if step < 10 else 0.02 * (1 - min(step - 10, 100) / 100) ** 0.9
+        np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-5, atol=1e-9)
+    assert WarmupPolyDecay.from_config(schedule.get_config()).get_config() == schedule.get_config()
+
+
+def test_cosine_kind_uses_warmup_then_half_cosine():
+    schedule = segmentation_schedule("cosine", 0.1, steps_per_epoch=10, epochs=3, warmup_epochs=1)
+    np.testing.assert_allclose(float(schedule(5)), 0.05, rtol=1e-5)
+    np.testing.assert_allclose(float(schedule(20)), 0.05, rtol=1e-5)  # halfway through the decay
+    np.testing.assert_allclose(float(schedule(30)), 0.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*segment*.toml")) + sorted(RECIPES.glob("ade20k_*.toml")), ids=lambda p: p.name)
+def test_shipped_recipes_load(path):
+    config = load_segmentation_recipe(path)
+    assert config.task == "segmentation"
+    if path.name.startswith("ade20k_"):
+        assert config.model.output_stride == 8 and config.data.format == "ade20k"
+        assert config.meta.paper_table == "Table 9" and config.meta.expected_mean_iou is not None
+
+
+def test_recipe_errors_name_the_key(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('task = "segmentation"\n[train]\ncrop = 3\n')
+    with pytest.raises(UserError, match=r"train\.crop: unknown key"):
+        load_segmentation_recipe(recipe)
+    recipe.write_text('task = "segmentation"\n[data]\nformat = "folder"\n')
+    with pytest.raises(UserError, match=r"data\.class_names"):
+        load_segmentation_recipe(recipe)
+    recipe.write_text('task = "segmentation"\n')
+    with pytest.raises(UserError, match=r"train\.scale_range"):
+        load_segmentation_recipe(recipe, ["train.scale_range=[2.0, 1.0]"])

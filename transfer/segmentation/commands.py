@@ -1,0 +1,133 @@
+"""`kresnet transfer segment | evaluate | predict` for segmentation recipes.
+
+Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
+"""
+
+import json
+import os
+import pathlib
+
+from kresnet.errors import UserError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _quiet_tensorflow():
+    # tf.data logs a Python traceback for a bad mask before our one-line error; keep stderr clean.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def default_run_dir(recipe):
+    """`runs/<recipe file stem>`, the run folder when `--out` is not given."""
+    return pathlib.Path("runs") / pathlib.Path(recipe).stem
+
+
+def segment_command(recipe, overrides=(), out=None):
+    """Train the FCN of a segmentation recipe into its run folder, resuming a stopped run.
+
+    Args:
+        recipe: path of the TOML recipe.
+        overrides: `section.key=value` strings.
+        out: run folder; `runs/<recipe stem>` by default.
+    """
+    _quiet_tensorflow()
+    from transfer.segmentation.config import load_segmentation_recipe
+    from transfer.segmentation.train import train_segmentation
+
+    config = load_segmentation_recipe(recipe, overrides)
+    return train_segmentation(config, out or default_run_dir(recipe))
+
+
+def _trained_segmenter(config, recipe, weights, out):
+    from transfer.segmentation.datasets import load_samples
+    from transfer.segmentation.train import build_segmenter
+
+    weights = pathlib.Path(weights) if weights else pathlib.Path(out or default_run_dir(recipe)) / "model.weights.h5"
+    if not weights.is_file():
+        raise UserError(f"--weights {weights}: not found (train first with `kresnet transfer segment {recipe}`)")
+    config.model.backbone_weights = ""  # the segmenter's own weights replace the backbone's
+    samples = load_samples(config.data, "val")
+    model = build_segmenter(config.model, samples.num_classes)
+    try:
+        model.load_weights(str(weights))
+    except ValueError as error:
+        raise UserError(f"--weights {weights}: does not fit this recipe's model: {str(error).splitlines()[0]}") from None
+    return model, samples
+
+
+def evaluate_command(recipe, overrides=(), weights=None, out=None):
+    """Score trained segmenter weights on the recipe's validation split; prints and returns the metrics.
+
+    Args:
+        recipe: path of the TOML recipe.
+        overrides: `section.key=value` strings (e.g. `eval.scales=[0.75,1.0,1.25]`, `eval.flip=true`).
+        weights: the segmenter's `.weights.h5`; the run folder's `model.weights.h5` by default.
+        out: run folder (where to look for weights and write `eval_metrics.json`).
+    """
+    _quiet_tensorflow()
+    from transfer.segmentation.config import load_segmentation_recipe
+    from transfer.segmentation.train import evaluate_segmenter
+
+    config = load_segmentation_recipe(recipe, overrides)
+    model, samples = _trained_segmenter(config, recipe, weights, out)
+    metrics = evaluate_segmenter(model, config, samples)
+    run = pathlib.Path(out or default_run_dir(recipe))
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"pixAcc {100 * metrics['pixel_accuracy']:.2f}  mIoU {100 * metrics['mean_iou']:.2f}  ({run / 'eval_metrics.json'})")
+    return metrics
+
+
+def _image_files(inputs):
+    files = []
+    for item in map(pathlib.Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise UserError(f"{item}: no such image file or folder")
+    if not files:
+        raise UserError(f"no images found in {', '.join(map(str, inputs))}")
+    return files
+
+
+def predict_command(recipe, images, overrides=(), weights=None, out=None):
+    """Segment images and write `<stem>_overlay.png` (colours over the photo) and `<stem>_mask.png`.
+
+    Args:
+        recipe: path of the TOML recipe (model, classes, eval size, scales, flip).
+        images: image files or folders of images.
+        overrides: `section.key=value` strings.
+        weights: the segmenter's `.weights.h5`; the run folder's `model.weights.h5` by default.
+        out: run folder; the PNGs go to `<out>/predictions/`.
+    """
+    _quiet_tensorflow()
+    import numpy as np
+    from PIL import Image
+
+    from transfer.segmentation.config import load_segmentation_recipe
+    from transfer.segmentation.evaluation import predict_labels, predict_probabilities, resize_for_eval
+    from transfer.segmentation.overlay import overlay, palette
+    from transfer.segmentation.readers import read_image
+
+    config = load_segmentation_recipe(recipe, overrides)
+    files = _image_files(images)
+    model, samples = _trained_segmenter(config, recipe, weights, out)
+    target = pathlib.Path(out or default_run_dir(recipe)) / "predictions"
+    target.mkdir(parents=True, exist_ok=True)
+    colours = palette(samples.num_classes).reshape(-1).tolist()
+    written = []
+    for path in files:
+        image = read_image(path)
+        padded, valid_size = resize_for_eval(image, config.eval.size)
+        probabilities = predict_probabilities(model, padded[None], config.eval.scales, config.eval.flip)
+        labels = predict_labels(probabilities[0], valid_size, image.shape[:2])
+        Image.fromarray(overlay(image, labels, samples.num_classes)).save(target / f"{path.stem}_overlay.png")
+        mask = Image.fromarray(labels, mode="P")
+        mask.putpalette(colours)
+        mask.save(target / f"{path.stem}_mask.png")
+        present = [samples.class_names[c] for c in np.unique(labels)]
+        print(f"{path} -> {target / (path.stem + '_overlay.png')}  classes: {', '.join(present)}")
+        written.append(target / f"{path.stem}_overlay.png")
+    return written

@@ -1,0 +1,42 @@
+"""From a recipe's `[data]` table to the `SegmentationSamples` of a split."""
+
+from transfer.segmentation import readers
+from transfer.segmentation.synthetic_scenes import scene_dataset, synthetic_class_names
+
+
+def load_samples(data, split):
+    """The samples of `split` ("train" or "val") for the recipe's `[data]` table.
+
+    Args:
+        data: the recipe's `Data` table.
+        split: str. "train" or "val"; mapped to `data.train_split` / `data.val_split`.
+    """
+    name = data.train_split if split == "train" else data.val_split
+    if data.format == "ade20k":
+        return readers.ade20k_samples(data.root, name)
+    if data.format == "voc":
+        return readers.voc_samples(data.root, name)
+    if data.format == "folder":
+        return readers.folder_samples(
+            data.root,
+            data.class_names,
+            split_file=name or None,
+            image_dir=data.image_dir,
+            mask_dir=data.mask_dir,
+            image_suffix=data.image_suffix,
+            mask_suffix=data.mask_suffix,
+            reduce_zero_label=data.reduce_zero_label,
+        )
+    root = scene_dataset(
+        data.root,
+        data.synthetic_classes,
+        data.synthetic_train_images,
+        data.synthetic_val_images,
+        data.synthetic_image_size,
+    )
+    return readers.folder_samples(
+        root,
+        synthetic_class_names(data.synthetic_classes),
+        split_file=f"splits/{split}.txt",
+        image_suffix=".png",
+    )

@@ -1,0 +1,154 @@
+"""tf.data input pipelines for segmentation: training augmentation and fixed-size evaluation batches.
+
+Training follows GluonCV's FCN recipe: random horizontal flip, the longer side scaled to
+a random length in [0.5, 2.0] x `base_size`, padding up to the crop (image with the mean,
+mask with the ignore label), then a random `crop_size` square. Evaluation resizes the
+longer side to `eval_size` and pads to a square, so every batch has one static shape
+(one compilation on JAX); it keeps the original mask, and scores are computed at the
+original resolution.
+"""
+
+import tensorflow as tf
+
+from kresnet.errors import UserError
+from transfer.segmentation.readers import IGNORE_LABEL, read_mask
+
+MEAN_RGB = (123.68, 116.779, 103.939)
+STD_RGB = (58.393, 57.12, 57.375)
+
+
+def normalize(image):
+    """uint8/float RGB -> float32 normalized with the paper's ImageNet mean and std."""
+    return (tf.cast(image, tf.float32) - MEAN_RGB) / STD_RGB
+
+
+def _load(samples):
+    """A map function from a sample index to (uint8 image, uint8 mask with ignore label)."""
+    image_paths = tf.constant(samples.image_paths)
+    mask_paths = tf.constant(samples.mask_paths)
+
+    def load_mask(path, height, width):
+        return read_mask(path.decode(), samples.num_classes, samples.reduce_zero_label, (height, width))
+
+    def load(index):
+        image = tf.io.decode_image(tf.io.read_file(image_paths[index]), channels=3, expand_animations=False)
+        shape = tf.shape(image)
+        mask = tf.numpy_function(load_mask, [mask_paths[index], shape[0], shape[1]], tf.uint8, stateful=False)
+        return image, tf.reshape(mask, shape[:2])
+
+    return load
+
+
+def _resize_longer_side(image, mask, length):
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(length, tf.float32) / tf.reduce_max(shape)
+    size = tf.maximum(tf.cast(tf.floor(shape * scale + 0.5), tf.int32), 1)  # round half up, as resize_for_eval
+    image = tf.image.resize(image, size, method="bilinear")
+    if mask is not None:
+        mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+    return image, mask
+
+
+def _pad_to(image, mask, height, width):
+    """Pad bottom/right: normalized image with 0 (the mean), mask with the ignore label."""
+    shape = tf.shape(image)
+    pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
+    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]])
+    mask = tf.pad(mask, [[0, pad_h], [0, pad_w]], constant_values=IGNORE_LABEL)
+    return image, mask
+
+
+def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0)):
+    """Random flip, random scale of the longer side, pad and random square crop.
+
+    Args:
+        image: uint8 (H, W, 3) tensor.
+        mask: uint8 (H, W) tensor of class ids and the ignore label.
+        crop_size: int. Side of the output square.
+        base_size: int. The longer side is scaled to `base_size` times a factor drawn
+            uniformly from `scale_range`.
+        scale_range: (low, high) of the random scale factor.
+
+    Returns:
+        float32 normalized image (crop, crop, 3) and int32 mask (crop, crop).
+    """
+    flip = tf.random.uniform(()) < 0.5
+    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+    mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+    length = tf.random.uniform((), scale_range[0] * base_size, scale_range[1] * base_size)
+    image, mask = _resize_longer_side(normalize(image), mask, length)
+    image, mask = _pad_to(image, mask, crop_size, crop_size)
+    # Crop image and mask together: the mask rides along as a fourth channel (exact in float32).
+    stacked = tf.concat([image, tf.cast(mask[..., None], tf.float32)], axis=-1)
+    stacked = tf.image.random_crop(stacked, [crop_size, crop_size, 4])
+    return stacked[..., :3], tf.cast(stacked[..., 3], tf.int32)
+
+
+def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2.0), seed=0, targets=("logits",)):
+    """An endless, shuffled, augmented training stream of (images, {target: masks}) batches.
+
+    Args:
+        samples: `SegmentationSamples`.
+        batch_size: int. Global batch size.
+        crop_size: int. Side of the square training crops.
+        base_size: int. Reference length of the longer side before random scaling.
+        scale_range: (low, high) random scale factor range.
+        seed: int. Shuffle and augmentation seed.
+        targets: names of the model outputs that all receive the same mask.
+    """
+    if len(samples) == 0:
+        raise UserError("training data: no samples")
+    tf.random.set_seed(seed)
+    indices = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 10_000), seed=seed)
+    dataset = indices.map(_load(samples), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda image, mask: augment(image, mask, crop_size, base_size, scale_range),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(lambda images, masks: (images, {name: masks for name in targets}))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(samples, eval_size, batch_size=1):
+    """Evaluation batches: images resized (longer side `eval_size`) and padded to a square.
+
+    Args:
+        samples: `SegmentationSamples`.
+        eval_size: int. Longer side after resizing, and the side of the padded square.
+        batch_size: int. Images per batch.
+
+    Yields:
+        dicts with "image" (B, eval_size, eval_size, 3) float32, "valid_size" (B, 2) int32
+        (the resized image's height and width inside the square), "mask" (B, H, W) uint8
+        original-resolution masks padded with the ignore label, and "mask_size" (B, 2).
+    """
+
+    def prepare(image, mask):
+        mask_size = tf.shape(mask)[:2]
+        resized, _ = _resize_longer_side(normalize(image), None, eval_size)
+        valid_size = tf.shape(resized)[:2]
+        padded = tf.pad(resized, [[0, eval_size - valid_size[0]], [0, eval_size - valid_size[1]], [0, 0]])
+        padded = tf.ensure_shape(padded, [eval_size, eval_size, 3])
+        return {"image": padded, "valid_size": valid_size, "mask": mask, "mask_size": mask_size}
+
+    dataset = tf.data.Dataset.range(len(samples)).map(_load(samples), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.padded_batch(
+        batch_size, padding_values={"image": 0.0, "valid_size": 0, "mask": tf.constant(IGNORE_LABEL, tf.uint8), "mask_size": 0}
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def reraise_user_error(error):
+    """Turn a pipeline failure caused by a `UserError` inside `tf.numpy_function` back into one.
+
+    tf.data wraps Python exceptions of its map functions in its own error types; the
+    original one-line message (naming the bad mask file) is recovered from the text.
+    """
+    text = str(error)
+    marker = "UserError: "
+    if marker in text:
+        message = text.split(marker, 1)[1].splitlines()[0].strip()
+        raise UserError(message) from None
+    raise error

@@ -1,0 +1,185 @@
+"""The segmentation training driver: wires recipe, data, FCN, optimizer, callbacks and evaluation.
+
+Run folder: recipe.toml (resolved), history.csv, checkpoints/ (weights, optimizer state
+and epoch; a rerun resumes after the last finished epoch), model.weights.h5 (the
+segmenter after training) and metrics.json (pixAcc, mIoU, per-class IoU on the val split).
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+import keras
+
+from kresnet.errors import UserError
+from kresnet.recipe import dumps_recipe, write_recipe
+from kresnet.training.optimizer import NesterovL2SGD
+from kresnet.training.schedules import scaled_learning_rate
+from transfer.segmentation import pipeline
+from transfer.segmentation.callbacks import HistoryCSV, LearningRateLogger
+from transfer.segmentation.datasets import load_samples
+from transfer.segmentation.evaluation import evaluate
+from transfer.segmentation.fcn import build_fcn, compile_losses
+from transfer.segmentation.schedule import segmentation_schedule
+
+
+def build_segmenter(model_config, num_classes):
+    """The FCN of the recipe's `[model]` table, its backbone loaded from `backbone_weights` if set.
+
+    Args:
+        model_config: the recipe's `Model` table.
+        num_classes: int. Segmentation classes.
+    """
+    import kresnet
+
+    backbone_kwargs = {"stage_depths": model_config.stage_depths, "stage_widths": model_config.stage_widths}
+    backbone = kresnet.create_backbone(model_config.backbone, output_stride=model_config.output_stride, **backbone_kwargs)
+    if model_config.backbone_weights:
+        load_backbone_weights(backbone, model_config, backbone_kwargs)
+    return build_fcn(backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout)
+
+
+def load_backbone_weights(backbone, model_config, backbone_kwargs):
+    """Copy the backbone of a kresnet classifier checkpoint into a (possibly dilated) backbone.
+
+    Dilation changes no weight shape, so the classifier is built at output stride 32, loaded,
+    and its backbone's weights are copied over in layer order.
+    """
+    import kresnet
+
+    path = pathlib.Path(model_config.backbone_weights).expanduser()
+    if not path.is_file():
+        raise UserError(
+            f"model.backbone_weights: {path} not found (expected a classifier .weights.h5, e.g. model.weights.h5 "
+            "of a `kresnet train` run or the output of `kresnet import-weights`)"
+        )
+    classifier = kresnet.create_model(model_config.backbone, num_classes=model_config.backbone_classes, **backbone_kwargs)
+    try:
+        classifier.load_weights(path)
+    except ValueError as error:
+        first_line = str(error).splitlines()[0]
+        raise UserError(f"model.backbone_weights: {path} does not fit {model_config.backbone}: {first_line}") from None
+    backbone.set_weights(classifier.backbone.get_weights())
+
+
+def compile_segmenter(model, config, steps_per_epoch):
+    """Compile with the recipe's SGD (coupled L2), schedule and the ignore-label losses."""
+    base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
+    schedule = segmentation_schedule(
+        config.schedule.kind,
+        base_lr,
+        steps_per_epoch,
+        config.train.epochs,
+        config.schedule.warmup_epochs,
+        config.schedule.power,
+    )
+    optimizer = NesterovL2SGD(
+        learning_rate=schedule,
+        momentum=config.optimizer.momentum,
+        nesterov=config.optimizer.nesterov,
+        l2=config.optimizer.weight_decay,
+        no_bias_decay=config.optimizer.no_bias_decay,
+    )
+    losses, weights = compile_losses(model, config.model.aux_weight)
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights)
+
+
+def prepare_run_folder(config, run_dir):
+    """Create the run folder with the resolved recipe; a different recipe already there is an error."""
+    run = pathlib.Path(run_dir)
+    recipe_path = run / "recipe.toml"
+    if recipe_path.is_file() and recipe_path.read_text(encoding="utf-8") != dumps_recipe(config):
+        raise UserError(
+            f"{run}: holds a run of a different recipe ({recipe_path}); choose another --out or delete the folder"
+        )
+    write_recipe(config, recipe_path)
+    return run
+
+
+def train_segmentation(config, run_dir, log=print):
+    """Train (or resume, or only re-evaluate) the recipe into `run_dir`; returns the metrics dict.
+
+    Args:
+        config: a `SegmentationRecipe`.
+        run_dir: str or path. The run folder.
+        log: callable for progress lines.
+    """
+    run = prepare_run_folder(config, run_dir)
+    metrics_path = run / "metrics.json"
+    if metrics_path.is_file():
+        log(f"{run}: already complete; metrics in {metrics_path}")
+        return json.loads(metrics_path.read_text())
+    keras.utils.set_random_seed(config.train.seed)
+    keras.config.set_dtype_policy(config.train.precision)
+    train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
+    steps_per_epoch = config.train.steps_per_epoch or max(1, len(train_samples) // config.train.batch_size)
+    model = build_segmenter(config.model, train_samples.num_classes)
+    compile_segmenter(model, config, steps_per_epoch)
+    dataset = pipeline.train_dataset(
+        train_samples,
+        config.train.batch_size,
+        config.train.crop_size,
+        config.train.base_size,
+        config.train.scale_range,
+        seed=config.train.seed,
+        targets=tuple(model.output),
+    )
+    log(
+        f"training {config.model.backbone} FCN on {len(train_samples)} images, {train_samples.num_classes} classes, "
+        f"{config.train.epochs} epochs x {steps_per_epoch} steps, backend {keras.backend.backend()}"
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run / "checkpoints"), delete_checkpoint=False),
+        LearningRateLogger(),
+        HistoryCSV(run / "history.csv"),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    start = time.time()
+    try:
+        history = model.fit(
+            dataset,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+            shuffle=False,  # the tf.data stream shuffles itself
+        )
+    except Exception as error:  # tf.data wraps a bad mask's UserError in its own error type.
+        pipeline.reraise_user_error(error)
+    losses = history.history.get("loss", [])
+    if losses and not all(map(_finite, losses)):
+        raise UserError(f"{run}: the loss became NaN or infinite; lower optimizer.lr_per_256 (checkpoints kept)")
+    model.save_weights(str(run / "model.weights.h5"))
+    metrics = evaluate_segmenter(model, config, val_samples, log)
+    metrics["train_seconds"] = round(time.time() - start, 1)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"pixAcc {100 * metrics['pixel_accuracy']:.2f}  mIoU {100 * metrics['mean_iou']:.2f}  ({metrics_path})")
+    return metrics
+
+
+def evaluate_segmenter(model, config, samples, log=print):
+    """Score `model` on `samples` with the recipe's `[eval]` table; a JSON-ready dict."""
+    dataset = pipeline.eval_dataset(samples, config.eval.size, config.eval.batch_size)
+    log(f"evaluating on {len(samples)} images (size {config.eval.size}, scales {config.eval.scales}, flip {config.eval.flip})")
+    try:
+        matrix = evaluate(model, dataset, samples.num_classes, config.eval.scales, config.eval.flip, len(samples))
+    except Exception as error:
+        pipeline.reraise_user_error(error)
+    metrics = matrix.summary(samples.class_names)
+    metrics.update(
+        {
+            "num_images": len(samples),
+            "eval_size": config.eval.size,
+            "scales": list(config.eval.scales),
+            "flip": config.eval.flip,
+            "backend": keras.backend.backend(),
+            "expected_pixel_accuracy": config.meta.expected_pixel_accuracy,
+            "expected_mean_iou": config.meta.expected_mean_iou,
+        }
+    )
+    return metrics
+
+
+def _finite(value):
+    return value == value and abs(value) != float("inf")
