@@ -28,6 +28,12 @@ def _register_commands():
     app.command("models")(model_commands.models)
     app.command("import-weights")(model_commands.import_weights)
 
+    from kresnet.training import commands as training_commands
+
+    app.command("train")(training_commands.train)
+    app.command("evaluate")(training_commands.evaluate)
+    app.command("ablate")(training_commands.ablate)
+
 
 def _register_transfer():
     # `kresnet` never depends on `transfer` except here, at the front door, lazily.
