@@ -4,11 +4,15 @@ Command modules import their heavy dependencies (Keras, TensorFlow) inside the
 command functions, so `kresnet --help` stays fast.
 """
 
+import os
 import sys
 
-import typer
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the command's own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kresnet.errors import UserError
+import typer  # noqa: E402
+
+from kresnet.errors import UserError  # noqa: E402
 
 app = typer.Typer(
     help="Bag of Tricks ResNets for Keras 3 (JAX, PyTorch, TensorFlow).",
@@ -44,9 +48,12 @@ def _register_transfer():
     app.add_typer(transfer_app, name="transfer")
 
 
+_register_commands()
+_register_transfer()
+
+
 def main(argv=None):
-    _register_commands()
-    _register_transfer()
+    """Run the CLI; user mistakes end as one `error:` line and exit status 2, without a traceback."""
     try:
         app(args=argv, standalone_mode=True)
     except UserError as error:

@@ -34,3 +34,18 @@ def _seed_and_float32_policy():
     yield
     keras.config.set_dtype_policy("float32")
     keras.config.set_image_data_format("channels_last")
+
+
+@pytest.fixture
+def run_cli():
+    """Run `kresnet ARGS...` in-process; returns the exit status (0 on success)."""
+    from kresnet.cli import main
+
+    def run(argv):
+        try:
+            main([str(arg) for arg in argv])
+        except SystemExit as exit_info:
+            return exit_info.code or 0
+        return 0
+
+    return run

@@ -74,6 +74,12 @@ def build_model_for(state, name, stage_depths=None):
             f"the state dict has {found} blocks per stage but {name} is built with {list(stage_depths)}; "
             f"pass --depths {','.join(map(str, found))}"
         )
+    file_deep_stem = "conv1.0.weight" in state
+    file_avg_down = any(key.endswith("downsample.2.weight") for key in state)
+    if (file_deep_stem, file_avg_down) != (spec.flags["deep_stem"], spec.flags["avg_down"]):
+        stem = "a deep 3x3 stem" if file_deep_stem else "a 7x7 stem"
+        pool = "an average-pool shortcut" if file_avg_down else "a strided-conv shortcut"
+        raise UserError(f"the state dict has {stem} and {pool}, which {name} ({spec.variant_label}) does not; check --model")
     num_classes = infer_num_classes(state)
     if num_classes is None:
         return registry.create_backbone(name, stage_depths=list(stage_depths))

@@ -1,0 +1,173 @@
+"""The paper's image transforms as per-image TensorFlow functions (He et al. 2019, section 2.1).
+
+Training: random crop (area U[8%, 100%] of the image, aspect ratio log-uniform in
+[3/4, 4/3], 10 tries, then a centre crop) resized to the train size; horizontal
+flip with p=0.5; brightness, saturation and hue scaled by factors from U[0.6, 1.4];
+PCA lighting noise with std 0.1; normalisation. Evaluation: shorter side to
+`resize_size` (256 for 224), centre crop, normalisation.
+
+"Hue scaled by f" follows the authors' code (MXNet `HueJitterAug`, used by
+GluonCV): a rotation of the chroma plane in YIQ space by (f - 1) * pi radians,
+i.e. up to +-72 degrees (with the exact inverse of MXNet's YIQ matrix). Brightness (x * b) and saturation (lerp to luma) are the
+MXNet definitions too. All three are linear maps of the RGB vector, so they are
+fused with the lighting offset into one 3x3 matrix and one offset per image, and
+they commute (up to MXNet's luma weights summing to 1), so their order does not
+matter. Like MXNet, values are not clipped between steps.
+
+Every random function takes a stateless `seed` (int tensor of shape [2]), so a
+pipeline with a seed is reproducible and tests can measure the distributions.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+MEAN_RGB = (123.68, 116.779, 103.939)
+STD_RGB = (58.393, 57.12, 57.375)
+# AlexNet's PCA of ImageNet RGB pixels (0-255 scale), as used by the authors' code.
+EIGVAL = (55.46, 4.794, 1.148)
+EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+AREA_RANGE = (0.08, 1.0)
+RATIO_RANGE = (3 / 4, 4 / 3)
+CROP_ATTEMPTS = 10
+JITTER_RANGE = (0.6, 1.4)
+LIGHTING_STD = 0.1
+_LUMA = (0.299, 0.587, 0.114)
+_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.321), (0.211, -0.523, 0.311))
+# MXNet rounds the inverse to 3 decimals (so hue 1.0 shifts colours by up to 1%); the exact inverse keeps it the identity.
+_YIQ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_YIQ)).astype(np.float32)
+
+
+def split_seed(seed, num):
+    """`num` independent stateless seeds from one."""
+    return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=num))
+
+
+def sample_crop_window(height, width, seed, area_range=AREA_RANGE, ratio_range=RATIO_RANGE, attempts=CROP_ATTEMPTS):
+    """The random-resized-crop window of an image: (offset_y, offset_x, crop_h, crop_w), int32.
+
+    Draws `attempts` (area, ratio) pairs at once and keeps the first that fits
+    inside the image; if none does, takes the largest centred window whose
+    aspect ratio is clamped into `ratio_range`.
+
+    Args:
+        height: int32 scalar tensor. Image height.
+        width: int32 scalar tensor. Image width.
+        seed: int tensor [2]. Stateless seed.
+        area_range: (min, max) fraction of the image area.
+        ratio_range: (min, max) width / height.
+        attempts: int. Tries before the centre-crop fallback.
+    """
+    area_seed, ratio_seed, y_seed, x_seed = split_seed(seed, 4)
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+    area = tf.random.stateless_uniform([attempts], area_seed, *area_range) * h * w
+    log_ratio = tf.random.stateless_uniform([attempts], ratio_seed, math.log(ratio_range[0]), math.log(ratio_range[1]))
+    ratio = tf.exp(log_ratio)
+    crop_w = tf.cast(tf.round(tf.sqrt(area * ratio)), tf.int32)
+    crop_h = tf.cast(tf.round(tf.sqrt(area / ratio)), tf.int32)
+    fits = (crop_w <= width) & (crop_h <= height) & (crop_w > 0) & (crop_h > 0)
+    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+
+    def sampled():
+        ch, cw = crop_h[first], crop_w[first]
+        offset_y = tf.random.stateless_uniform([], y_seed, 0, height - ch + 1, dtype=tf.int32)
+        offset_x = tf.random.stateless_uniform([], x_seed, 0, width - cw + 1, dtype=tf.int32)
+        return tf.stack([offset_y, offset_x, ch, cw])
+
+    def centre():
+        image_ratio = w / h
+        cw = tf.where(image_ratio > ratio_range[1], tf.round(h * ratio_range[1]), w)
+        ch = tf.where(image_ratio < ratio_range[0], tf.round(w / ratio_range[0]), h)
+        cw, ch = tf.cast(cw, tf.int32), tf.cast(ch, tf.int32)
+        return tf.stack([(height - ch) // 2, (width - cw) // 2, ch, cw])
+
+    return tf.cond(tf.reduce_any(fits), sampled, centre)
+
+
+def random_flip(image, seed):
+    """Mirror left-right with probability 0.5."""
+    return tf.image.stateless_random_flip_left_right(image, seed)
+
+
+def sample_colour_factors(seed, jitter_range=JITTER_RANGE):
+    """Brightness, saturation and hue factors, each from U[jitter_range]; float32 [3]."""
+    return tf.random.stateless_uniform([3], seed, *jitter_range)
+
+
+def colour_matrix(brightness, saturation, hue):
+    """The 3x3 matrix M with rgb_out = M @ rgb_in for the three colour factors.
+
+    Args:
+        brightness: float32 scalar. Multiplies every channel.
+        saturation: float32 scalar. 1 keeps colours, 0 gives the luma grey.
+        hue: float32 scalar. Rotates the YIQ chroma plane by (hue - 1) * pi.
+    """
+    luma = tf.constant([_LUMA], tf.float32)
+    eye = tf.eye(3)
+    saturate = saturation * eye + (1.0 - saturation) * tf.ones([3, 1]) @ luma
+    angle = (hue - 1.0) * math.pi
+    u, w = tf.cos(angle), tf.sin(angle)
+    zero, one = tf.zeros([]), tf.ones([])
+    rotate = tf.reshape(tf.stack([one, zero, zero, zero, u, -w, zero, w, u]), [3, 3])
+    hue_matrix = tf.constant(_YIQ_TO_RGB) @ rotate @ tf.constant(_RGB_TO_YIQ, tf.float32)
+    return brightness * hue_matrix @ saturate
+
+
+def sample_lighting_offset(seed, std=LIGHTING_STD):
+    """AlexNet PCA lighting: the RGB offset eigvec @ (alpha * eigval), alpha ~ N(0, std); float32 [3]."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=std)
+    return tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL))
+
+
+def normalise(image):
+    """(image - mean) / std per RGB channel, for float images in [0, 255]."""
+    return (tf.cast(image, tf.float32) - tf.constant(MEAN_RGB)) / tf.constant(STD_RGB)
+
+
+def colour_and_normalise(image, seed, colour_jitter=True, lighting_std=LIGHTING_STD):
+    """Colour jitter, PCA lighting and normalisation fused into one matrix and one offset."""
+    colour_seed, light_seed = split_seed(seed, 2)
+    matrix = colour_matrix(*tf.unstack(sample_colour_factors(colour_seed))) if colour_jitter else tf.eye(3)
+    offset = sample_lighting_offset(light_seed, lighting_std) if lighting_std else tf.zeros([3])
+    std = tf.constant(STD_RGB)
+    # normalise(M x + o) = (M / std) x + (o - mean) / std, applied as one matmul.
+    scaled = tf.transpose(matrix) / std
+    bias = (offset - tf.constant(MEAN_RGB)) / std
+    return tf.tensordot(tf.cast(image, tf.float32), scaled, axes=1) + bias
+
+
+def resize_shorter_side(image, size, antialias=True):
+    """Resize so the shorter side is `size`, keeping the aspect ratio (longer side rounded)."""
+    shape = tf.shape(image)
+    h = tf.cast(shape[0], tf.float32)
+    w = tf.cast(shape[1], tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.minimum(h, w)
+    new = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
+    return tf.image.resize(image, new, method="bilinear", antialias=antialias)
+
+
+def centre_crop(image, size):
+    """The centred `size` x `size` window; odd margins put the extra pixel at the bottom/right."""
+    shape = tf.shape(image)
+    top = (shape[0] - size) // 2
+    left = (shape[1] - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def eval_transform(image, image_size, resize_size):
+    """Evaluation: shorter side to `resize_size`, centre crop `image_size`, normalise."""
+    image = resize_shorter_side(image, resize_size)
+    image = centre_crop(image, image_size)
+    image = tf.ensure_shape(image, [image_size, image_size, 3])
+    return normalise(image)
+
+
+def default_resize_size(image_size):
+    """The paper's 256 for 224: the shorter side before the centre crop keeps the ratio 256/224."""
+    return int(round(image_size * 256 / 224))

@@ -1,0 +1,62 @@
+"""Encoded image bytes -> augmented float32 tensors, for JPEGs and for anything else TensorFlow decodes.
+
+JPEGs decode only the crop window (`tf.io.decode_and_crop_jpeg`), which is most
+of the training pipeline's speed. Other formats (real ImageNet has a PNG named
+`.JPEG`, and a few CMYK and greyscale JPEGs) are decoded whole and then cropped.
+`channels=3` turns greyscale and CMYK into RGB and drops alpha.
+"""
+
+import tensorflow as tf
+
+from kresnet.data import augment
+
+
+def _decode_any(contents):
+    return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+
+def decode_crop(contents, seed):
+    """Decode the random-resized-crop window of an encoded image; uint8 (h, w, 3).
+
+    Args:
+        contents: string scalar tensor. The encoded file.
+        seed: int tensor [2]. Stateless seed of the crop window.
+    """
+
+    def jpeg():
+        shape = tf.io.extract_jpeg_shape(contents)
+        window = augment.sample_crop_window(shape[0], shape[1], seed)
+        return tf.io.decode_and_crop_jpeg(contents, window, channels=3)
+
+    def other():
+        image = _decode_any(contents)
+        shape = tf.shape(image)
+        window = augment.sample_crop_window(shape[0], shape[1], seed)
+        return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+
+    image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def train_image(contents, seed, image_size, colour_jitter=True, lighting_std=augment.LIGHTING_STD):
+    """The paper's training transform of one encoded image; float32 (image_size, image_size, 3).
+
+    Args:
+        contents: string scalar tensor. The encoded file.
+        seed: int tensor [2]. Stateless seed for every random choice.
+        image_size: int. Output side.
+        colour_jitter: bool. Brightness/saturation/hue factors from U[0.6, 1.4].
+        lighting_std: float. PCA lighting noise std (0 turns it off).
+    """
+    crop_seed, flip_seed, colour_seed = augment.split_seed(seed, 3)
+    image = decode_crop(contents, crop_seed)
+    # Plain bilinear, as TF's official ResNet pipeline and the authors' OpenCV resize do.
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    image = augment.random_flip(image, flip_seed)
+    return augment.colour_and_normalise(image, colour_seed, colour_jitter, lighting_std)
+
+
+def eval_image(contents, image_size, resize_size):
+    """The paper's evaluation transform of one encoded image; float32 (image_size, image_size, 3)."""
+    image = tf.ensure_shape(_decode_any(contents), [None, None, 3])
+    return augment.eval_transform(image, image_size, resize_size)

@@ -1,0 +1,55 @@
+"""Mixup (Zhang et al. 2018) as a batch operation of the tf.data pipeline.
+
+One lambda ~ Beta(alpha, alpha) per batch mixes each example with a partner from
+a random permutation of the same batch, images and one-hot labels alike, which is
+what the authors' GluonCV script does (it pairs the batch with its reverse).
+`keras.layers.MixUp` draws a lambda per example and works on image/label dicts
+inside the model graph; running it here keeps the model and the loss unchanged,
+and the soft labels work as they are with
+`CategoricalCrossentropy(label_smoothing=...)`.
+"""
+
+import tensorflow as tf
+
+
+def sample_mixup_lambda(alpha, seed):
+    """lambda ~ Beta(alpha, alpha) from a stateless seed, via two gamma draws."""
+    seed_a, seed_b = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2))
+    a = tf.random.stateless_gamma([], seed_a, alpha)
+    b = tf.random.stateless_gamma([], seed_b, alpha)
+    return a / (a + b)
+
+
+def mix_batch(images, labels, seed, alpha):
+    """Mix one batch: returns (lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]).
+
+    Args:
+        images: float tensor (B, ...).
+        labels: float tensor (B, num_classes), one-hot or already soft.
+        seed: int tensor [2]. Stateless seed for lambda and the pairing.
+        alpha: float. Beta distribution parameter (the paper uses 0.2).
+    """
+    lam_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2))
+    lam = sample_mixup_lambda(alpha, lam_seed)
+    order = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], perm_seed))
+    mixed_images = lam * images + (1.0 - lam) * tf.gather(images, order)
+    labels = tf.cast(labels, images.dtype)
+    mixed_labels = lam * labels + (1.0 - lam) * tf.gather(labels, order)
+    return mixed_images, mixed_labels
+
+
+def apply_mixup(dataset, alpha, seed=None):
+    """Mixup on a batched dataset of (images, one-hot labels).
+
+    Args:
+        dataset: `tf.data.Dataset` yielding (float images (B, ...), labels (B, num_classes)).
+        alpha: float > 0. Beta(alpha, alpha) parameter.
+        seed: int or None. Fixes lambdas and pairings when given.
+    """
+    if alpha <= 0:
+        return dataset
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(dataset, seeds).map(
+        lambda batch, s: mix_batch(batch[0], batch[1], s, float(alpha)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )

@@ -1,0 +1,184 @@
+"""`build_dataset`: one entry point from a folder or TFRecord shards to batches the model trains on.
+
+Order of operations, training: list files -> shuffle all (each epoch anew) ->
+[repeat] -> attach a per-example stateless seed -> read, decode the crop window,
+augment, normalise (parallel) -> drop unreadable images, counted -> batch ->
+one-hot -> [mixup] -> [channels_first] -> prefetch. Evaluation keeps file order
+and applies the resize + centre crop. Output is float32 NHWC (or NCHW), normalised.
+"""
+
+import tensorflow as tf
+
+from kresnet.data import augment, decode, sources
+from kresnet.data.mixup import apply_mixup
+from kresnet.data.skips import SkipCounter
+from kresnet.errors import UserError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def build_dataset(
+    source,
+    *,
+    training,
+    batch_size,
+    image_size=224,
+    resize_size=None,
+    num_classes=None,
+    one_hot=True,
+    seed=None,
+    shuffle_buffer=16384,
+    drop_remainder=None,
+    repeat=False,
+    data_format="channels_last",
+    colour_jitter=True,
+    lighting_std=augment.LIGHTING_STD,
+    mixup_alpha=0.0,
+    class_names=None,
+    label_offset=None,
+):
+    """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
+
+    Args:
+        source: str or path. A folder of class folders (e.g. `imagenet/train`) or a
+            TFRecord file / glob (e.g. `tfrecords/train-*`).
+        training: bool. Random crop + flip + colour + lighting and shuffling if
+            True; resize + centre crop in file order if False.
+        batch_size: int. Examples per batch.
+        image_size: int. Output side (224 in the paper).
+        resize_size: int or None. Evaluation shorter side; default keeps 256/224.
+        num_classes: int or None. One-hot width; default from the source.
+        one_hot: bool. float32 one-hot labels if True, int32 class ids if False.
+        seed: int or None. Makes order and augmentation reproducible.
+        shuffle_buffer: int. Example shuffle buffer for TFRecords (folders
+            shuffle the whole file list).
+        drop_remainder: bool or None. Default: True when training.
+        repeat: bool. Repeat forever (Keras then needs `steps_per_epoch`).
+        data_format: "channels_last" (NHWC) or "channels_first" (NCHW).
+        colour_jitter: bool. Brightness/saturation/hue factors U[0.6, 1.4] (training).
+        lighting_std: float. PCA lighting noise std (training; 0 turns it off).
+        mixup_alpha: float. Mixup Beta parameter (training; 0 turns it off; needs one_hot).
+        class_names: list of str or None. Folder names in class order (folders only).
+        label_offset: int or None. Subtracted from TFRecord labels; default from
+            `dataset.json`, else 1 (standard ImageNet shards keep 0 for background).
+
+    Returns:
+        (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
+        images dropped so far.
+    """
+    if data_format not in ("channels_last", "channels_first"):
+        raise UserError(f"data_format must be 'channels_last' or 'channels_first'. Received: data_format={data_format!r}")
+    if mixup_alpha and not one_hot:
+        raise UserError("mixup needs one-hot labels: set one_hot=True or mixup_alpha=0")
+    resize_size = resize_size or augment.default_resize_size(image_size)
+    if resize_size < image_size:
+        raise UserError(f"resize_size must be >= image_size. Received: resize_size={resize_size}, image_size={image_size}")
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    counter = SkipCounter()
+
+    if sources.is_tfrecord_source(source):
+        records, info = _tfrecord_records(source, training, seed, shuffle_buffer, num_classes, label_offset)
+        parse = _tfrecord_parser(info.pop("label_offset"))
+    else:
+        records, info = _folder_records(source, training, seed, num_classes, class_names)
+        parse = _read_file
+    info = sources.DatasetInfo(skipped=counter, **info)
+    if repeat:
+        records = records.repeat()
+
+    if training:
+
+        def load(item, label, seed_pair):
+            contents, label = parse(item, label)
+            image = decode.train_image(contents, seed_pair, image_size, colour_jitter, lighting_std)
+            return image, _checked_label(label, info.num_classes)
+
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        examples = tf.data.Dataset.zip(records, seeds).map(lambda pair, s: counter.wrap(load)(pair[0], pair[1], s), num_parallel_calls=AUTOTUNE)
+    else:
+
+        def load(item, label):
+            contents, label = parse(item, label)
+            return decode.eval_image(contents, image_size, resize_size), _checked_label(label, info.num_classes)
+
+        examples = records.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
+    examples = examples.ignore_errors()
+    batches = examples.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if one_hot:
+        batches = batches.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)), num_parallel_calls=AUTOTUNE)
+    if training and mixup_alpha:
+        batches = apply_mixup(batches, mixup_alpha, None if seed is None else seed + 1)
+    if data_format == "channels_first":
+        batches = batches.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y), num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = seed is not None or not training
+    return batches.prefetch(AUTOTUNE).with_options(options), info
+
+
+def _checked_label(label, num_classes):
+    # A label outside [0, num_classes) fails here, inside the counted load, so it is skipped and counted
+    # instead of becoming an all-zero one-hot row.
+    label = tf.cast(label, tf.int32)
+    checks = [
+        tf.debugging.assert_less(label, num_classes, message="label out of range"),
+        tf.debugging.assert_non_negative(label, message="label out of range"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(label)
+
+
+def _read_file(path, label):
+    return tf.io.read_file(path), label
+
+
+def _folder_records(root, training, seed, num_classes, class_names):
+    paths, labels, names = sources.list_image_folder(root, class_names)
+    if num_classes is not None and num_classes < len(names):
+        raise UserError(f"num_classes={num_classes} is smaller than the {len(names)} classes of {root}")
+    records = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, tf.int32)))
+    if training:
+        records = records.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    info = {"num_classes": num_classes or len(names), "num_examples": len(paths), "class_names": names}
+    return records, info
+
+
+def _tfrecord_records(pattern, training, seed, shuffle_buffer, num_classes, label_offset):
+    files = sources.list_tfrecord_files(pattern)
+    metadata = sources.read_tfrecord_metadata(files) or {}
+    names = metadata.get("class_names") or (sources.imagenet_synsets() if not num_classes or num_classes == 1000 else [])
+    num_classes = num_classes or metadata.get("num_classes") or len(names)
+    if label_offset is None:
+        label_offset = int(metadata.get("label_offset", 1))
+    shards = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        shards = shards.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    records = shards.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(16, len(files)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=seed is not None or not training,
+    )
+    if training:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    # The parser turns each serialized example into (contents, label) inside the counted load.
+    records = records.map(lambda serialized: (serialized, tf.constant(0, tf.int64)))
+    info = {
+        "num_classes": int(num_classes),
+        "num_examples": sources.tfrecord_example_count(files, metadata),
+        "class_names": list(names),
+        "label_offset": label_offset,
+    }
+    return records, info
+
+
+def _tfrecord_parser(label_offset):
+    features = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(serialized, _unused_label):
+        example = tf.io.parse_single_example(serialized, features)
+        return example["image/encoded"], example["image/class/label"] - label_offset
+
+    return parse

@@ -1,0 +1,64 @@
+"""CLI commands about models: `kresnet models` and `kresnet import-weights`."""
+
+import pathlib
+from typing import Optional
+
+import typer
+
+from kresnet.errors import UserError
+
+
+def models(
+    image_size: int = typer.Option(224, help="Input size at which multiply-accumulates are counted."),
+    match: Optional[str] = typer.Option(None, "--match", help="Only names containing this text, e.g. 50."),
+):
+    """Print every model: name, variant, trainable parameters and GMACs per image."""
+    from kresnet.models import registry
+    from kresnet.models.complexity import count_macs, count_parameters
+
+    names = [name for name in registry.list_models() if match is None or match in name]
+    if not names:
+        raise UserError(f"no model name contains {match!r}; names are {', '.join(registry.list_models())}")
+    typer.echo(f"{'name':<12}{'variant':<10}{'params':>14}{'GMACs@' + str(image_size):>12}")
+    for name in names:
+        spec = registry.model_spec(name)
+        model = registry.create_model(name, input_shape=[image_size, image_size, 3])
+        typer.echo(f"{name:<12}{spec.variant_label:<10}{count_parameters(model):>14,}{count_macs(model) / 1e9:>12.2f}")
+
+
+def parse_depths(text):
+    """`"1,1,1,1"` -> `[1, 1, 1, 1]`, or a one-line error."""
+    if text is None:
+        return None
+    try:
+        depths = [int(part) for part in text.split(",")]
+    except ValueError:
+        depths = []
+    if len(depths) != 4 or min(depths) < 1:
+        raise UserError(f"--depths expects 4 positive integers like 3,4,6,3; got {text!r}")
+    return depths
+
+
+def import_weights(
+    file: pathlib.Path = typer.Argument(..., help="PyTorch state dict: .safetensors or .pth (float32 or float16)."),
+    model: str = typer.Option(..., "--model", help="kresnet model name, e.g. resnet50d (see `kresnet models`)."),
+    source: str = typer.Option("timm", "--from", help="Where the state dict comes from: timm or torchvision."),
+    out: pathlib.Path = typer.Option(..., "--out", help="Output: NAME.weights.h5 (weights) or NAME.keras (whole model)."),
+    depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
+):
+    """Import timm / torchvision ResNet weights into a kresnet model and save them for Keras."""
+    from kresnet.models.weight_import import build_model_for, import_state_dict, infer_num_classes, load_state_dict
+
+    if not (out.name.endswith(".weights.h5") or out.suffix == ".keras"):
+        raise UserError(f"--out must end with .weights.h5 or .keras; got {out}")
+    state = load_state_dict(file)
+    keras_model = build_model_for(state, model, stage_depths=parse_depths(depths))
+    import_state_dict(keras_model, state, source=source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".keras":
+        keras_model.save(out)
+    else:
+        keras_model.save_weights(out)
+    classes = infer_num_classes(state)
+    kind = f"classifier with {classes} classes" if classes else "backbone (no head in the file)"
+    typer.echo(f"imported {len(state)} tensors from {file} into {model} ({kind}) -> {out}")

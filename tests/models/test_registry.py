@@ -1,0 +1,62 @@
+"""Names, sizes and costs of the model family against timm and the paper's Table 5."""
+
+import pytest
+
+import kresnet
+from kresnet.models.complexity import count_macs, count_parameters
+
+# timm 1.0 `sum(p.numel() for p in model.parameters())`, 1000 classes. A and B (and C and D)
+# differ only in stride placement / pooling, never in parameters.
+TIMM_PARAMETERS = {
+    18: (11_689_512, 11_708_744),
+    34: (21_797_672, 21_816_904),
+    50: (25_557_032, 25_576_264),
+    101: (44_549_160, 44_568_392),
+    152: (60_192_808, 60_212_040),
+}
+
+
+def test_list_models_has_every_depth_and_variant():
+    names = kresnet.list_models()
+    assert len(names) == 20
+    assert names[:4] == ["resnet18", "resnet18b", "resnet18c", "resnet18d"]
+    assert "resnet152d" in names
+
+
+@pytest.mark.parametrize("name", kresnet.list_models())
+def test_parameter_count_equals_timm(name):
+    spec = kresnet.model_spec(name)
+    standard_stem, deep_stem = TIMM_PARAMETERS[spec.depth]
+    expected = deep_stem if spec.flags["deep_stem"] else standard_stem
+    assert count_parameters(kresnet.create_model(name)) == expected
+
+
+def test_resnet50_macs_reproduce_table5():
+    # Paper, Table 5: ResNet-50 3.8G, B 4.1G, C 4.3G, D 4.3G (rounded by the authors).
+    macs = {
+        letter: count_macs(kresnet.create_model(f"resnet50{letter}", input_shape=[224, 224, 3])) / 1e9
+        for letter in ("", "b", "c", "d")
+    }
+    assert macs[""] < macs["b"] < macs["c"] <= macs["d"]
+    for letter, paper in {"": 3.8, "b": 4.1, "c": 4.3, "d": 4.3}.items():
+        assert abs(macs[letter] - paper) < 0.06, (letter, macs[letter])
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown model 'resnet51'.*resnet50d"):
+        kresnet.create_model("resnet51")
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"output_stride": 4}, "output_stride=4"),
+        ({"num_classes": -3}, "num_classes=-3"),
+        ({"stage_depths": [1, 1, 0, 1]}, "stage_depths"),
+        ({"kernel_initializer": "orthogonal"}, "kernel_initializer='orthogonal'"),
+        ({"data_format": "nchw"}, "data_format='nchw'"),
+    ],
+)
+def test_invalid_options_name_the_argument(kwargs, argument):
+    with pytest.raises(ValueError, match=argument.replace("[", r"\[")):
+        kresnet.create_model("resnet18", **kwargs)
