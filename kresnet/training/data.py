@@ -89,4 +89,7 @@ def build_training_data(config, progress=None):
     else:
         raise UserError(f"train.steps_per_epoch: the training set at {train_source} does not state its size; set it")
     validation_steps = t.validation_steps or None
+    if validation_steps is None and val_info.num_examples:
+        # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
+        validation_steps = -(-val_info.num_examples // t.batch_size)
     return TrainingData(train, train_mixup, val, steps, validation_steps, info.num_classes)
