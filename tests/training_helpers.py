@@ -1,5 +1,6 @@
 """Tiny recipes and in-memory datasets for fast training tests."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -19,7 +20,8 @@ def tiny_recipe(**sections):
     data = {
         "model": {"name": "resnet18d", "num_classes": NUM_CLASSES, "stage_depths": [1, 1, 1, 1], "stage_widths": [8, 8, 16, 16]},
         "data": {"image_size": SIZE, "eval_resize": SIZE},
-        "train": {"epochs": 2, "batch_size": 16, "seed": 0},
+        # XLA compilation dominates tiny TensorFlow runs; JAX without jit would run op by op.
+        "train": {"epochs": 2, "batch_size": 16, "seed": 0, "jit_compile": "off" if keras.backend.backend() == "tensorflow" else "auto"},
         "optimizer": {"lr_per_256": 0.8, "no_bias_decay": True},
         "schedule": {"kind": "cosine", "warmup_epochs": 0.5},
         "tricks": {"label_smoothing": 0.1, "mixup_alpha": 0.2, "mixup_off_epochs": 1},

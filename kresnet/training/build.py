@@ -100,5 +100,6 @@ def build_training_model(config, steps_per_epoch, input_size=None, teacher=None)
             keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
         ],
         auto_scale_loss=True,
+        jit_compile={"auto": "auto", "on": True, "off": False}[config.train.jit_compile],
     )
     return model, classifier

@@ -54,6 +54,7 @@ class Train:
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
+    jit_compile: str = setting("auto", choices=["auto", "on", "off"], help="Keras jit_compile (XLA / torch.compile)")
 
 
 @dataclasses.dataclass
