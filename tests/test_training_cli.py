@@ -54,3 +54,33 @@ def test_ablation_rows_are_cumulative_and_the_table_is_mean_and_std():
         ablation.parse_rows("resnet,+nope")
     table = ablation.format_table({"resnet": [50.0, 60.0, 70.0], "+cosine": [80.0]})
     assert "| resnet | 60.00 +- 10.00 | 3 |" in table and "| +cosine | 80.00 +- 0.00 | 1 |" in table
+
+
+def test_evaluate_a_run_folder_with_the_eval_transform(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from kresnet.data.pipeline import build_dataset
+    from kresnet.recipe import write_recipe
+    from kresnet.training.build import build_classifier
+    from kresnet.training.evaluation import evaluate_weights
+    from tests.training_helpers import tiny_recipe
+
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        folder = tmp_path / "data" / "val" / f"class{k}"
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    config = tiny_recipe(data={"root": str(tmp_path / "data")})
+    run = tmp_path / "run"
+    write_recipe(config, run / "recipe.toml")
+    model = build_classifier(config.model)
+    model.save_weights(run / "model.weights.h5")
+    metrics = evaluate_weights(run, batch_size=8)
+    dataset, _ = build_dataset(tmp_path / "data" / "val", training=False, batch_size=8, image_size=32, resize_size=32, num_classes=4)
+    images, labels = next(iter(dataset))
+    predicted = np.argmax(model.predict(images.numpy(), verbose=0), -1)
+    assert metrics["images"] == 8
+    assert metrics["top1"] == pytest.approx(100 * np.mean(predicted == np.argmax(labels.numpy(), -1)))
+    assert metrics["top5"] == pytest.approx(100.0)  # 4 classes: top-4 always hits

@@ -66,7 +66,10 @@ def evaluate_weights(weights, model_name=None, data=None, num_classes=None, imag
         model.load_weights(weights)
     except ValueError as error:
         raise UserError(f"{weights}: does not fit {model_name} with {num_classes} classes ({str(error).splitlines()[0]})") from None
+    from kresnet.training.losses import classification_loss
+
     model.compile(
+        loss=classification_loss(),
         metrics=[
             keras.metrics.CategoricalAccuracy(name="top1"),
             keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
