@@ -25,7 +25,7 @@ def resolve_recipe(recipe):
     if path.is_file():
         return path
     bundled = BUNDLED_RECIPES / f"{path.stem if path.suffix == '.toml' else recipe}.toml"
-    if bundled.is_file() and path.parent == pathlib.Path("."):
+    if bundled.is_file() and path.parent in (pathlib.Path("."), pathlib.Path("recipes")):
         return bundled
     available = ", ".join(sorted(p.stem for p in BUNDLED_RECIPES.glob("*.toml")))
     raise UserError(f"{recipe}: recipe not found (a TOML file, or a bundled name: {available})")
