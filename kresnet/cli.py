@@ -39,6 +39,12 @@ def _register_commands():
 
     bench_app.command("model")(benchmark_commands.bench_model)
 
+    from kresnet.training import commands as training_commands
+
+    app.command("train")(training_commands.train)
+    app.command("evaluate")(training_commands.evaluate)
+    app.command("ablate")(training_commands.ablate)
+
 
 def _register_transfer():
     # `kresnet` never depends on `transfer` except here, at the front door, lazily.

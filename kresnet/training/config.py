@@ -29,6 +29,7 @@ class Model:
     zero_gamma: bool = setting(False, help="zero-init the last BN gamma of every residual block")
     kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
+    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths, default [64, 128, 256, 512]")
 
 
 @dataclasses.dataclass
@@ -38,9 +39,10 @@ class Data:
     image_size: int = setting(224, minimum=8, help="training crop and evaluation crop size")
     eval_resize: int = setting(256, minimum=8, help="shorter side before the evaluation centre crop")
     synthetic_classes: int = setting(10, minimum=2)
-    synthetic_train_images: int = setting(2000, minimum=1)
-    synthetic_val_images: int = setting(500, minimum=1)
+    synthetic_per_class: int = setting(200, minimum=1, help="training images per synthetic class")
+    synthetic_val_per_class: int = setting(50, minimum=1, help="validation images per synthetic class")
     synthetic_image_size: int = setting(64, minimum=16, help="stored size of the generated images")
+    synthetic_seed: int = setting(0, minimum=0, help="generator seed of the synthetic dataset")
 
 
 @dataclasses.dataclass
@@ -52,6 +54,7 @@ class Train:
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
+    jit_compile: str = setting("auto", choices=["auto", "on", "off"], help="Keras jit_compile (XLA / torch.compile)")
 
 
 @dataclasses.dataclass

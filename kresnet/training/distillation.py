@@ -35,6 +35,7 @@ class DistillationModel(keras.Model):
         self.temperature = float(temperature)
         self.label_smoothing = float(label_smoothing)
         self._eval_loss = classification_loss(label_smoothing)
+        self.built = student.built and teacher.built  # Both are built models; nothing is created lazily here.
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)

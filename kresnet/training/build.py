@@ -1,0 +1,105 @@
+"""Recipe -> compiled Keras model: precision policy, classifier, optimizer, schedule, loss, metrics, teacher."""
+
+import pathlib
+
+import keras
+
+from kresnet.errors import UserError
+from kresnet.training.distillation import DistillationModel
+from kresnet.training.losses import classification_loss
+from kresnet.training.optimizer import build_optimizer
+from kresnet.training.schedules import build_schedule, scaled_learning_rate
+
+
+def build_classifier(model_config, input_size=None):
+    """The recipe's classifier (logits in float32).
+
+    Args:
+        model_config: the recipe's `[model]` table.
+        input_size: fixed square input size, or None for any size.
+    """
+    import kresnet
+
+    shape = (input_size, input_size, 3) if input_size else (None, None, 3)
+    return kresnet.create_model(
+        model_config.name,
+        num_classes=model_config.num_classes,
+        input_shape=shape,
+        zero_gamma=model_config.zero_gamma,
+        kernel_initializer=model_config.kernel_initializer,
+        stage_depths=model_config.stage_depths,
+        stage_widths=model_config.stage_widths,
+    )
+
+
+def load_teacher(config, input_size=None):
+    """The frozen distillation teacher from a `.weights.h5` (kresnet run or imported weights).
+
+    Args:
+        config: the whole recipe.
+        input_size: fixed square input size, or None.
+    """
+    import kresnet
+
+    path = pathlib.Path(config.distillation.teacher_weights).expanduser()
+    if not path.is_file():
+        raise UserError(
+            f"distillation.teacher_weights: {path} not found (expected the teacher's .weights.h5, "
+            "e.g. model.weights.h5 of a `kresnet train recipes/teacher_r152d.toml` run or `kresnet import-weights`)"
+        )
+    shape = (input_size, input_size, 3) if input_size else (None, None, 3)
+    teacher = kresnet.create_model(config.distillation.teacher_model, num_classes=config.model.num_classes, input_shape=shape)
+    try:
+        teacher.load_weights(path)
+    except ValueError as error:
+        raise UserError(f"distillation.teacher_weights: {path} does not fit {config.distillation.teacher_model}: {error}".splitlines()[0]) from None
+    teacher.trainable = False
+    return teacher
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+    """The recipe's schedule with the linearly scaled peak rate.
+
+    Args:
+        config: the whole recipe.
+        steps_per_epoch: optimizer steps per epoch.
+    """
+    base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
+    s = config.schedule
+    return build_schedule(s.kind, base_lr, steps_per_epoch, config.train.epochs, s.warmup_epochs, s.step_epochs, s.step_factor)
+
+
+def build_training_model(config, steps_per_epoch, input_size=None, teacher=None):
+    """Set the precision policy and return (compiled training model, classifier).
+
+    The training model is the classifier itself, or a `DistillationModel` around it when
+    the recipe names a teacher. Under `mixed_float16`, `compile(auto_scale_loss=True)`
+    wraps the optimizer in Keras' dynamic `LossScaleOptimizer`.
+
+    Args:
+        config: the whole recipe.
+        steps_per_epoch: optimizer steps per epoch (for the schedule).
+        input_size: fixed square input size, or None.
+        teacher: a ready teacher model; by default loaded from the recipe when it names one.
+    """
+    keras.config.set_dtype_policy(config.train.precision)
+    classifier = build_classifier(config.model, input_size)
+    optimizer = build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
+    model = classifier
+    if teacher is None and config.distillation.teacher_model:
+        teacher = load_teacher(config, input_size)
+    if teacher is not None:
+        model = DistillationModel(
+            classifier, teacher, temperature=config.distillation.temperature, label_smoothing=config.tricks.label_smoothing
+        )
+    model.compile(
+        optimizer=optimizer,
+        loss=classification_loss(config.tricks.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
+        ],
+        auto_scale_loss=True,
+        jit_compile={"auto": "auto", "on": True, "off": False}[config.train.jit_compile],
+    )
+    return model, classifier

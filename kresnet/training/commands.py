@@ -1,0 +1,113 @@
+"""`kresnet train`, `kresnet evaluate` and `kresnet ablate`: thin wrappers over the training package.
+
+Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
+"""
+
+import json
+import pathlib
+from typing import List, Optional
+
+import typer
+
+from kresnet.errors import UserError
+
+BUNDLED_RECIPES = pathlib.Path(__file__).resolve().parents[2] / "recipes"
+DEFAULT_RECIPE = "demo"
+
+
+def resolve_recipe(recipe):
+    """A recipe path as given, or a bundled recipe by name (`demo`, `r50d`, `table6_cosine`...).
+
+    Args:
+        recipe: a path to a TOML file or the stem of a file in the bundled `recipes/`.
+    """
+    path = pathlib.Path(recipe)
+    if path.is_file():
+        return path
+    bundled = BUNDLED_RECIPES / f"{path.stem if path.suffix == '.toml' else recipe}.toml"
+    if bundled.is_file() and path.parent in (pathlib.Path("."), pathlib.Path("recipes")):
+        return bundled
+    available = ", ".join(sorted(p.stem for p in BUNDLED_RECIPES.glob("*.toml")))
+    raise UserError(f"{recipe}: recipe not found (a TOML file, or a bundled name: {available})")
+
+
+def train(
+    recipe: str = typer.Argument(DEFAULT_RECIPE, help="TOML recipe file, or a bundled name such as demo or r50d."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: --set train.epochs=10 (repeatable)."),
+    out: Optional[pathlib.Path] = typer.Option(None, "--out", help="Run folder (default runs/<recipe name>); rerun to resume."),
+):
+    """Train a classifier from a recipe; the same command again resumes from the last checkpoint."""
+    from kresnet.training.config import load_classification_recipe
+
+    path = resolve_recipe(recipe)
+    config = load_classification_recipe(path, set_ or [])
+    from kresnet.training.data import build_training_data, dataset_root
+
+    if config.data.source == "imagenet":
+        dataset_root(config)  # One-line error before any heavy import when ImageNet is missing.
+    from kresnet.training.trainer import train as run_training
+
+    out = out or pathlib.Path("runs") / path.stem
+    progress = _generation_progress(config)
+    data = build_training_data(config, progress=progress)
+    metrics = run_training(config, out, data=data)
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ->  {out / 'metrics.json'}")
+
+
+def evaluate(
+    weights: pathlib.Path = typer.Argument(..., help="A run folder, or a .weights.h5 (training run or imported)."),
+    model: Optional[str] = typer.Option(None, help="Model name (default: from the run folder's recipe)."),
+    data: Optional[pathlib.Path] = typer.Option(None, help="Validation folder or dataset root (default: the recipe's)."),
+    num_classes: Optional[int] = typer.Option(None, help="Classes (default: the recipe's, else 1000)."),
+    image_size: Optional[int] = typer.Option(None, help="Centre crop size (default: the recipe's, else 224)."),
+    resize: Optional[int] = typer.Option(None, help="Shorter side before cropping (default: the recipe's, else 256)."),
+    batch_size: int = typer.Option(64, help="Batch size."),
+    json_out: Optional[pathlib.Path] = typer.Option(None, "--json", help="Also write the metrics to this file."),
+):
+    """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""
+    from kresnet.training.evaluation import evaluate_weights
+
+    metrics = evaluate_weights(weights, model, data, num_classes, image_size, resize, batch_size)
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images)")
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def ablate(
+    rows: str = typer.Option("all", help="Comma-separated rows (see --list), or all."),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
+    recipe: str = typer.Option(DEFAULT_RECIPE, help="Base recipe (synthetic data) the rows modify."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key in every run, e.g. --set train.epochs=5."),
+    out: pathlib.Path = typer.Option(pathlib.Path("runs/ablation"), "--out", help="Folder for the runs and the table."),
+    list_rows: bool = typer.Option(False, "--list", help="Print the rows and what they change, then exit."),
+):
+    """Run recipe rows x seeds on the synthetic data and print mean +- std top-1 per row."""
+    from kresnet.training import ablation
+
+    if list_rows:
+        for name, overrides in ablation.ROWS.items():
+            typer.echo(f"{name:18s} {' '.join(overrides) or '(base recipe)'}")
+        return
+    table = ablation.run_ablation(
+        resolve_recipe(recipe), ablation.parse_rows(rows), [_int(s, "--seeds") for s in seeds.split(",")], set_ or [], out
+    )
+    typer.echo(table)
+
+
+def _int(text, option):
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+def _generation_progress(config):
+    if config.data.source != "synthetic":
+        return None
+    total = config.data.synthetic_classes * (config.data.synthetic_per_class + config.data.synthetic_val_per_class)
+
+    def report(done):
+        if done == 1 or done % 500 == 0 or done == total:
+            typer.echo(f"generating synthetic dataset: {done}/{total} images", err=True)
+
+    return report

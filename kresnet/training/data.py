@@ -1,0 +1,95 @@
+"""Recipe `[data]` -> the training and validation streams (`kresnet.data.build_dataset`)."""
+
+import dataclasses
+import pathlib
+
+from kresnet.errors import UserError
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What the trainer consumes.
+
+    Args:
+        train: repeated dataset of (images, one-hot labels) without mixup.
+        train_mixup: the same with mixup, or None when the recipe has no mixup.
+        val: finite validation dataset (paper eval transform), one-hot labels.
+        steps_per_epoch: optimizer steps per epoch.
+        validation_steps: batches per validation pass, or None for the whole set.
+        num_classes: label width.
+    """
+
+    train: object
+    train_mixup: object
+    val: object
+    steps_per_epoch: int
+    validation_steps: int | None
+    num_classes: int
+
+
+def dataset_root(config, progress=None):
+    """The folder holding train/ and val/ (synthetic: generated into the cache on first use).
+
+    Args:
+        config: the whole recipe.
+        progress: optional callable(images written) while generating synthetic data.
+    """
+    data = config.data
+    if data.source == "synthetic":
+        from kresnet.data.synthetic_dataset import cached_classification_dataset
+
+        return cached_classification_dataset(
+            num_classes=data.synthetic_classes,
+            per_class=data.synthetic_per_class,
+            image_size=data.synthetic_image_size,
+            seed=data.synthetic_seed,
+            val_per_class=data.synthetic_val_per_class,
+            progress=progress,
+        )
+    root = pathlib.Path(data.root).expanduser()
+    if not root.exists():
+        raise UserError(
+            f"data.root: ImageNet not found at {root}: put the ILSVRC-2012 train/ and val/ class folders "
+            "(or TFRecord shards, see `kresnet data --help`) there or pass --set data.root=PATH; "
+            "to try kresnet without ImageNet run `kresnet train recipes/demo.toml`"
+        )
+    return root
+
+
+def build_training_data(config, progress=None):
+    """Training (plain and mixup) and validation datasets for the recipe.
+
+    Args:
+        config: the whole recipe.
+        progress: optional callable while generating synthetic data.
+    """
+    from kresnet.data.pipeline import build_dataset
+    from kresnet.data.sources import resolve_split
+
+    root = dataset_root(config, progress)
+    d, t = config.data, config.train
+    common = dict(batch_size=t.batch_size, image_size=d.image_size, num_classes=config.model.num_classes)
+    train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
+
+    def training_stream(mixup_alpha):
+        dataset, info = build_dataset(
+            train_source, training=True, seed=t.seed, repeat=True, mixup_alpha=mixup_alpha, **common
+        )
+        return dataset, info
+
+    train, info = training_stream(0.0)
+    train_mixup = training_stream(config.tricks.mixup_alpha)[0] if config.tricks.mixup_alpha > 0 else None
+    val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, **common)
+    if info.num_classes != config.model.num_classes:
+        raise UserError(f"model.num_classes: the dataset at {root} has {info.num_classes} classes, recipe says {config.model.num_classes}")
+    if t.steps_per_epoch:
+        steps = t.steps_per_epoch
+    elif info.num_examples:
+        steps = max(1, info.num_examples // t.batch_size)
+    else:
+        raise UserError(f"train.steps_per_epoch: the training set at {train_source} does not state its size; set it")
+    validation_steps = t.validation_steps or None
+    if validation_steps is None and val_info.num_examples:
+        # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
+        validation_steps = -(-val_info.num_examples // t.batch_size)
+    return TrainingData(train, train_mixup, val, steps, validation_steps, info.num_classes)

@@ -1,0 +1,87 @@
+"""Top-1/top-5 of saved weights on a validation set with the paper's eval transform."""
+
+import pathlib
+
+from kresnet.errors import UserError
+
+
+def evaluate_weights(weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64):
+    """Evaluate a run folder or a `.weights.h5` file; returns a metrics dict (percentages).
+
+    Settings not given come from the run folder's `recipe.toml` when there is one,
+    else the paper's (1000 classes, 224 crop after resizing the shorter side to 256).
+
+    Args:
+        weights: run folder (uses its model.weights.h5) or a .weights.h5 file.
+        model_name: architecture name; required for a bare weights file.
+        data: validation folder (or a root holding val/); default from the recipe.
+        num_classes: label count.
+        image_size: centre-crop size.
+        resize: shorter side before the crop.
+        batch_size: evaluation batch size.
+    """
+    weights = pathlib.Path(weights)
+    config = None
+    if weights.is_dir():
+        from kresnet.training.config import load_classification_recipe
+
+        if not (weights / "recipe.toml").is_file():
+            raise UserError(f"{weights}: not a run folder (no recipe.toml); pass a .weights.h5 file instead")
+        config = load_classification_recipe(weights / "recipe.toml")
+        weights = weights / "model.weights.h5"
+    if not weights.is_file() or not weights.name.endswith(".weights.h5"):
+        raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
+    if config is not None:
+        from kresnet.training.data import dataset_root
+
+        model_name = model_name or config.model.name
+        num_classes = num_classes or config.model.num_classes
+        image_size = image_size or config.data.image_size
+        resize = resize or config.data.eval_resize
+        data = data or dataset_root(config)
+    if model_name is None:
+        raise UserError("--model: required with a bare .weights.h5 (e.g. --model resnet50d)")
+    if data is None:
+        raise UserError("--data: required with a bare .weights.h5 (the ImageNet val/ folder or its root)")
+    num_classes, image_size = num_classes or 1000, image_size or 224
+    resize = resize or round(image_size * 256 / 224)
+
+    import keras
+
+    import kresnet
+    from kresnet.data.pipeline import build_dataset
+    from kresnet.data.sources import resolve_split
+
+    source = resolve_split(pathlib.Path(data).expanduser(), "val")
+    if not pathlib.Path(str(source).split("*")[0]).parent.exists():
+        raise UserError(f"--data: {data} not found (expected a folder of class folders, or a root holding val/)")
+    dataset, info = build_dataset(
+        source, training=False, batch_size=batch_size, image_size=image_size, resize_size=resize, num_classes=num_classes
+    )
+    stage_overrides = {}
+    if config is not None:
+        stage_overrides = {"stage_depths": config.model.stage_depths, "stage_widths": config.model.stage_widths}
+    model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
+    try:
+        model.load_weights(weights)
+    except ValueError as error:
+        raise UserError(f"{weights}: does not fit {model_name} with {num_classes} classes ({str(error).splitlines()[0]})") from None
+    from kresnet.training.losses import classification_loss
+
+    model.compile(
+        loss=classification_loss(),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+        ],
+    )
+    results = model.evaluate(dataset, verbose="auto", return_dict=True)
+    return {
+        "top1": float(results["top1"]) * 100,
+        "top5": float(results["top5"]) * 100,
+        "images": info.num_examples,
+        "model": model_name,
+        "weights": str(weights),
+        "image_size": image_size,
+        "resize": resize,
+    }

@@ -1,0 +1,86 @@
+"""The train/evaluate/ablate commands: one-line user errors, recipe resolution, ablation table."""
+
+import pathlib
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from kresnet.errors import UserError
+from kresnet.training import ablation, commands
+
+
+def _app():
+    app = typer.Typer()
+    app.command("train")(commands.train)
+    app.command("evaluate")(commands.evaluate)
+    app.command("ablate")(commands.ablate)
+    return app
+
+
+def test_imagenet_recipe_without_imagenet_says_where_to_put_it(tmp_path):
+    with pytest.raises(UserError) as info:
+        commands.train("r50d", ["data.root=" + str(tmp_path / "nowhere")], tmp_path / "run")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "ImageNet not found" in message and "nowhere" in message and "recipes/demo.toml" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_override_is_one_line_naming_the_key(tmp_path):
+    with pytest.raises(UserError, match=r"train\.epochs: expected a positive integer, got -3$"):
+        commands.train("demo", ["train.epochs=-3"], tmp_path)
+    with pytest.raises(UserError, match="recipe not found"):
+        commands.resolve_recipe("no_such_recipe")
+    assert commands.resolve_recipe("demo") == commands.BUNDLED_RECIPES / "demo.toml"
+
+
+def test_evaluate_needs_a_model_for_bare_weights(tmp_path):
+    weights = tmp_path / "x.weights.h5"
+    weights.write_bytes(b"")
+    with pytest.raises(UserError, match="--model"):
+        commands.evaluate(weights, None, tmp_path, None, None, None, 8, None)
+    with pytest.raises(UserError, match="not a run folder"):
+        commands.evaluate(tmp_path, None, None, None, None, None, 8, None)
+
+
+def test_ablation_rows_are_cumulative_and_the_table_is_mean_and_std():
+    result = CliRunner().invoke(_app(), ["ablate", "--list"])
+    assert result.exit_code == 0 and "+cosine" in result.output
+    assert set(ablation.ROWS["resnet"]) < set(ablation.ROWS["+mixup"])
+    assert "schedule.kind='cosine'" in ablation.ROWS["+label-smoothing"]
+    assert ablation.step_epochs_for(16) == [4, 8, 12]
+    with pytest.raises(UserError, match="unknown row"):
+        ablation.parse_rows("resnet,+nope")
+    table = ablation.format_table({"resnet": [50.0, 60.0, 70.0], "+cosine": [80.0]})
+    assert "| resnet | 60.00 +- 10.00 | 3 |" in table and "| +cosine | 80.00 +- 0.00 | 1 |" in table
+
+
+def test_evaluate_a_run_folder_with_the_eval_transform(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from kresnet.data.pipeline import build_dataset
+    from kresnet.recipe import write_recipe
+    from kresnet.training.build import build_classifier
+    from kresnet.training.evaluation import evaluate_weights
+    from tests.training_helpers import tiny_recipe
+
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        folder = tmp_path / "data" / "val" / f"class{k}"
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    config = tiny_recipe(data={"root": str(tmp_path / "data")})
+    run = tmp_path / "run"
+    write_recipe(config, run / "recipe.toml")
+    model = build_classifier(config.model)
+    model.save_weights(run / "model.weights.h5")
+    metrics = evaluate_weights(run, batch_size=8)
+    dataset, _ = build_dataset(tmp_path / "data" / "val", training=False, batch_size=8, image_size=32, resize_size=32, num_classes=4)
+    images, labels = next(iter(dataset))
+    predicted = np.argmax(model.predict(images.numpy(), verbose=0), -1)
+    assert metrics["images"] == 8
+    assert metrics["top1"] == pytest.approx(100 * np.mean(predicted == np.argmax(labels.numpy(), -1)))
+    assert metrics["top5"] == pytest.approx(100.0)  # 4 classes: top-4 always hits

@@ -1,0 +1,121 @@
+"""The training driver: a tiny run learns, resume continues exactly, NaN stops with the checkpoint kept."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kresnet.errors import UserError
+from kresnet.recipe import load_recipe, write_recipe
+from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
+from kresnet.training.config import ClassificationRecipe
+from kresnet.training.trainer import Segment, plan_segments, train
+from tests.training_helpers import tiny_data, tiny_recipe
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reuse_jax_compilations(tmp_path_factory):
+    """Identical tiny models recompile in every `train` call; JAX's compilation cache makes repeats cheap."""
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    before = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    yield
+    jax.config.update("jax_compilation_cache_dir", before[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+
+
+def _history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_plan_segments():
+    assert plan_segments(5, 10, 0) == [Segment(0, 5, 10, False)]
+    assert plan_segments(5, 10, 3) == [Segment(0, 3, 10, True), Segment(3, 5, 10, False)]
+    assert plan_segments(5, 10, 3, start_epoch=2, start_step=4) == [
+        Segment(2, 3, 6, True, 4), Segment(3, 5, 10, False)]
+    assert plan_segments(5, 10, 0, start_epoch=5) == []
+
+
+def test_two_epoch_run_decreases_loss_and_writes_the_run_folder(tmp_path):
+    config = tiny_recipe()
+    metrics = train(config, tmp_path, data=tiny_data(), verbose=0)
+    rows = _history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert {"top1", "top5", "val_top1", "val_loss"} <= set(rows[0])
+    assert json.loads((tmp_path / "metrics.json").read_text())["top1"] == pytest.approx(metrics["top1"])
+    assert metrics["optimizer_steps"] == 8
+    assert load_recipe(tmp_path / "recipe.toml", ClassificationRecipe) == config
+    assert (tmp_path / "model.weights.h5").is_file()
+    tags = {value.tag for path in (tmp_path / "logs" / "train").iterdir()
+            for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert {"loss", "val_top1", "learning_rate"} <= tags
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    """Stands in for SIGKILL after (epoch, batch): snapshots the optimizer state, then aborts."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch, self.snapshot = (epoch, batch), 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            self.snapshot = [keras.ops.convert_to_numpy(v).copy() for v in self.model.optimizer.variables]
+            raise _Interrupt()
+
+
+def test_interrupted_run_resumes_at_the_right_step_with_identical_optimizer_state(tmp_path):
+    config = tiny_recipe(train={"checkpoint_every_steps": 2})
+    interrupt = _InterruptAfter(epoch=1, batch=1)  # after step 2 of epoch 2: a mid-epoch checkpoint exists
+    with pytest.raises(_Interrupt):
+        train(config, tmp_path, data=tiny_data(), verbose=0, extra_callbacks=[interrupt])
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["step"], state["iterations"]) == (1, 2, 6)
+
+    from kresnet.training.build import build_training_model
+
+    model, _ = build_training_model(config, steps_per_epoch=4)
+    assert RunCheckpoint(tmp_path / "checkpoints", 4).restore(model) == (1, 2)
+    restored = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    assert len(restored) == len(interrupt.snapshot)
+    for saved, loaded in zip(interrupt.snapshot, restored):
+        np.testing.assert_array_equal(saved, loaded)
+
+    metrics = train(config, tmp_path, data=tiny_data(), verbose=0)
+    assert metrics["optimizer_steps"] == 8  # 2 epochs x 4 steps: nothing lost, nothing repeated
+    assert [int(r["epoch"]) for r in _history(tmp_path)] == [0, 1]
+
+
+def test_resume_refuses_a_different_recipe(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    write_recipe(tiny_recipe(), tmp_path / "recipe.toml")
+    with pytest.raises(UserError, match="holds a different recipe"):
+        train(tiny_recipe(train={"seed": 5}), tmp_path, data=tiny_data(), verbose=0)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny_recipe()
+    with pytest.raises(TrainingDiverged, match=r"NaN/inf at epoch 2, step 2.*epoch 1, step 0"):
+        train(config, tmp_path, data=tiny_data(poison_after=1), verbose=0)
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (1, 0)
+    model, _ = __import__("kresnet.training.build", fromlist=["x"]).build_training_model(config, 4)
+    RunCheckpoint(tmp_path / "checkpoints", 4).restore(model)
+    assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)

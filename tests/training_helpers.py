@@ -1,0 +1,57 @@
+"""Tiny recipes and in-memory datasets for fast training tests."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kresnet.training.config import classification_recipe_from_dict
+from kresnet.training.data import TrainingData
+
+NUM_CLASSES = 4
+SIZE = 32
+
+
+def tiny_recipe(**sections):
+    """A 4-class ResNet-D with one narrow block per stage on 32 px images; `sections` update tables.
+
+    Tests share these settings so that the compiled train step is the same program
+    (JAX then reuses its compilation instead of recompiling per test).
+    """
+    data = {
+        "model": {"name": "resnet18d", "num_classes": NUM_CLASSES, "stage_depths": [1, 1, 1, 1], "stage_widths": [8, 8, 16, 16]},
+        "data": {"image_size": SIZE, "eval_resize": SIZE},
+        # XLA compilation dominates tiny TensorFlow runs; JAX without jit would run op by op.
+        "train": {"epochs": 2, "batch_size": 16, "seed": 0, "jit_compile": "off" if keras.backend.backend() == "tensorflow" else "auto"},
+        "optimizer": {"lr_per_256": 0.8, "no_bias_decay": True},
+        "schedule": {"kind": "cosine", "warmup_epochs": 0.5},
+        "tricks": {"label_smoothing": 0.1, "mixup_alpha": 0.2, "mixup_off_epochs": 1},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return classification_recipe_from_dict(data)
+
+
+def separable_images(count, seed):
+    """Images whose class is the brightest colour channel quadrant: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, NUM_CLASSES, count)
+    images = rng.normal(0, 0.3, (count, SIZE, SIZE, 3)).astype("float32")
+    half = SIZE // 2
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 2)
+        images[i, row * half : (row + 1) * half, col * half : (col + 1) * half, :] += 2.0
+    return images, np.eye(NUM_CLASSES, dtype="float32")[labels]
+
+
+def tiny_data(steps_per_epoch=4, batch_size=16, poison_after=None):
+    """In-memory `TrainingData` with a mixup stream; `poison_after` k makes the plain stream's
+    batches NaN after its first k (each `fit` call starts a fresh iterator)."""
+    images, labels = separable_images(steps_per_epoch * batch_size, seed=1)
+    val_images, val_labels = separable_images(32, seed=2)
+    train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size, drop_remainder=True).repeat()
+    mixed = train.map(lambda x, y: (0.7 * x + 0.3 * tf.reverse(x, [0]), 0.7 * y + 0.3 * tf.reverse(y, [0])))
+    if poison_after is not None:
+        bad = tf.data.Dataset.from_tensors((tf.fill([batch_size, SIZE, SIZE, 3], float("nan")), labels[:batch_size]))
+        train = train.take(poison_after).concatenate(bad.repeat())
+    val = tf.data.Dataset.from_tensor_slices((val_images, val_labels)).batch(16)
+    return TrainingData(train, mixed, val, steps_per_epoch, None, NUM_CLASSES)
