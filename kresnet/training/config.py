@@ -91,6 +91,14 @@ class Distillation:
 
 
 @dataclasses.dataclass
+class Distribution:
+    """Data-parallel training; `train.batch_size` stays the global batch (see kresnet/training/distribution.py)."""
+
+    strategy: str = setting("none", choices=["none", "data_parallel"], help="data_parallel: JAX or TensorFlow, all local devices")
+    multi_host: bool = setting(False, help="join a multi-host job (JAX: KERAS_DISTRIBUTION_* variables; TF: TF_CONFIG)")
+
+
+@dataclasses.dataclass
 class ClassificationRecipe:
     meta: Meta = section(Meta)
     model: Model = section(Model)
@@ -100,6 +108,7 @@ class ClassificationRecipe:
     schedule: Schedule = section(Schedule)
     tricks: Tricks = section(Tricks)
     distillation: Distillation = section(Distillation)
+    distribution: Distribution = section(Distribution)
 
 
 def load_classification_recipe(path, overrides=()):

@@ -16,6 +16,7 @@ from kresnet.errors import UserError
 from kresnet.recipe import dumps_recipe, write_recipe
 from kresnet.training.build import build_training_model
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
+from kresnet.training.distribution import setup_distribution
 from kresnet.training.tensorboard_log import ScalarEventLog
 
 
@@ -66,12 +67,15 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
     """
     run = pathlib.Path(out_dir)
     _claim_run_folder(run, config)
+    plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host)
+    plan.check_batch(config.train.batch_size)
     keras.utils.set_random_seed(config.train.seed)
     if data is None:
         from kresnet.training.data import build_training_data
 
         data = build_training_data(config)
-    model, classifier = build_training_model(config, data.steps_per_epoch)
+    with plan.scope:
+        model, classifier = build_training_model(config, data.steps_per_epoch)
     checkpoint = RunCheckpoint(
         run / "checkpoints", data.steps_per_epoch, config.train.checkpoint_every_steps, classifier, run / "model.weights.h5"
     )

@@ -84,3 +84,14 @@ def test_global_batch_must_split_evenly_over_devices():
     plan.num_replicas = 2
     with pytest.raises(ValueError, match="batch_size=7 must be divisible by the 2 devices"):
         plan.check_batch(7)
+
+
+def test_recipe_asking_data_parallel_on_torch_stops_before_any_work(monkeypatch, tmp_path):
+    from kresnet.training.trainer import train
+    from tests.training_helpers import tiny_recipe
+
+    monkeypatch.setattr(keras.config, "backend", lambda: "torch")
+    config = tiny_recipe(distribution={"strategy": "data_parallel"})
+    with pytest.raises(ValueError, match="not supported on the torch backend"):
+        train(config, tmp_path / "run", data=None)
+    assert not (tmp_path / "run" / "checkpoints").exists()
