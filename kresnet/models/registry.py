@@ -1,0 +1,101 @@
+"""Named models: `resnet{18,34,50,101,152}{,b,c,d}` as data, and the factories that build them."""
+
+import dataclasses
+
+from kresnet.errors import UserError
+
+DEPTHS = {
+    18: ("basic", [2, 2, 2, 2]),
+    34: ("basic", [3, 4, 6, 3]),
+    50: ("bottleneck", [3, 4, 6, 3]),
+    101: ("bottleneck", [3, 4, 23, 3]),
+    152: ("bottleneck", [3, 8, 36, 3]),
+}
+
+# Each letter is a set of backbone flags (Figure 2 of the paper); C and D build on B.
+VARIANTS = {
+    "": {"stride_in_1x1": True, "deep_stem": False, "avg_down": False},
+    "b": {"stride_in_1x1": False, "deep_stem": False, "avg_down": False},
+    "c": {"stride_in_1x1": False, "deep_stem": True, "avg_down": False},
+    "d": {"stride_in_1x1": False, "deep_stem": True, "avg_down": True},
+}
+VARIANT_LABELS = {"": "ResNet", "b": "ResNet-B", "c": "ResNet-C", "d": "ResNet-D"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a model name means: depth, block type, blocks per stage and variant flags."""
+
+    name: str
+    depth: int
+    variant: str
+    block_type: str
+    stage_depths: tuple
+    flags: dict
+
+    @property
+    def variant_label(self):
+        return VARIANT_LABELS[self.variant]
+
+
+def _build_specs():
+    specs = {}
+    for depth, (block_type, stage_depths) in DEPTHS.items():
+        for letter, flags in VARIANTS.items():
+            name = f"resnet{depth}{letter}"
+            specs[name] = ModelSpec(name, depth, letter, block_type, tuple(stage_depths), dict(flags))
+    return specs
+
+
+_SPECS = _build_specs()
+
+
+def list_models():
+    """All model names, shallow to deep, ResNet before B, C, D."""
+    return list(_SPECS)
+
+
+def model_spec(name):
+    """The `ModelSpec` of a name; an unknown name is an error that lists the valid ones."""
+    if name not in _SPECS:
+        raise UserError(f"unknown model {name!r}; expected one of: {', '.join(_SPECS)}")
+    return _SPECS[name]
+
+
+def backbone_kwargs(name, **overrides):
+    """Constructor arguments of `ResNetBackbone` for a name; `None` overrides are dropped (timm's rule)."""
+    spec = model_spec(name)
+    kwargs = {"block_type": spec.block_type, "stage_depths": list(spec.stage_depths), **spec.flags}
+    kwargs.update({key: value for key, value in overrides.items() if value is not None})
+    return kwargs
+
+
+def create_backbone(name, output_stride=32, **kwargs):
+    """Build the `ResNetBackbone` (a keras-hub `FeaturePyramidBackbone`) of a named model.
+
+    Args:
+        name: str. one of `list_models()`.
+        output_stride: int. 32, 16 or 8 (dilated last stages, for segmentation).
+        **kwargs: any `ResNetBackbone` argument, e.g. `stage_depths=[1, 1, 1, 1]`,
+            `zero_gamma=True`, `input_shape=[224, 224, 3]`, `dtype="mixed_bfloat16"`.
+    """
+    from kresnet.models.resnet_backbone import ResNetBackbone
+
+    return ResNetBackbone(**backbone_kwargs(name, output_stride=output_stride, **kwargs), name=f"{name}_backbone")
+
+
+def create_model(name, num_classes=1000, dropout=0.0, **kwargs):
+    """Build the classifier of a named model; it returns float32 logits.
+
+    Args:
+        name: str. one of `list_models()`.
+        num_classes: int. number of classes. Defaults to `1000`.
+        dropout: float. dropout before the linear layer. Defaults to `0.0`.
+        **kwargs: `ResNetBackbone` arguments (see `create_backbone`).
+    """
+    from kresnet.models.resnet_classifier import ResNetClassifier
+
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise UserError(f"num_classes must be a positive int. Received: num_classes={num_classes!r}")
+    backbone = create_backbone(name, **kwargs)
+    return ResNetClassifier(backbone, num_classes=num_classes, dropout=dropout, name=name)

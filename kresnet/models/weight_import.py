@@ -1,0 +1,162 @@
+"""Import PyTorch ResNet state dicts (timm, torchvision) into kresnet models.
+
+Both libraries name their modules `conv1`, `bn1`, `layerN.M.convK`, `layerN.M.downsample.*`
+and `fc`; timm's deep stem is `conv1.{0,1,3,4,6}`. The number of classes comes from the
+file's `fc.weight` (no `fc` gives a backbone) and the blocks per stage from its keys.
+"""
+
+import pathlib
+import re
+
+import numpy as np
+
+from kresnet.errors import UserError
+from kresnet.models import registry
+
+SOURCES = ("timm", "torchvision")
+IGNORED_SUFFIXES = ("num_batches_tracked",)
+_BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
+
+
+def load_state_dict(path):
+    """Read a `.safetensors` or `.pth` PyTorch state dict into float32 NumPy arrays."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        tensors = load_file(str(path))
+    elif path.suffix in (".pth", ".pt", ".bin"):
+        import torch
+
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        loaded = loaded.get("state_dict", loaded.get("model", loaded)) if isinstance(loaded, dict) else loaded
+        if not isinstance(loaded, dict):
+            raise UserError(f"{path}: expected a state dict (name -> tensor), found {type(loaded).__name__}")
+        tensors = {key: value.detach().float().numpy() for key, value in loaded.items() if hasattr(value, "detach")}
+    else:
+        raise UserError(f"{path}: expected a .safetensors or .pth file")
+    state = {key: np.asarray(value, dtype=np.float32) for key, value in tensors.items() if not key.endswith(IGNORED_SUFFIXES)}
+    # Checkpoints saved from DataParallel / torch.compile prefix every key.
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix) :]: value for key, value in state.items()}
+    return state
+
+
+def infer_stage_depths(state):
+    """Blocks per stage from the `layerN.M.` keys."""
+    depths = [0, 0, 0, 0]
+    for key in state:
+        match = _BLOCK_KEY.match(key)
+        if match:
+            stage, block = int(match.group(1)) - 1, int(match.group(2))
+            depths[stage] = max(depths[stage], block + 1)
+    if 0 in depths:
+        raise UserError(f"the state dict has no ResNet stages layer1..layer4 (blocks per stage found: {depths})")
+    return depths
+
+
+def infer_num_classes(state):
+    """Classes of the file's `fc` head, or None for a headless (backbone) state dict."""
+    return state["fc.weight"].shape[0] if "fc.weight" in state else None
+
+
+def build_model_for(state, name, stage_depths=None):
+    """The kresnet model (classifier, or backbone if headless) matching `name` and the file's shape."""
+    spec = registry.model_spec(name)
+    found = infer_stage_depths(state)
+    if stage_depths is None:
+        stage_depths = list(spec.stage_depths)
+    if list(stage_depths) != found:
+        raise UserError(
+            f"the state dict has {found} blocks per stage but {name} is built with {list(stage_depths)}; "
+            f"pass --depths {','.join(map(str, found))}"
+        )
+    num_classes = infer_num_classes(state)
+    if num_classes is None:
+        return registry.create_backbone(name, stage_depths=list(stage_depths))
+    return registry.create_model(name, num_classes=num_classes, stage_depths=list(stage_depths))
+
+
+def torch_name(keras_layer_name, deep_stem):
+    """The PyTorch module name of a kresnet conv, BN or dense layer."""
+    stem_map = (
+        {"stem_conv1": "conv1.0", "stem_bn1": "conv1.1", "stem_conv2": "conv1.3", "stem_bn2": "conv1.4", "stem_conv3": "conv1.6", "stem_bn3": "bn1"}
+        if deep_stem
+        else {"stem_conv": "conv1", "stem_bn": "bn1"}
+    )
+    if keras_layer_name in stem_map:
+        return stem_map[keras_layer_name]
+    if keras_layer_name == "predictions":
+        return "fc"
+    match = re.fullmatch(r"stage(\d)_block(\d+)_(conv\d|bn\d|shortcut_conv|shortcut_bn)", keras_layer_name)
+    if not match:
+        return None
+    stage, block, part = match.groups()
+    return f"layer{stage}.{block}.{part}"
+
+
+def _shortcut_names(backbone):
+    # timm's D shortcut is Sequential(pool, conv, bn), so conv/bn sit at 1/2; B's is (conv, bn) at 0/1.
+    offset = 1 if backbone.avg_down else 0
+    return {"shortcut_conv": f"downsample.{offset}", "shortcut_bn": f"downsample.{offset + 1}"}
+
+
+def _convert(layer, torch_prefix, state, used):
+    """The Keras weight list of one layer from the state dict entries under `torch_prefix`."""
+    from keras import layers
+
+    def take(suffix):
+        key = f"{torch_prefix}.{suffix}"
+        if key not in state:
+            raise UserError(f"the state dict has no key {key!r} (needed by layer {layer.name})")
+        used.add(key)
+        return key, state[key]
+
+    if isinstance(layer, layers.Conv2D):
+        key, kernel = take("weight")
+        arrays = [(key, kernel.transpose(2, 3, 1, 0))]  # (out, in, kh, kw) -> (kh, kw, in, out)
+    elif isinstance(layer, layers.Dense):
+        key, kernel = take("weight")
+        arrays = [(key, kernel.T), take("bias")]
+    elif isinstance(layer, layers.BatchNormalization):
+        arrays = [take("weight"), take("bias"), take("running_mean"), take("running_var")]
+    else:
+        raise TypeError(f"no weight conversion for layer {layer.name}")
+    for (key, array), variable in zip(arrays, layer.weights):
+        if tuple(array.shape) != tuple(variable.shape):
+            raise UserError(
+                f"shape mismatch for {key!r}: file has {tuple(array.shape)}, layer {layer.name} expects {tuple(variable.shape)}"
+            )
+    return [array for _, array in arrays]
+
+
+def import_state_dict(model, state, source="timm"):
+    """Copy a timm/torchvision state dict into a kresnet classifier or backbone, in place.
+
+    Every weight of the model must be found and every tensor of the file used; otherwise
+    the error names the first missing or unused key.
+    """
+    from keras import layers
+
+    if source not in SOURCES:
+        raise UserError(f"unknown weight source {source!r}; expected one of {list(SOURCES)}")
+    backbone = getattr(model, "backbone", model)
+    shortcut_names = _shortcut_names(backbone)
+    used = set()
+    weighted = (layers.Conv2D, layers.Dense, layers.BatchNormalization)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, weighted):
+            continue
+        name = torch_name(layer.name, backbone.deep_stem)
+        if name is None:
+            raise UserError(f"layer {layer.name} has no counterpart in a {source} ResNet")
+        for part, replacement in shortcut_names.items():
+            name = name.replace(part, replacement)
+        layer.set_weights(_convert(layer, name, state, used))
+    unused = sorted(set(state) - used)
+    if unused:
+        raise UserError(f"unknown key {unused[0]!r} in the state dict ({len(unused)} unused); is --model the right variant?")
+    return model
