@@ -1,0 +1,143 @@
+"""The classification recipe schema: one dataclass per TOML table, every trick a key.
+
+Defaults are the paper's baseline (Section 2 of He et al., 2019): ResNet-50,
+NAG with momentum 0.9, 1e-4 weight decay as L2 on the gradient, lr 0.1 per 256
+images, 120 epochs, step decay /10 at epochs 30/60/90, no tricks.
+"""
+
+import dataclasses
+
+from kresnet.errors import UserError
+from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
+
+
+@dataclasses.dataclass
+class Meta:
+    """What the recipe reproduces; not used by training."""
+
+    title: str = setting("", help="one line describing the run")
+    paper_table: str = setting("", help="the paper table this row comes from, e.g. 'Table 6'")
+    paper_row: str = setting("", help="the row label in that table")
+    expected_top1: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-1 (%)")
+    expected_top5: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-5 (%)")
+
+
+@dataclasses.dataclass
+class Model:
+    name: str = setting("resnet50", help="a name from `kresnet models`")
+    num_classes: int = setting(1000, minimum=2)
+    zero_gamma: bool = setting(False, help="zero-init the last BN gamma of every residual block")
+    kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
+    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
+
+
+@dataclasses.dataclass
+class Data:
+    source: str = setting("imagenet", choices=["imagenet", "synthetic"])
+    root: str = setting("data/imagenet", help="ImageNet folder: train/ and val/ class folders or TFRecords")
+    image_size: int = setting(224, minimum=8, help="training crop and evaluation crop size")
+    eval_resize: int = setting(256, minimum=8, help="shorter side before the evaluation centre crop")
+    synthetic_classes: int = setting(10, minimum=2)
+    synthetic_train_images: int = setting(2000, minimum=1)
+    synthetic_val_images: int = setting(500, minimum=1)
+    synthetic_image_size: int = setting(64, minimum=16, help="stored size of the generated images")
+
+
+@dataclasses.dataclass
+class Train:
+    epochs: int = setting(120, minimum=1)
+    batch_size: int = setting(256, minimum=1, help="global batch size")
+    seed: int = setting(0, minimum=0)
+    precision: str = setting("float32", choices=["float32", "mixed_float16", "mixed_bfloat16"])
+    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
+    validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
+    checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
+
+
+@dataclasses.dataclass
+class Optimizer:
+    """NAG with the weight decay added to the gradient (L2) before momentum, as in the paper."""
+
+    lr_per_256: float = setting(0.1, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
+    momentum: float = setting(0.9, minimum=0.0, maximum=0.999)
+    nesterov: bool = setting(True)
+    weight_decay: float = setting(1e-4, minimum=0.0, help="L2 coefficient added to the gradient")
+    no_bias_decay: bool = setting(False, help="no decay on biases and BN gamma/beta")
+
+
+@dataclasses.dataclass
+class Schedule:
+    kind: str = setting("step", choices=["step", "cosine"])
+    warmup_epochs: float = setting(0.0, minimum=0.0, help="linear warmup from 0, per step")
+    step_epochs: list[int] = setting([30, 60, 90], minimum=1, help="step decay boundaries")
+    step_factor: float = setting(0.1, exclusive_minimum=0.0, maximum=1.0)
+
+
+@dataclasses.dataclass
+class Tricks:
+    label_smoothing: float = setting(0.0, minimum=0.0, maximum=0.999)
+    mixup_alpha: float = setting(0.0, minimum=0.0, help="0: no mixup")
+    mixup_off_epochs: int = setting(0, minimum=0, help="final epochs trained without mixup")
+
+
+@dataclasses.dataclass
+class Distillation:
+    teacher_model: str = setting("", help="teacher architecture; empty: no distillation")
+    teacher_weights: str = setting("", help=".weights.h5 of the teacher (kresnet checkpoint or imported)")
+    temperature: float = setting(20.0, exclusive_minimum=0.0)
+
+
+@dataclasses.dataclass
+class ClassificationRecipe:
+    meta: Meta = section(Meta)
+    model: Model = section(Model)
+    data: Data = section(Data)
+    train: Train = section(Train)
+    optimizer: Optimizer = section(Optimizer)
+    schedule: Schedule = section(Schedule)
+    tricks: Tricks = section(Tricks)
+    distillation: Distillation = section(Distillation)
+
+
+def load_classification_recipe(path, overrides=()):
+    """Read and validate a classification recipe, including the checks that span keys.
+
+    Args:
+        path: the TOML file.
+        overrides: `section.key=value` strings from `--set`.
+    """
+    config = load_recipe(path, ClassificationRecipe, overrides)
+    check_consistency(config, source=str(path))
+    return config
+
+
+def classification_recipe_from_dict(data, overrides=()):
+    """Like `load_classification_recipe`, from a nested dict.
+
+    Args:
+        data: nested dict of tables.
+        overrides: `section.key=value` strings.
+    """
+    config = recipe_from_dict(data, ClassificationRecipe, overrides)
+    check_consistency(config, source="recipe")
+    return config
+
+
+def check_consistency(config, source):
+    """Raise a one-line UserError for values that are valid alone but not together."""
+    epochs = config.train.epochs
+    problems = []
+    if config.schedule.warmup_epochs >= epochs:
+        problems.append(f"schedule.warmup_epochs: expected fewer than train.epochs ({epochs}), got {config.schedule.warmup_epochs}")
+    if config.schedule.kind == "step" and any(e >= epochs for e in config.schedule.step_epochs):
+        problems.append(f"schedule.step_epochs: expected epochs below train.epochs ({epochs}), got {config.schedule.step_epochs}")
+    if config.schedule.step_epochs != sorted(config.schedule.step_epochs):
+        problems.append(f"schedule.step_epochs: expected increasing epochs, got {config.schedule.step_epochs}")
+    if config.tricks.mixup_off_epochs >= epochs:
+        problems.append(f"tricks.mixup_off_epochs: expected fewer than train.epochs ({epochs}), got {config.tricks.mixup_off_epochs}")
+    if bool(config.distillation.teacher_model) != bool(config.distillation.teacher_weights):
+        problems.append("distillation: set both teacher_model and teacher_weights, or neither")
+    if config.data.eval_resize < config.data.image_size:
+        problems.append(f"data.eval_resize: expected >= data.image_size ({config.data.image_size}), got {config.data.eval_resize}")
+    if problems:
+        raise UserError(f"{source}: {problems[0]}")

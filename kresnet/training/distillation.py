@@ -1,0 +1,46 @@
+"""Knowledge distillation as a `keras.Model` whose `compute_loss` is the paper's loss.
+
+Keras 3.15 ships `keras.distillation.Distiller` with `LogitsDistillation`, but
+it does not compute the paper's loss: it mixes the two terms as a convex
+combination `w * student + (1 - w) * distill` (the paper adds them, unweighted)
+and its default term is KL(teacher || student) rather than the cross-entropy
+(same gradient, but a different loss value by the teacher's entropy). It also
+does not apply label smoothing to the hard term. So kresnet has this small model.
+"""
+
+import keras
+
+from kresnet.training.losses import classification_loss, distillation_loss
+
+
+class DistillationModel(keras.Model):
+    """Trains `student` on CE(p, softmax(z)) + T^2 CE(softmax(r/T), softmax(z/T)) with a frozen `teacher`.
+
+    The teacher sees the same (possibly mixup-blended) images as the student and runs in
+    inference mode; p are the (possibly mixed) targets. Evaluation reports the plain
+    cross-entropy so validation losses compare across recipes.
+
+    Args:
+        student: the model being trained (returns logits).
+        teacher: a trained model with the same classes (returns logits); frozen here.
+        temperature: T (20 in the paper).
+        label_smoothing: epsilon applied to p.
+    """
+
+    def __init__(self, student, teacher, temperature=20.0, label_smoothing=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.student = student
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.temperature = float(temperature)
+        self.label_smoothing = float(label_smoothing)
+        self._eval_loss = classification_loss(label_smoothing)
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not training:
+            return self._eval_loss(y, y_pred)
+        teacher_logits = self.teacher(x, training=False)
+        return distillation_loss(y, y_pred, teacher_logits, self.temperature, self.label_smoothing)

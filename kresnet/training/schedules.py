@@ -1,0 +1,86 @@
+"""Learning-rate schedules of the paper, evaluated per optimizer step.
+
+The optimizer calls the schedule with its own step counter, so the rate is
+exact after a resume and never depends on how epochs are counted.
+"""
+
+import keras
+from keras import ops
+
+
+def scaled_learning_rate(lr_per_256, batch_size):
+    """The linear scaling rule (Goyal et al.): lr = lr_per_256 * batch_size / 256.
+
+    Args:
+        lr_per_256: learning rate for a global batch of 256 images.
+        batch_size: the global batch size.
+    """
+    return lr_per_256 * batch_size / 256.0
+
+
+@keras.saving.register_keras_serializable(package="kresnet")
+class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `base_lr` over `warmup_steps`, then `base_lr * factor**k`
+    where k is the number of `boundaries` (in steps) already reached.
+
+    Args:
+        base_lr: the rate after warmup.
+        warmup_steps: steps of linear warmup (0: none).
+        boundaries: steps at which the rate is multiplied by `factor`.
+        factor: the multiplier at each boundary (0.1 in the paper).
+    """
+
+    def __init__(self, base_lr, warmup_steps, boundaries, factor=0.1):
+        self.base_lr = float(base_lr)
+        self.warmup_steps = int(warmup_steps)
+        self.boundaries = [int(b) for b in boundaries]
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        passed = ops.zeros((), "float32")
+        for boundary in self.boundaries:
+            passed = passed + ops.cast(step >= boundary, "float32")
+        decayed = self.base_lr * ops.power(self.factor, passed)
+        if self.warmup_steps == 0:
+            return decayed
+        warm = self.base_lr * step / self.warmup_steps
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return {
+            "base_lr": self.base_lr,
+            "warmup_steps": self.warmup_steps,
+            "boundaries": list(self.boundaries),
+            "factor": self.factor,
+        }
+
+
+def build_schedule(kind, base_lr, steps_per_epoch, epochs, warmup_epochs=0.0, step_epochs=(30, 60, 90), step_factor=0.1):
+    """The paper's schedule: linear warmup from 0, then step decay or cosine decay to 0, per step.
+
+    Cosine after warmup is lr_t = 0.5 * (1 + cos(pi * t / T)) * base_lr with t, T counted
+    from the end of warmup, which is exactly `keras.optimizers.schedules.CosineDecay`
+    with `warmup_target`, so that one is reused.
+
+    Args:
+        kind: "step" or "cosine".
+        base_lr: the (already linearly scaled) peak learning rate.
+        steps_per_epoch: optimizer steps per epoch.
+        epochs: total epochs.
+        warmup_epochs: epochs of linear warmup (may be fractional).
+        step_epochs: epochs at which step decay divides the rate.
+        step_factor: the step decay multiplier.
+    """
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+    if kind == "cosine":
+        if warmup_steps == 0:
+            return keras.optimizers.schedules.CosineDecay(base_lr, decay_steps=total_steps, alpha=0.0)
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=total_steps - warmup_steps, alpha=0.0, warmup_target=base_lr, warmup_steps=warmup_steps
+        )
+    if kind == "step":
+        boundaries = [e * steps_per_epoch for e in step_epochs]
+        return WarmupStepDecay(base_lr, warmup_steps, boundaries, step_factor)
+    raise ValueError(f"unknown schedule kind {kind!r}")
