@@ -14,6 +14,7 @@ from transfer.detection.voc import parse_splits, read_voc
 def test_parse_splits_combines_years():
     assert parse_splits("07+12/trainval") == [("VOC2007", "trainval"), ("VOC2012", "trainval")]
     assert parse_splits(["VOC2007/test"]) == [("VOC2007", "test")]
+    assert parse_splits("synthetic/test") == [("synthetic", "test")]
     with pytest.raises(UserError, match="trainval"):
         parse_splits("VOC2007")
 

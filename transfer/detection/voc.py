@@ -14,7 +14,8 @@ VOC07_TEST = ("VOC2007/test",)
 def parse_splits(splits):
     """Normalise split names to (year folder, split) pairs.
 
-    Accepts "VOC2007/trainval", "2007/trainval", "07+12/trainval" and lists of them.
+    Accepts "VOC2007/trainval", "2007/trainval", "07+12/trainval", "<folder>/<split>"
+    for any other folder inside VOCdevkit, and lists of them.
 
     Args:
         splits: str or list of str.
@@ -26,6 +27,9 @@ def parse_splits(splits):
         years, sep, split = str(entry).partition("/")
         if not sep or not split:
             raise UserError(f"VOC split {entry!r}: expected 'VOC2007/trainval' (year/split), e.g. '07+12/trainval'")
+        if not years.replace("VOC", "").replace("+", "").strip().isdigit():
+            pairs.append((years, split))  # a folder that is not a VOC year, e.g. "synthetic"
+            continue
         for year in years.replace("VOC", "").split("+"):
             year = year.strip()
             if len(year) == 2 and year.isdigit():
