@@ -57,7 +57,9 @@ def encode_boxes(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0)):
     boxes, anchors = ops.convert_to_tensor(boxes), ops.convert_to_tensor(anchors)
     x, y, w, h = _centres(boxes)
     xa, ya, wa, ha = _centres(anchors)
+    # Degenerate boxes (padding, unsampled slots) must give finite targets, not NaN.
     w, h = ops.maximum(w, 1e-6), ops.maximum(h, 1e-6)
+    wa, ha = ops.maximum(wa, 1e-6), ops.maximum(ha, 1e-6)
     return ops.stack([weights[0] * (x - xa) / wa, weights[1] * (y - ya) / ha,
                       weights[2] * ops.log(w / wa), weights[3] * ops.log(h / ha)], axis=-1)
 

@@ -103,21 +103,20 @@ class FasterRCNN(keras.Model):
 
     def _rpn(self, features):
         logits, deltas = [], []
-        for feature in features:
+        for feature, count in zip(features, self.level_counts):
             hidden = self.rpn_conv(feature)
-            batch = ops.shape(hidden)[0]
-            logits.append(ops.reshape(ops.cast(self.rpn_objectness(hidden), "float32"), (batch, -1)))
-            deltas.append(ops.reshape(ops.cast(self.rpn_deltas(hidden), "float32"), (batch, -1, 4)))
+            logits.append(ops.reshape(ops.cast(self.rpn_objectness(hidden), "float32"), (-1, count)))
+            deltas.append(ops.reshape(ops.cast(self.rpn_deltas(hidden), "float32"), (-1, count, 4)))
         return ops.concatenate(logits, axis=1), ops.concatenate(deltas, axis=1)
 
     def _box_head(self, features, rois, training):
         pooled = multilevel_roi_align(features[:4], STRIDES[:4], rois, self.settings["pooler_size"],
                                       self.settings["pooler_sampling_ratio"], aligned=True)
-        batch, num_rois = ops.shape(pooled)[0], rois.shape[1]
+        num_rois = rois.shape[1]
         pooled = ops.reshape(pooled, (-1,) + tuple(pooled.shape[2:]))
         hidden = self.box_head(pooled, training=training)
-        class_logits = ops.reshape(ops.cast(self.class_logits(hidden), "float32"), (batch, num_rois, -1))
-        box_deltas = ops.reshape(ops.cast(self.box_deltas(hidden), "float32"), (batch, num_rois, self.num_classes, 4))
+        class_logits = ops.reshape(ops.cast(self.class_logits(hidden), "float32"), (-1, num_rois, self.num_classes + 1))
+        box_deltas = ops.reshape(ops.cast(self.box_deltas(hidden), "float32"), (-1, num_rois, self.num_classes, 4))
         return class_logits, box_deltas
 
     def call(self, inputs, training=False):
@@ -158,6 +157,7 @@ class FasterRCNN(keras.Model):
         indices, is_positive, picked = sample_balanced(labels, self.settings["rpn_batch_size"], 0.5, self.seed_generator)
         sampled_anchors = ops.take(anchors, indices, axis=0)
         targets = encode_boxes(gather(gt_boxes, gather(matched, indices)), sampled_anchors)
+        targets = ops.where(is_positive[..., None], targets, 0.0)
         return {"rpn_logits": gather(rpn_logits, indices), "rpn_deltas": gather(rpn_deltas, indices),
                 "rpn_positive": is_positive, "rpn_picked": picked, "rpn_box_targets": ops.stop_gradient(targets)}
 
@@ -173,6 +173,7 @@ class FasterRCNN(keras.Model):
         matched = gather(matched, indices)
         classes = ops.where(is_positive, gather(gt_labels, matched) + 1, 0)
         box_targets = encode_boxes(gather(gt_boxes, matched), rois, RCNN_BOX_WEIGHTS)
+        box_targets = ops.where(is_positive[..., None], box_targets, 0.0)
         return rois, classes, ops.stop_gradient(box_targets), picked
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

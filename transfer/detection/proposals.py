@@ -86,9 +86,9 @@ def detect(proposals, proposal_valid, class_logits, box_deltas, image_sizes, box
     probabilities = ops.where(proposal_valid[..., None], probabilities, 0.0)
     boxes = decode_boxes(ops.cast(box_deltas, "float32"), proposals[:, :, None, :], box_weights)
     boxes = clip_boxes(boxes, image_sizes[:, 0, None, None], image_sizes[:, 1, None, None])
-    batch = ops.shape(boxes)[0]
-    flat_scores = ops.reshape(probabilities, (batch, -1))
-    flat_boxes = ops.reshape(boxes, (batch, -1, 4))
+    candidates = proposals.shape[1] * num_classes  # static, even when the batch size is not
+    flat_scores = ops.reshape(probabilities, (-1, candidates))
+    flat_boxes = ops.reshape(boxes, (-1, candidates, 4))
     k = min(pre_nms_topk, flat_scores.shape[1])
     scores, indices = ops.top_k(flat_scores, k=k)
     boxes = gather(flat_boxes, indices)

@@ -133,6 +133,6 @@ def _sample(table, boxes, base, height, width, scale, output_size, sampling_rati
             index = base + rows[..., :, None] * row_width + cols[..., None, :]  # (B, R, Sy, Sx)
             weight = ops.cast(row_weight[..., :, None] * col_weight[..., None, :], table.dtype)
             result = result + ops.take(table, index, axis=0) * weight[..., None]
-    batch, num_boxes, channels = ops.shape(result)[0], boxes.shape[1], ops.shape(table)[-1]
-    result = ops.reshape(result, (batch, num_boxes, output_size, sampling_ratio, output_size, sampling_ratio, channels))
+    num_boxes, channels = boxes.shape[1], ops.shape(table)[-1]
+    result = ops.reshape(result, (-1, num_boxes, output_size, sampling_ratio, output_size, sampling_ratio, channels))
     return ops.mean(result, axis=(3, 5))

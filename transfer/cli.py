@@ -1,0 +1,62 @@
+"""`kresnet transfer ...`: fine-tune kresnet backbones for detection (and segmentation).
+
+`evaluate` and `predict` dispatch on the recipe's `task` key.
+"""
+
+import pathlib
+import tomllib
+
+import typer
+
+from kresnet.errors import UserError
+
+app = typer.Typer(help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN).", no_args_is_help=True)
+
+RECIPE = typer.Argument(..., help="TOML recipe, e.g. recipes/transfer/demo_detect.toml")
+SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
+OUT = typer.Option(None, "--out", help="run folder (default runs/<recipe name>)")
+WEIGHTS = typer.Option(None, "--weights", "--checkpoint", help="trained .weights.h5 (default: the run folder's model.weights.h5)")
+
+
+def _task(recipe):
+    try:
+        return tomllib.loads(pathlib.Path(recipe).read_text(encoding="utf-8")).get("task", "")
+    except FileNotFoundError:
+        raise UserError(f"{recipe}: recipe not found (expected a TOML file)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{recipe}: not valid TOML: {error}") from None
+
+
+def _commands(recipe):
+    task = _task(recipe)
+    if task == "detection":
+        from transfer.detection import commands
+
+        return commands
+    raise UserError(f"{recipe}: task = {task!r}; expected task = \"detection\"")
+
+
+@app.command("detect")
+def detect(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT):
+    """Train a Faster R-CNN detector from a recipe and evaluate it (resumes a stopped run in the same folder)."""
+    from transfer.detection.commands import detect_command
+
+    detect_command(recipe, set, out)
+
+
+@app.command("evaluate")
+def evaluate(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT, weights: pathlib.Path = WEIGHTS):
+    """Score trained weights on the recipe's test split (detection: VOC07 and area mAP, COCO mAP on COCO data)."""
+    _commands(recipe).evaluate_command(recipe, set, weights, out)
+
+
+@app.command("predict")
+def predict(
+    recipe: pathlib.Path = RECIPE,
+    images: list[pathlib.Path] = typer.Argument(..., help="image files or folders"),
+    set: list[str] = SET,
+    out: pathlib.Path = OUT,
+    weights: pathlib.Path = WEIGHTS,
+):
+    """Write images with the predictions drawn (detection: boxes, class names, scores) to <out>/predictions/."""
+    _commands(recipe).predict_command(recipe, images, set, weights, out)
