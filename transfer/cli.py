@@ -1,8 +1,9 @@
-"""`kresnet transfer ...`: fine-tune kresnet backbones for segmentation (and detection).
+"""`kresnet transfer ...`: fine-tune kresnet backbones for detection and segmentation.
 
 `evaluate` and `predict` dispatch on the recipe's `task` key.
 """
 
+import importlib
 import pathlib
 import tomllib
 
@@ -10,12 +11,19 @@ import typer
 
 from kresnet.errors import UserError
 
-app = typer.Typer(help="Transfer kresnet backbones: semantic segmentation (FCN).", no_args_is_help=True)
+app = typer.Typer(
+    help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN) and semantic segmentation (FCN).",
+    no_args_is_help=True,
+)
 
-RECIPE = typer.Argument(..., help="TOML recipe, e.g. recipes/transfer/demo_segment.toml")
+TASK_MODULES = {"detection": "transfer.detection.commands", "segmentation": "transfer.segmentation.commands"}
+
+RECIPE = typer.Argument(..., help="TOML recipe, e.g. recipes/transfer/demo_detect.toml or demo_segment.toml")
 SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
 OUT = typer.Option(None, "--out", help="run folder (default runs/<recipe name>)")
-WEIGHTS = typer.Option(None, "--weights", help="trained .weights.h5 (default: the run folder's model.weights.h5)")
+WEIGHTS = typer.Option(
+    None, "--weights", "--checkpoint", help="trained .weights.h5 (default: the run folder's model.weights.h5)"
+)
 
 
 def _task(recipe):
@@ -29,11 +37,18 @@ def _task(recipe):
 
 def _commands(recipe):
     task = _task(recipe)
-    if task == "segmentation":
-        from transfer.segmentation import commands
+    if task not in TASK_MODULES:
+        expected = " or ".join(f'task = "{name}"' for name in TASK_MODULES)
+        raise UserError(f"{recipe}: task = {task!r}; expected {expected}")
+    return importlib.import_module(TASK_MODULES[task])
 
-        return commands
-    raise UserError(f"{recipe}: task = {task!r}; expected task = \"segmentation\"")
+
+@app.command("detect")
+def detect(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT):
+    """Train a Faster R-CNN detector from a recipe and evaluate it (resumes a stopped run in the same folder)."""
+    from transfer.detection.commands import detect_command
+
+    detect_command(recipe, set, out)
 
 
 @app.command("segment")
@@ -46,7 +61,7 @@ def segment(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Pa
 
 @app.command("evaluate")
 def evaluate(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT, weights: pathlib.Path = WEIGHTS):
-    """Score trained weights on the recipe's validation split (pixAcc, mIoU, per-class IoU)."""
+    """Score trained weights on the recipe's evaluation split (detection: VOC07/area/COCO mAP; segmentation: pixAcc, mIoU)."""
     _commands(recipe).evaluate_command(recipe, set, weights, out)
 
 
@@ -58,5 +73,5 @@ def predict(
     out: pathlib.Path = OUT,
     weights: pathlib.Path = WEIGHTS,
 ):
-    """Write colour-overlay PNGs (and palette masks) of the predicted classes to <out>/predictions/."""
+    """Write predictions to <out>/predictions/: boxes with class names and scores, or colour-overlay masks."""
     _commands(recipe).predict_command(recipe, images, set, weights, out)

@@ -1,0 +1,134 @@
+"""Command functions of `kresnet transfer detect / evaluate / predict` for `task = "detection"` recipes.
+
+Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
+"""
+
+import json
+import pathlib
+
+import typer
+
+from kresnet.errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def _log(message):
+    typer.echo(message, err=True)
+
+
+def _run_dir(recipe, out):
+    return pathlib.Path(out) if out else pathlib.Path("runs") / pathlib.Path(recipe).stem
+
+
+def _weights(recipe, weights, out):
+    path = pathlib.Path(weights) if weights else _run_dir(recipe, out) / "model.weights.h5"
+    if not path.is_file():
+        raise UserError(f"{path}: detector weights not found (train with `kresnet transfer detect` or pass --weights)")
+    return path
+
+
+def detect_command(recipe, overrides=(), out=None):
+    """Train a Faster R-CNN from a recipe into a run folder (rerun resumes), then evaluate it.
+
+    Args:
+        recipe: path of a `task = "detection"` TOML recipe.
+        overrides: `section.key=value` strings.
+        out: run folder; default `runs/<recipe name>`.
+    """
+    from transfer.detection.config import load_detection_recipe
+    from transfer.detection.trainer import train_detector
+
+    config = load_detection_recipe(recipe, overrides)
+    run = _run_dir(recipe, out)
+    metrics = train_detector(config, run, log=_log)
+    typer.echo(f"VOC07 mAP {metrics['map_voc07']:.2f}  area mAP {metrics['map_area']:.2f}  ->  {run / 'metrics.json'}")
+    return metrics
+
+
+def evaluate_command(recipe, overrides=(), weights=None, out=None):
+    """Score trained detector weights on the recipe's test split; writes `eval_metrics.json`.
+
+    Args:
+        recipe: detection recipe path.
+        overrides: `section.key=value` strings.
+        weights: detector `.weights.h5`; default the run folder's `model.weights.h5`.
+        out: run folder (default `runs/<recipe name>`), where the metrics go.
+    """
+    from transfer.detection.config import load_detection_recipe
+    from transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits, write_json
+
+    config = load_detection_recipe(recipe, overrides)
+    path = _weights(recipe, weights, out)
+    _, test = load_splits(config, progress=_log)
+    model = build_detector(config, len(test.class_names), load_backbone=False)
+    build_variables(model, config)
+    model.load_weights(path)
+    metrics = evaluate_detector(model, config, test)
+    destination = _run_dir(recipe, out) / "eval_metrics.json"
+    write_json(metrics, destination)
+    typer.echo(f"VOC07 mAP {metrics['map_voc07']:.2f}  area mAP {metrics['map_area']:.2f}  ->  {destination}")
+    return metrics
+
+
+def predict_command(recipe, images, overrides=(), weights=None, out=None, threshold=0.5):
+    """Detect objects in image files (or folders of them); write copies with boxes, names and scores drawn.
+
+    Args:
+        recipe: detection recipe path.
+        images: list of image files or folders.
+        overrides: `section.key=value` strings.
+        weights: detector `.weights.h5`; default the run folder's `model.weights.h5`.
+        out: run folder (default `runs/<recipe name>`); images go to `<out>/predictions/`.
+        threshold: float. Lowest score drawn.
+    """
+    from PIL import Image
+
+    from transfer.detection.config import load_detection_recipe
+    from transfer.detection.dataset import make_record
+    from transfer.detection.draw import draw_detections
+    from transfer.detection.inference import detect_records
+    from transfer.detection.runner import CLASSES_FILE, build_detector, build_variables
+
+    config = load_detection_recipe(recipe, overrides)
+    path = _weights(recipe, weights, out)
+    files = _image_files(images)
+    classes_file = path.parent / CLASSES_FILE
+    if not classes_file.is_file():
+        raise UserError(f"{classes_file}: class list not found beside the weights (written by `kresnet transfer detect`)")
+    class_names = json.loads(classes_file.read_text())
+    records = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                width, height = image.size
+        except OSError as error:
+            raise UserError(f"{file}: not a readable image ({error})") from None
+        records.append(make_record(file.name, file, width, height, [], [], []))
+    model = build_detector(config, len(class_names), load_backbone=False)
+    build_variables(model, config)
+    model.load_weights(path)
+    detections = detect_records(model, records, config.train.eval_batch_size, config.data.short_side,
+                                config.data.max_side)
+    destination = _run_dir(recipe, out) / "predictions"
+    destination.mkdir(parents=True, exist_ok=True)
+    for file, detection in zip(files, detections):
+        target = destination / f"{file.stem}.png"
+        count = draw_detections(file, detection, class_names, target, threshold)
+        typer.echo(f"{target}: {count} object(s)")
+    return destination
+
+
+def _image_files(images):
+    files = []
+    for item in images:
+        item = pathlib.Path(item)
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise UserError(f"{item}: image or folder not found")
+    if not files:
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(str(i) for i in images)}")
+    return files

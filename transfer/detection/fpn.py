@@ -1,0 +1,39 @@
+"""Feature Pyramid Network (Lin et al., 2017) on a kresnet backbone's `pyramid_outputs`."""
+
+import keras
+from keras import layers
+
+# Paper normalisation (Section 2), applied inside the detector so it takes 0-255 pixels.
+PIXEL_MEAN = (123.68, 116.779, 103.939)
+PIXEL_STD = (58.393, 57.12, 57.375)
+LEVELS = ("P2", "P3", "P4", "P5")
+
+
+def build_fpn_extractor(backbone, channels=256, dtype=None, name="fpn_extractor"):
+    """A functional model: 0-255 images -> [P2, P3, P4, P5, P6] with `channels` each.
+
+    Lateral 1x1 convs, top-down nearest 2x upsampling and sums, a 3x3 conv per
+    output, and P6 as a stride-2 subsample of P5 (for the RPN's largest anchors),
+    as in Detectron2's FPN.
+
+    Args:
+        backbone: `kresnet.ResNetBackbone` built with a static `input_shape` (sides divisible by 32).
+        channels: int. FPN width.
+        dtype: dtype policy of the new layers.
+        name: str.
+    """
+    images = keras.Input(shape=backbone.input.shape[1:], name="pixels")
+    normalised = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD], dtype=dtype,
+                                      name="pixel_normalization")(images)
+    pyramid = keras.Model(backbone.inputs, [backbone.pyramid_outputs[level] for level in LEVELS], name="backbone_pyramid")
+    features = pyramid(normalised)
+    laterals = [layers.Conv2D(channels, 1, dtype=dtype, name=f"fpn_lateral{level}")(feature)
+                for level, feature in zip(LEVELS, features)]
+    merged = [laterals[-1]]
+    for level, lateral in zip(LEVELS[-2::-1], laterals[-2::-1]):
+        upsampled = layers.UpSampling2D(2, interpolation="nearest", dtype=dtype, name=f"fpn_up{level}")(merged[0])
+        merged.insert(0, layers.Add(dtype=dtype, name=f"fpn_sum{level}")([lateral, upsampled]))
+    outputs = [layers.Conv2D(channels, 3, padding="same", dtype=dtype, name=f"fpn_output{level}")(feature)
+               for level, feature in zip(LEVELS, merged)]
+    outputs.append(layers.MaxPooling2D(1, strides=2, dtype=dtype, name="fpn_P6")(outputs[-1]))
+    return keras.Model(images, outputs, name=name)

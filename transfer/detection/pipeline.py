@@ -1,0 +1,103 @@
+"""tf.data input pipeline for detection: resize (short side / max side), flip, pad to one static size.
+
+The only TensorFlow in the detection code; the batches it yields are NumPy
+arrays or tf tensors that every Keras backend accepts.
+"""
+
+import math
+
+import numpy as np
+
+from transfer.detection.fpn import PIXEL_MEAN
+
+
+def padded_size(max_side, divisor=32):
+    """Static side of the padded square input: `max_side` rounded up to a multiple of `divisor`.
+
+    Args:
+        max_side: int.
+        divisor: int.
+    """
+    return int(math.ceil(max_side / divisor) * divisor)
+
+
+def pack_records(records, max_boxes):
+    """Fixed-size arrays of a dataset's ground truth (difficult/crowd objects not valid for training).
+
+    Args:
+        records: list of `DetectionRecord`.
+        max_boxes: int. Objects kept per image (the first ones).
+
+    Returns:
+        dict of arrays: paths (N,), boxes (N, G, 4), labels (N, G), valid (N, G), sizes (N, 2).
+    """
+    count = len(records)
+    boxes = np.zeros((count, max_boxes, 4), np.float32)
+    labels = np.zeros((count, max_boxes), np.int32)
+    valid = np.zeros((count, max_boxes), bool)
+    for index, record in enumerate(records):
+        keep = np.flatnonzero(~record.difficult)[:max_boxes]
+        boxes[index, :len(keep)] = record.boxes[keep]
+        labels[index, :len(keep)] = record.labels[keep]
+        valid[index, :len(keep)] = True
+    sizes = np.asarray([[r.height, r.width] for r in records], np.float32).reshape(-1, 2)
+    return {"paths": np.asarray([r.image_path for r in records]), "boxes": boxes, "labels": labels,
+            "valid": valid, "sizes": sizes}
+
+
+def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, training=False, flip=True,
+                 seed=0, repeat=False):
+    """Batches of {"images", "image_sizes", "scales", ...}; with `training`, also the padded ground truth.
+
+    Each image is scaled by min(short_side / short, max_side / long) (the
+    Faster R-CNN rule, 600/1000 for VOC), flipped at random when training with
+    `flip`, and padded with the mean pixel to a square of `padded_size(max_side)`.
+
+    Args:
+        records: list of `DetectionRecord`.
+        batch_size: int.
+        short_side: int.
+        max_side: int.
+        max_boxes: int. Ground-truth slots per image.
+        training: bool. Shuffle, flip, drop the last partial batch, yield ground truth.
+        flip: bool. Random horizontal flip when training.
+        seed: int. Shuffle and flip seed.
+        repeat: bool. Repeat forever (training with `steps_per_epoch`).
+    """
+    import tensorflow as tf
+
+    packed = pack_records(records, max_boxes)
+    side = padded_size(max_side)
+    mean = tf.constant(PIXEL_MEAN, tf.float32)
+
+    def load(path, boxes, labels, valid, size):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.cast(image, tf.float32)
+        height, width = size[0], size[1]
+        scale = tf.minimum(short_side / tf.minimum(height, width), max_side / tf.maximum(height, width))
+        new_height = tf.minimum(tf.round(height * scale), float(side))
+        new_width = tf.minimum(tf.round(width * scale), float(side))
+        image = tf.image.resize(image, tf.cast(tf.stack([new_height, new_width]), tf.int32))
+        scales = tf.stack([new_height / height, new_width / width])
+        boxes = boxes * tf.stack([scales[1], scales[0], scales[1], scales[0]])
+        if training and flip:
+            flipped = tf.random.uniform([], seed=seed) < 0.5
+            image = tf.cond(flipped, lambda: tf.reverse(image, axis=[1]), lambda: image)
+            mirrored = tf.stack([new_width - boxes[:, 2], boxes[:, 1], new_width - boxes[:, 0], boxes[:, 3]], axis=1)
+            boxes = tf.where(flipped, mirrored, boxes)
+        image = tf.image.pad_to_bounding_box(image - mean, 0, 0, side, side) + mean
+        image.set_shape([side, side, 3])
+        example = {"images": image, "image_sizes": tf.stack([new_height, new_width]), "scales": scales}
+        if training:
+            example.update(gt_boxes=boxes * tf.cast(valid, tf.float32)[:, None], gt_labels=labels, gt_valid=valid)
+        return example
+
+    data = tf.data.Dataset.from_tensor_slices(
+        (packed["paths"], packed["boxes"], packed["labels"], packed["valid"], packed["sizes"]))
+    if training:
+        data = data.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(batch_size, drop_remainder=training)
+    return data.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,160 @@
+"""What the detection commands share: data from a recipe, the detector, backbone weights, training, evaluation."""
+
+import json
+import pathlib
+
+from kresnet.errors import UserError
+from transfer.detection.dataset import VOC_CLASSES
+
+CLASSES_FILE = "classes.json"
+
+
+def load_splits(config, progress=None):
+    """(train, test) `DetectionDataset`s of a recipe; problems are warned, not fatal.
+
+    Args:
+        config: `DetectionRecipe`.
+        progress: callable or None, told what is happening (one line).
+    """
+    data = config.data
+    if data.format == "synthetic":
+        from transfer.detection.synthetic_voc import cached_synthetic_voc, synthetic_class_names
+        from transfer.detection.voc import read_voc
+
+        if progress:
+            progress("preparing the synthetic VOC scenes (cached after the first run)")
+        devkit = cached_synthetic_voc(data.synthetic_classes, data.synthetic_image_size, data.synthetic_train_images,
+                                      data.synthetic_test_images, config.train.seed, data.synthetic_max_objects)
+        names = synthetic_class_names(data.synthetic_classes)
+        train, test = (read_voc(devkit, f"synthetic/{split}", names) for split in ("trainval", "test"))
+    elif data.format == "voc":
+        from transfer.detection.voc import read_voc
+
+        train, test = (read_voc(data.root, splits, VOC_CLASSES) for splits in (data.train_splits, data.test_splits))
+    else:
+        from transfer.detection.coco import read_coco
+
+        root = pathlib.Path(data.root)
+        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True)
+        test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
+    for dataset in (train, test):
+        dataset.warn_problems()
+    if not train.records or not test.records:
+        raise UserError(f"data.root {data.root}: no usable images in the {'training' if not train.records else 'test'} split")
+    return train, test
+
+
+def build_detector(config, num_classes, load_backbone=True):
+    """The recipe's `FasterRCNN`, its backbone initialised from `model.backbone_weights` when given.
+
+    Args:
+        config: `DetectionRecipe`.
+        num_classes: int.
+        load_backbone: bool. False when full detector weights are loaded next anyway.
+    """
+    import keras
+
+    import kresnet
+    from transfer.detection.faster_rcnn import FasterRCNN
+    from transfer.detection.pipeline import padded_size
+
+    keras.config.set_dtype_policy(config.train.precision)
+    side = padded_size(config.data.max_side)
+    m = config.model
+    backbone = kresnet.create_backbone(m.backbone, input_shape=[side, side, 3], stage_depths=m.stage_depths)
+    if load_backbone and m.backbone_weights:
+        load_backbone_weights(backbone, m.backbone_weights, m.backbone, m.stage_depths)
+    return FasterRCNN(
+        backbone, num_classes, fpn_channels=m.fpn_channels, anchor_sizes=m.anchor_sizes, aspect_ratios=m.aspect_ratios,
+        rpn_batch_size=m.rpn_batch_size, rpn_pre_nms_topk_train=m.rpn_pre_nms_topk_train,
+        rpn_pre_nms_topk_test=m.rpn_pre_nms_topk_test, rpn_post_nms_topk_train=m.rpn_post_nms_topk_train,
+        rpn_post_nms_topk_test=m.rpn_post_nms_topk_test, roi_batch_size=m.roi_batch_size, head_dim=m.head_dim,
+        pooler_size=m.pooler_size, score_threshold=m.score_threshold, max_detections=m.max_detections,
+        freeze_bn=m.freeze_bn, freeze_stem=m.freeze_stem, seed=config.train.seed)
+
+
+def load_backbone_weights(backbone, path, name, stage_depths):
+    """Copy the backbone out of a classifier `.weights.h5` (any number of classes).
+
+    Args:
+        backbone: the detector's `ResNetBackbone`.
+        path: str. `model.weights.h5` of `kresnet train`, or of `kresnet import-weights`.
+        name: str. Model name of the classifier.
+        stage_depths: list or None, as the classifier was built.
+    """
+    import h5py
+
+    import kresnet
+
+    path = pathlib.Path(path)
+    if not path.is_file() or not path.name.endswith(".weights.h5"):
+        raise UserError(f"model.backbone_weights: {path} not found (expected a classifier .weights.h5 from kresnet train)")
+    kernels = []
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda key, item: kernels.append(item.shape) if getattr(item, "ndim", 0) == 2 else None)
+    if len(kernels) != 1:
+        raise UserError(f"model.backbone_weights: {path} is not a kresnet classifier (expected one dense kernel)")
+    classifier = kresnet.create_model(name, num_classes=int(kernels[0][1]), stage_depths=stage_depths)
+    try:
+        classifier.load_weights(path)
+    except ValueError as error:
+        raise UserError(f"model.backbone_weights: {path} does not fit model.backbone={name} ({error})") from None
+    backbone.set_weights(classifier.backbone.get_weights())
+
+
+def build_variables(model, config):
+    """Create the detector's variables (a prediction on one blank batch) so weights can be loaded.
+
+    Args:
+        model: `FasterRCNN`.
+        config: `DetectionRecipe`.
+    """
+    import numpy as np
+
+    from transfer.detection.pipeline import padded_size
+
+    side = padded_size(config.data.max_side)
+    size = config.train.eval_batch_size
+    model.predict_on_batch({"images": np.zeros((size, side, side, 3), np.float32),
+                            "image_sizes": np.full((size, 2), side, np.float32)})
+
+
+def evaluate_detector(model, config, dataset, progress=None):
+    """VOC07 11-point and area mAP (percent, per class too), plus COCO mAP for COCO data.
+
+    Args:
+        model: `FasterRCNN`.
+        config: `DetectionRecipe`.
+        dataset: `DetectionDataset` to score.
+        progress: callable or None, called with images done.
+    """
+    from transfer.detection.inference import detect_records, ground_truths
+    from transfer.detection.voc_eval import evaluate_voc
+
+    detections = detect_records(model, dataset.records, config.train.eval_batch_size, config.data.short_side,
+                                config.data.max_side, progress)
+    result = evaluate_voc(detections, ground_truths(dataset.records), dataset.class_names)
+    metrics = {
+        "map_voc07": 100 * result["map_voc07"],
+        "map_area": 100 * result["map_area"],
+        "images": len(dataset.records),
+        "per_class_ap_voc07": {k: None if v["ap_voc07"] is None else 100 * v["ap_voc07"]
+                               for k, v in result["per_class"].items()},
+    }
+    if config.data.format == "coco":
+        from transfer.detection.coco_eval import evaluate_coco
+
+        metrics["coco"] = {k: 100 * v for k, v in evaluate_coco(detections, dataset).items()}
+    return metrics
+
+
+def write_json(data, path):
+    """Write `data` as indented JSON, creating the folder.
+
+    Args:
+        data: JSON-able object.
+        path: destination.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,73 @@
+"""`kresnet transfer detect`: train a detector from a recipe into a run folder, resumably, then evaluate it.
+
+Run folder: recipe.toml (resolved), classes.json, history.csv, backup/ (full
+state at each epoch end, removed when training ends; a rerun resumes from it),
+checkpoints/last.weights.h5, model.weights.h5 (final detector), metrics.json.
+"""
+
+import math
+import pathlib
+
+from kresnet.recipe import write_recipe
+from transfer.detection.runner import (CLASSES_FILE, build_detector, build_variables, evaluate_detector, load_splits,
+                                      write_json)
+
+
+def train_detector(config, run_dir, log=print, verbose="auto"):
+    """Train (or resume, or skip if finished) and evaluate; returns the metrics dict.
+
+    Args:
+        config: `DetectionRecipe`.
+        run_dir: path of the run folder.
+        log: callable for one-line progress messages.
+        verbose: Keras `fit` verbosity.
+    """
+    import keras
+
+    from kresnet.training.optimizer import NesterovL2SGD
+    from kresnet.training.schedules import build_schedule, scaled_learning_rate
+    from transfer.detection.pipeline import make_dataset
+
+    run = pathlib.Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    write_recipe(config, run / "recipe.toml")
+    keras.utils.set_random_seed(config.train.seed)
+    train, test = load_splits(config, progress=log)
+    write_json(train.class_names, run / CLASSES_FILE)
+    log(f"{len(train)} training images, {len(test)} test images, {len(train.class_names)} classes")
+    model = build_detector(config, len(train.class_names))
+    build_variables(model, config)  # BackupAndRestore needs a built model; evaluation reuses the compiled predict
+    final = run / "model.weights.h5"
+    if final.is_file():
+        log(f"{final} exists: training already finished, evaluating it")
+        model.load_weights(final)
+    else:
+        steps = config.train.steps_per_epoch or max(1, len(train) // config.train.batch_size)
+        base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
+        schedule = build_schedule(config.schedule.kind, base_lr, steps, config.train.epochs,
+                                  config.schedule.warmup_epochs, config.schedule.step_epochs, config.schedule.step_factor)
+        optimizer = NesterovL2SGD(learning_rate=schedule, momentum=config.optimizer.momentum,
+                                  nesterov=config.optimizer.nesterov, l2=config.optimizer.weight_decay,
+                                  no_bias_decay=config.optimizer.no_bias_decay)
+        model.compile(optimizer=optimizer)
+        data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
+                            config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
+                            repeat=True)
+        (run / "checkpoints").mkdir(exist_ok=True)
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(run / "backup")),
+            keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+            keras.callbacks.ModelCheckpoint(str(run / "checkpoints" / "last.weights.h5"), save_weights_only=True),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        log(f"training {config.train.epochs} epochs x {steps} steps, lr {base_lr:g}, {config.train.precision}")
+        history = model.fit(data, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                            verbose=verbose)
+        losses = history.history.get("loss", [])
+        if losses and not math.isfinite(losses[-1]):
+            raise RuntimeError(f"training diverged (loss {losses[-1]}); the last good state is in {run / 'backup'}")
+        model.save_weights(final)
+    log(f"evaluating on {len(test)} images")
+    metrics = evaluate_detector(model, config, test)
+    write_json(metrics, run / "metrics.json")
+    return metrics
