@@ -89,7 +89,7 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
 
 def test_dispatch_refuses_other_tasks_and_missing_weights(recipe, tmp_path):
     other = tmp_path / "other.toml"
-    other.write_text('task = "detection"\n')
+    other.write_text('task = "classification"\n')
     with pytest.raises(UserError, match="expected task"):
         _invoke("evaluate", other)
     with pytest.raises(UserError, match="--weights .*not found"):
