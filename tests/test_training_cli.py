@@ -1,6 +1,5 @@
 """The train/evaluate/ablate commands: one-line user errors, recipe resolution, ablation table."""
 
-import pathlib
 
 import pytest
 import typer

@@ -87,23 +87,40 @@ def cached_classification_dataset(num_classes=10, per_class=100, image_size=64, 
     """
     val_per_class = max(1, per_class // 5) if val_per_class is None else int(val_per_class)
     key = f"synthetic-v{GENERATOR_VERSION}-c{num_classes}-n{per_class}-v{val_per_class}-s{image_size}-seed{seed}"
-    root = cache_dir() / key
-    if (root / _COMPLETE_MARKER).exists():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=key + ".tmp-", dir=root.parent))
+    return build_once(
+        cache_dir() / key,
+        lambda folder: write_classification_dataset(folder, num_classes, per_class, image_size, seed, val_per_class, progress),
+    )
+
+
+def build_once(target, write):
+    """`target`, written by `write(folder)` the first time and reused afterwards.
+
+    Generation goes to a temporary folder beside `target` that is renamed into place
+    when complete, so an interrupted run never leaves a half-written dataset behind to
+    be reused, and two processes building the same dataset keep one complete copy.
+
+    Args:
+        target: pathlib.Path. The finished folder.
+        write: callable. Fills the folder it is given.
+    """
+    target = pathlib.Path(target)
+    if (target / _COMPLETE_MARKER).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        write_classification_dataset(scratch, num_classes, per_class, image_size, seed, val_per_class, progress)
+        write(scratch)
         (scratch / _COMPLETE_MARKER).touch()
         scratch.chmod(0o755)  # mkdtemp makes it private; the cache is readable like any dataset
         try:
-            scratch.rename(root)
+            scratch.rename(target)
         except OSError:
             # Another process finished first (or a stale partial folder exists): keep the complete one.
-            if not (root / _COMPLETE_MARKER).exists():
-                shutil.rmtree(root, ignore_errors=True)
-                scratch.rename(root)
+            if not (target / _COMPLETE_MARKER).exists():
+                shutil.rmtree(target, ignore_errors=True)
+                scratch.rename(target)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
-    return root
+    return target

@@ -1,6 +1,5 @@
 """Segmentation readers on the shared real samples and on small hand-made VOC/folder datasets."""
 
-import pathlib
 import shutil
 
 import numpy as np

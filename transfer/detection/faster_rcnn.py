@@ -17,7 +17,7 @@ from transfer.detection.boxes import encode_boxes
 from transfer.detection.fpn import build_fpn_extractor
 from transfer.detection.proposals import detect, propose
 from transfer.detection.roi_align import multilevel_roi_align
-from transfer.detection.targets import POSITIVE, gather, match_boxes, sample_balanced
+from transfer.detection.targets import gather, match_boxes, sample_balanced
 
 STRIDES = (4, 8, 16, 32, 64)  # P2..P6
 RCNN_BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)

@@ -1,16 +1,13 @@
 """Write `kresnet.data.synthetic` scenes as a Pascal VOC folder, so the demo runs through the real VOC reader."""
 
 import pathlib
-import shutil
-import tempfile
 
 from PIL import Image
 
 from kresnet.data.synthetic import SceneGenerator, class_name
-from kresnet.data.synthetic_dataset import GENERATOR_VERSION, cache_dir
+from kresnet.data.synthetic_dataset import GENERATOR_VERSION, build_once, cache_dir
 
 FOLDER = "synthetic"  # the "year" folder inside VOCdevkit; splits are "synthetic/trainval", "synthetic/test"
-_COMPLETE_MARKER = ".complete"
 
 
 def synthetic_class_names(num_classes):
@@ -64,24 +61,10 @@ def cached_synthetic_voc(num_classes=4, image_size=64, train_images=200, test_im
     """
     key = (f"synthetic-voc-v{GENERATOR_VERSION}-c{num_classes}-s{image_size}-n{train_images}-t{test_images}"
            f"-o{max_objects}-seed{seed}")
-    devkit = cache_dir() / key
-    if (devkit / _COMPLETE_MARKER).exists():
-        return devkit
-    devkit.parent.mkdir(parents=True, exist_ok=True)
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=key + ".tmp-", dir=devkit.parent))
-    try:
-        write_synthetic_voc(scratch, num_classes, image_size, train_images, test_images, seed, max_objects)
-        (scratch / _COMPLETE_MARKER).touch()
-        try:
-            scratch.rename(devkit)
-        except OSError:
-            if not (devkit / _COMPLETE_MARKER).exists():
-                shutil.rmtree(devkit, ignore_errors=True)
-                scratch.rename(devkit)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return devkit
+    return build_once(
+        cache_dir() / key,
+        lambda folder: write_synthetic_voc(folder, num_classes, image_size, train_images, test_images, seed, max_objects),
+    )
 
 
 def _annotation_xml(image_id, scene, names, width, height):

@@ -5,19 +5,14 @@ class k), `splits/train.txt` and `splits/val.txt`. Images are PNG, not JPEG, so 
 pixels the model sees are exactly the generated ones.
 """
 
-import os
 import pathlib
-import shutil
-import tempfile
 
-import numpy as np
 from PIL import Image
 
 from kresnet.data.synthetic import SceneGenerator, class_name
-from kresnet.data.synthetic_dataset import GENERATOR_VERSION, cache_dir
+from kresnet.data.synthetic_dataset import GENERATOR_VERSION, build_once, cache_dir
 from transfer.segmentation.overlay import palette
 
-_COMPLETE_MARKER = ".complete"
 
 
 def synthetic_class_names(num_classes):
@@ -59,8 +54,7 @@ def write_scene_dataset(out_dir, num_classes=4, num_train=400, num_val=100, imag
 def scene_dataset(root="", num_classes=4, num_train=400, num_val=100, image_size=64, seed=0):
     """The synthetic scene dataset for these settings, generated on first use.
 
-    Generation goes to a temporary folder renamed into place when complete, so an
-    interrupted run never leaves a half-written dataset to be reused.
+    Generation is atomic (see `kresnet.data.synthetic_dataset.build_once`).
 
     Args:
         root: str. Where to keep it; "" means the kresnet cache (`$KRESNET_CACHE`).
@@ -71,17 +65,4 @@ def scene_dataset(root="", num_classes=4, num_train=400, num_val=100, image_size
     else:
         key = f"synthetic-seg-v{GENERATOR_VERSION}-c{num_classes}-n{num_train}-v{num_val}-s{image_size}-seed{seed}"
         target = cache_dir() / key
-    if (target / _COMPLETE_MARKER).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
-    try:
-        write_scene_dataset(scratch, num_classes, num_train, num_val, image_size, seed)
-        (scratch / _COMPLETE_MARKER).write_text("")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(scratch, target)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return build_once(target, lambda folder: write_scene_dataset(folder, num_classes, num_train, num_val, image_size, seed))
