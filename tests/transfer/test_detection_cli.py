@@ -3,11 +3,13 @@
 import json
 import pathlib
 
+import keras
 import pytest
 
 from kresnet.errors import UserError
 from transfer.detection.commands import detect_command, evaluate_command, predict_command
 from transfer.detection.config import load_detection_recipe
+from transfer.detection.trainer import train_detector
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "transfer" / "demo_detect.toml"
@@ -35,15 +37,29 @@ def test_all_table8_recipes_load():
         assert config.meta.expected_map and config.model.backbone_weights and config.schedule.warmup_epochs > 0
 
 
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Interrupted()
+
+
 def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata):
     monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
+    # Interrupt the first run after its first epoch; the same command then resumes at epoch 2.
+    with pytest.raises(_Interrupted):
+        train_detector(load_detection_recipe(DEMO, TINY), run, extra_callbacks=[_InterruptAfterFirstEpoch()])
+    assert (run / "backup").is_dir() and not (run / "model.weights.h5").exists()
     metrics = detect_command(DEMO, TINY, run)
+    epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().strip().splitlines()[1:]]
+    assert epochs == ["0", "1"]  # epoch 0 from the interrupted run, epoch 1 from the resumed one
     for name in ("recipe.toml", "classes.json", "history.csv", "model.weights.h5", "metrics.json",
                  "checkpoints/last.weights.h5"):
         assert (run / name).is_file(), name
     assert not (run / "backup").exists()  # removed once training finished
-    assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     assert 0.0 <= metrics["map_voc07"] <= 100.0 and set(metrics["per_class_ap_voc07"]) == set(
         json.loads((run / "classes.json").read_text()))
     # Rerun: training is complete, so it only re-evaluates the saved detector, to the same numbers.
@@ -61,3 +77,16 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata):
         assert image.size == source.size
     with pytest.raises(UserError, match="image or folder not found"):
         predict_command(DEMO, [tmp_path / "missing.jpg"], TINY, None, run)
+
+
+def test_a_nan_epoch_does_not_overwrite_the_last_good_backup(tmp_path):
+    from transfer.detection.trainer import FiniteBackupAndRestore
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    backup = FiniteBackupAndRestore(str(tmp_path / "backup"))
+    backup.set_model(model)
+    backup.on_epoch_end(0, {"loss": float("nan")})
+    assert not list((tmp_path / "backup").glob("**/*.h5"))
+    backup.on_epoch_end(0, {"loss": 0.5})
+    assert any((tmp_path / "backup").glob("**/*.h5"))

@@ -8,12 +8,15 @@ checkpoints/last.weights.h5, model.weights.h5 (final detector), metrics.json.
 import math
 import pathlib
 
+import keras
+
 from kresnet.recipe import write_recipe
+from kresnet.training.checkpoint import TrainingDiverged
 from transfer.detection.runner import (CLASSES_FILE, build_detector, build_variables, evaluate_detector, load_splits,
                                       write_json)
 
 
-def train_detector(config, run_dir, log=print, verbose="auto"):
+def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=()):
     """Train (or resume, or skip if finished) and evaluate; returns the metrics dict.
 
     Args:
@@ -21,9 +24,8 @@ def train_detector(config, run_dir, log=print, verbose="auto"):
         run_dir: path of the run folder.
         log: callable for one-line progress messages.
         verbose: Keras `fit` verbosity.
+        extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
     """
-    import keras
-
     from kresnet.training.optimizer import NesterovL2SGD
     from kresnet.training.schedules import build_schedule, scaled_learning_rate
     from transfer.detection.pipeline import make_dataset
@@ -55,19 +57,32 @@ def train_detector(config, run_dir, log=print, verbose="auto"):
                             repeat=True)
         (run / "checkpoints").mkdir(exist_ok=True)
         callbacks = [
-            keras.callbacks.BackupAndRestore(str(run / "backup")),
+            FiniteBackupAndRestore(str(run / "backup")),
             keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
             keras.callbacks.ModelCheckpoint(str(run / "checkpoints" / "last.weights.h5"), save_weights_only=True),
             keras.callbacks.TerminateOnNaN(),
+            *extra_callbacks,
         ]
         log(f"training {config.train.epochs} epochs x {steps} steps, lr {base_lr:g}, {config.train.precision}")
         history = model.fit(data, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
                             verbose=verbose)
         losses = history.history.get("loss", [])
         if losses and not math.isfinite(losses[-1]):
-            raise RuntimeError(f"training diverged (loss {losses[-1]}); the last good state is in {run / 'backup'}")
+            raise TrainingDiverged(
+                f"training diverged (loss {losses[-1]}); the last good state (end of the last finite epoch) is in "
+                f"{run / 'backup'}; lower optimizer.lr_per_256 or add warmup, then rerun to resume"
+            )
         model.save_weights(final)
     log(f"evaluating on {len(test)} images")
     metrics = evaluate_detector(model, config, test)
     write_json(metrics, run / "metrics.json")
     return metrics
+
+
+class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that keeps the last good state: an epoch that ends in NaN/inf is not saved."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and not math.isfinite(float(logs.get("loss", 0.0))):
+            return
+        super().on_epoch_end(epoch, logs)
