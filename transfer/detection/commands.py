@@ -9,8 +9,8 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
+from transfer.image_files import image_files
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def _log(message):
@@ -92,7 +92,7 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
-    files = _image_files(images)
+    files = image_files(images)
     classes_file = path.parent / CLASSES_FILE
     if not classes_file.is_file():
         raise UserError(f"{classes_file}: class list not found beside the weights (written by `kresnet transfer detect`)")
@@ -118,17 +118,3 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
         typer.echo(f"{target}: {count} object(s)")
     return destination
 
-
-def _image_files(images):
-    files = []
-    for item in images:
-        item = pathlib.Path(item)
-        if item.is_dir():
-            files.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise UserError(f"{item}: image or folder not found")
-    if not files:
-        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(str(i) for i in images)}")
-    return files

@@ -8,8 +8,8 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
+from transfer.image_files import image_files
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def _quiet_tensorflow():
@@ -77,21 +77,6 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     print(f"pixAcc {100 * metrics['pixel_accuracy']:.2f}  mIoU {100 * metrics['mean_iou']:.2f}  ({run / 'eval_metrics.json'})")
     return metrics
 
-
-def _image_files(inputs):
-    files = []
-    for item in map(pathlib.Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise UserError(f"{item}: no such image file or folder")
-    if not files:
-        raise UserError(f"no images found in {', '.join(map(str, inputs))}")
-    return files
-
-
 def predict_command(recipe, images, overrides=(), weights=None, out=None):
     """Segment images and write `<stem>_overlay.png` (colours over the photo) and `<stem>_mask.png`.
 
@@ -112,7 +97,7 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None):
     from transfer.segmentation.readers import read_image
 
     config = load_segmentation_recipe(recipe, overrides)
-    files = _image_files(images)
+    files = image_files(images)
     model, samples = _trained_segmenter(config, recipe, weights, out)
     target = pathlib.Path(out or default_run_dir(recipe)) / "predictions"
     target.mkdir(parents=True, exist_ok=True)
