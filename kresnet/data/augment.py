@@ -40,7 +40,25 @@ LIGHTING_STD = 0.1
 _LUMA = (0.299, 0.587, 0.114)
 _RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.321), (0.211, -0.523, 0.311))
 # MXNet rounds the inverse to 3 decimals (so hue 1.0 shifts colours by up to 1%); the exact inverse keeps it the identity.
-_YIQ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_YIQ)).astype(np.float32)
+_YIQ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_YIQ))
+
+
+def _colour_basis():
+    """Six constant matrices whose combination is any colour matrix (a handful of ops per image, not dozens).
+
+    hue(t) = YIQ^-1 (P0 + cos t P1 + sin t P2) YIQ and saturation(s) = L + s (I - L), with L
+    the luma projection, so brightness * hue @ saturation = b * sum_j c_j K_j over the
+    coefficients c = (1, s, cos t, s cos t, sin t, s sin t).
+    """
+    yiq, yiq_inverse = np.array(_RGB_TO_YIQ), _YIQ_TO_RGB
+    keep_y, chroma = np.diag([1.0, 0.0, 0.0]), np.diag([0.0, 1.0, 1.0])
+    quarter_turn = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    luma = np.outer(np.ones(3), _LUMA)
+    hue_parts = [yiq_inverse @ part @ yiq for part in (keep_y, chroma, quarter_turn)]
+    return np.stack([hue @ saturation_part for hue in hue_parts for saturation_part in (luma, np.eye(3) - luma)]).astype(np.float32)
+
+
+_COLOUR_BASIS = _colour_basis()
 
 
 def split_seed(seed, num):
@@ -73,21 +91,17 @@ def sample_crop_window(height, width, seed, area_range=AREA_RANGE, ratio_range=R
     crop_h = tf.cast(tf.round(tf.sqrt(area / ratio)), tf.int32)
     fits = (crop_w <= width) & (crop_h <= height) & (crop_w > 0) & (crop_h > 0)
     first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+    # Both candidates are computed and one is kept with a select: a tf.cond per image costs more than this.
+    ch, cw = crop_h[first], crop_w[first]
+    offset_y = tf.random.stateless_uniform([], y_seed, 0, tf.maximum(height - ch + 1, 1), dtype=tf.int32)
+    offset_x = tf.random.stateless_uniform([], x_seed, 0, tf.maximum(width - cw + 1, 1), dtype=tf.int32)
+    sampled = tf.stack([offset_y, offset_x, ch, cw])
 
-    def sampled():
-        ch, cw = crop_h[first], crop_w[first]
-        offset_y = tf.random.stateless_uniform([], y_seed, 0, height - ch + 1, dtype=tf.int32)
-        offset_x = tf.random.stateless_uniform([], x_seed, 0, width - cw + 1, dtype=tf.int32)
-        return tf.stack([offset_y, offset_x, ch, cw])
-
-    def centre():
-        image_ratio = w / h
-        cw = tf.where(image_ratio > ratio_range[1], tf.round(h * ratio_range[1]), w)
-        ch = tf.where(image_ratio < ratio_range[0], tf.round(w / ratio_range[0]), h)
-        cw, ch = tf.cast(cw, tf.int32), tf.cast(ch, tf.int32)
-        return tf.stack([(height - ch) // 2, (width - cw) // 2, ch, cw])
-
-    return tf.cond(tf.reduce_any(fits), sampled, centre)
+    image_ratio = w / h
+    centre_w = tf.cast(tf.where(image_ratio > ratio_range[1], tf.round(h * ratio_range[1]), w), tf.int32)
+    centre_h = tf.cast(tf.where(image_ratio < ratio_range[0], tf.round(w / ratio_range[0]), h), tf.int32)
+    centre = tf.stack([(height - centre_h) // 2, (width - centre_w) // 2, centre_h, centre_w])
+    return tf.where(tf.reduce_any(fits), sampled, centre)
 
 
 def random_flip(image, seed):
@@ -111,15 +125,11 @@ def colour_matrix(brightness, saturation, hue):
     Returns:
         float32 (..., 3, 3), one matrix per factor triple.
     """
-    brightness, saturation, hue = (tf.convert_to_tensor(f, tf.float32)[..., None, None] for f in (brightness, saturation, hue))
-    luma = tf.constant([_LUMA], tf.float32)
-    saturate = saturation * tf.eye(3) + (1.0 - saturation) * (tf.ones([3, 1]) @ luma)
-    angle = (hue[..., 0, 0] - 1.0) * math.pi
-    u, w = tf.cos(angle), tf.sin(angle)
-    zero, one = tf.zeros_like(u), tf.ones_like(u)
-    rotate = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, u, -w], -1), tf.stack([zero, w, u], -1)], -2)
-    hue_matrix = tf.constant(_YIQ_TO_RGB) @ rotate @ tf.constant(_RGB_TO_YIQ, tf.float32)
-    return brightness * hue_matrix @ saturate
+    brightness, saturation, hue = (tf.convert_to_tensor(f, tf.float32) for f in (brightness, saturation, hue))
+    angle = (hue - 1.0) * math.pi
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    coefficients = tf.stack([tf.ones_like(cos), saturation, cos, saturation * cos, sin, saturation * sin], axis=-1)
+    return brightness[..., None, None] * tf.tensordot(coefficients, tf.constant(_COLOUR_BASIS), axes=1)
 
 
 def sample_lighting_offset(seed, std=LIGHTING_STD):
@@ -142,9 +152,32 @@ def colour_and_normalise(image, seed, colour_jitter=True, lighting_std=LIGHTING_
     # normalise(M x + o) = (M / std) x + (o - mean) / std, applied as one matmul.
     scaled = tf.transpose(matrix) / std
     bias = (offset - tf.constant(MEAN_RGB)) / std
-    # A plain (pixels, 3) @ (3, 3) matmul is the cheapest form on CPU (measured against tensordot/einsum).
-    pixels = tf.reshape(tf.cast(image, tf.float32), [-1, 3])
-    return tf.reshape(pixels @ scaled + bias, tf.shape(image))
+    return apply_pixel_affine(tf.cast(image, tf.float32), scaled, bias)
+
+
+def _pixels_per_row(image, preferred=8):
+    """The largest k <= `preferred` that divides the (static) pixel count; 1 when unknown."""
+    height, width = image.shape[0], image.shape[1]
+    if height is None or width is None:
+        return 1
+    k = preferred
+    while (height * width) % k:
+        k //= 2
+    return k
+
+
+def apply_pixel_affine(image, matrix, bias):
+    """`pixel @ matrix + bias` for every RGB pixel of a float32 (H, W, 3) image.
+
+    A (pixels, 3) @ (3, 3) product leaves the CPU's vector units mostly idle; k pixels
+    per row against the block-diagonal kron(I_k, matrix) make it a (pixels / k, 3k) @
+    (3k, 3k) product with the same result, about twice as fast for k = 8 (measured
+    against the plain product, einsum, a 1x1 conv and broadcasting).
+    """
+    k = _pixels_per_row(image)
+    block = tf.reshape(tf.einsum("ij,ab->iajb", tf.eye(k), matrix), [3 * k, 3 * k])
+    pixels = tf.reshape(image, [-1, 3 * k])
+    return tf.reshape(pixels @ block + tf.tile(bias, [k]), tf.shape(image))
 
 
 def resize_shorter_side(image, size, antialias=True):

@@ -108,6 +108,16 @@ def test_fused_colour_and_normalise_equals_the_stepwise_numpy_transform():
     np.testing.assert_allclose(got, expected, atol=1e-3)
 
 
+@pytest.mark.parametrize("height,width", [(224, 224), (5, 6), (5, 7), (None, None)])
+def test_pixel_affine_equals_the_per_pixel_product_for_any_pixel_count(height, width):
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0, 255, (height or 9, width or 11, 3)).astype(np.float32)
+    matrix, bias = rng.normal(size=(3, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    # (None, None): shape unknown while tracing, as in a pipeline of mixed-size images.
+    affine = tf.function(augment.apply_pixel_affine, input_signature=[tf.TensorSpec([height, width, 3]), tf.TensorSpec([3, 3]), tf.TensorSpec([3])])
+    np.testing.assert_allclose(affine(image, matrix, bias).numpy(), image @ matrix + bias, rtol=1e-5, atol=1e-3)
+
+
 def test_train_transform_output_size_and_scale():
     rng = np.random.default_rng(0)
     encoded = tf.io.encode_jpeg(tf.constant(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)))
