@@ -9,15 +9,11 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
+from kresnet.recipe_sections import PaperReference, SgdOptimizer
 
 
 @dataclasses.dataclass
-class Meta:
-    """What the recipe reproduces; not used by training."""
-
-    title: str = setting("", help="one line describing the run")
-    paper_table: str = setting("", help="the paper table this row comes from, e.g. 'Table 6'")
-    paper_row: str = setting("", help="the row label in that table")
+class Meta(PaperReference):
     expected_top1: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-1 (%)")
     expected_top5: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-5 (%)")
 
@@ -58,17 +54,6 @@ class Train:
 
 
 @dataclasses.dataclass
-class Optimizer:
-    """NAG with the weight decay added to the gradient (L2) before momentum, as in the paper."""
-
-    lr_per_256: float = setting(0.1, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    momentum: float = setting(0.9, minimum=0.0, maximum=0.999)
-    nesterov: bool = setting(True)
-    weight_decay: float = setting(1e-4, minimum=0.0, help="L2 coefficient added to the gradient")
-    no_bias_decay: bool = setting(False, help="no decay on biases and BN gamma/beta")
-
-
-@dataclasses.dataclass
 class Schedule:
     kind: str = setting("step", choices=["step", "cosine"])
     warmup_epochs: float = setting(0.0, minimum=0.0, help="linear warmup from 0, per step")
@@ -104,7 +89,7 @@ class ClassificationRecipe:
     model: Model = section(Model)
     data: Data = section(Data)
     train: Train = section(Train)
-    optimizer: Optimizer = section(Optimizer)
+    optimizer: SgdOptimizer = section(SgdOptimizer)
     schedule: Schedule = section(Schedule)
     tricks: Tricks = section(Tricks)
     distillation: Distillation = section(Distillation)

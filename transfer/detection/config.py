@@ -9,13 +9,11 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, section, setting
+from kresnet.recipe_sections import PaperReference, SgdOptimizer
 
 
 @dataclasses.dataclass
-class Meta:
-    title: str = setting("", help="one line describing the run")
-    paper_table: str = setting("", help="e.g. 'Table 8'")
-    paper_row: str = setting("", help="the row label in that table")
+class Meta(PaperReference):
     expected_map: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's VOC07 mAP (%)")
 
 
@@ -74,12 +72,11 @@ class Train:
 
 
 @dataclasses.dataclass
-class Optimizer:
+class Optimizer(SgdOptimizer):
+    """Detectron2's Faster R-CNN: plain momentum SGD, lr 0.02 for batch 16."""
+
     lr_per_256: float = setting(0.32, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    momentum: float = setting(0.9, minimum=0.0, maximum=0.999)
     nesterov: bool = setting(False)
-    weight_decay: float = setting(1e-4, minimum=0.0, help="L2 added to the gradient")
-    no_bias_decay: bool = setting(False)
 
 
 @dataclasses.dataclass

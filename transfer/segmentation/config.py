@@ -10,15 +10,11 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, section, setting
+from kresnet.recipe_sections import PaperReference, SgdOptimizer
 
 
 @dataclasses.dataclass
-class Meta:
-    """What the recipe reproduces; not used by training."""
-
-    title: str = setting("", help="one line describing the run")
-    paper_table: str = setting("", help="the paper table this row comes from, e.g. 'Table 9'")
-    paper_row: str = setting("", help="the row label in that table")
+class Meta(PaperReference):
     expected_pixel_accuracy: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's pixAcc (%)")
     expected_mean_iou: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's mIoU (%)")
 
@@ -67,14 +63,11 @@ class Train:
 
 
 @dataclasses.dataclass
-class Optimizer:
-    """SGD with momentum and L2 weight decay added to the gradient (GluonCV's `wd`)."""
+class Optimizer(SgdOptimizer):
+    """GluonCV's FCN: plain momentum SGD, lr 0.01 for batch 16, L2 (`wd`) added to the gradient."""
 
     lr_per_256: float = setting(0.16, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    momentum: float = setting(0.9, minimum=0.0, maximum=0.999)
     nesterov: bool = setting(False)
-    weight_decay: float = setting(1e-4, minimum=0.0, help="L2 coefficient added to the gradient")
-    no_bias_decay: bool = setting(False)
 
 
 @dataclasses.dataclass

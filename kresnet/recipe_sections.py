@@ -1,0 +1,34 @@
+"""Recipe tables that every task shares: what a recipe reproduces, and the SGD family of optimizers.
+
+A task subclasses these and re-declares only the fields whose defaults differ
+(detection trains at a different learning rate than classification, say), so
+each key is validated and documented in one place.
+"""
+
+import dataclasses
+
+from kresnet.recipe import setting
+
+
+@dataclasses.dataclass
+class PaperReference:
+    """What the recipe reproduces; not used by training. Tasks add their `expected_*` metrics."""
+
+    title: str = setting("", help="one line describing the run")
+    paper_table: str = setting("", help="the paper table this row comes from, e.g. 'Table 6'")
+    paper_row: str = setting("", help="the row label in that table")
+
+
+@dataclasses.dataclass
+class SgdOptimizer:
+    """SGD with momentum, the weight decay added to the gradient (L2) before momentum, as in the paper.
+
+    Defaults are the paper's classification baseline: NAG, momentum 0.9, 1e-4 decay,
+    lr 0.1 per 256 images.
+    """
+
+    lr_per_256: float = setting(0.1, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
+    momentum: float = setting(0.9, minimum=0.0, maximum=0.999)
+    nesterov: bool = setting(True)
+    weight_decay: float = setting(1e-4, minimum=0.0, help="L2 coefficient added to the gradient")
+    no_bias_decay: bool = setting(False, help="no decay on biases and BN gamma/beta")
