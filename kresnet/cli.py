@@ -39,6 +39,9 @@ def _register_commands():
 
     bench_app.command("model")(benchmark_commands.bench_model)
 
+    from kresnet.bundled_recipes import recipes
+
+    app.command("recipes")(recipes)
     from kresnet.training import commands as training_commands
 
     app.command("train")(training_commands.train)

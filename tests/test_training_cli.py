@@ -31,7 +31,6 @@ def test_bad_override_is_one_line_naming_the_key(tmp_path):
         commands.train("demo", ["train.epochs=-3"], tmp_path)
     with pytest.raises(UserError, match="recipe not found"):
         commands.resolve_recipe("no_such_recipe")
-    assert commands.resolve_recipe("demo") == commands.BUNDLED_RECIPES / "demo.toml"
 
 
 def test_evaluate_needs_a_model_for_bare_weights(tmp_path):

@@ -10,7 +10,7 @@ from kresnet.training.config import load_classification_recipe
 from kresnet.training.distillation import DistillationModel
 from kresnet.training.optimizer import NesterovL2SGD
 
-RECIPES = sorted((pathlib.Path(__file__).resolve().parents[1] / "recipes").glob("*.toml"))
+RECIPES = sorted(BUNDLED_RECIPES.glob("*.toml"))
 TINY = ["model.stage_depths=[1, 1, 1, 1]", "model.stage_widths=[4, 4, 4, 4]", "model.num_classes=4"]
 
 

@@ -9,6 +9,7 @@ import tomllib
 
 import typer
 
+from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
 
 app = typer.Typer(
@@ -18,7 +19,7 @@ app = typer.Typer(
 
 TASK_MODULES = {"detection": "transfer.detection.commands", "segmentation": "transfer.segmentation.commands"}
 
-RECIPE = typer.Argument(..., help="TOML recipe, e.g. recipes/transfer/demo_detect.toml or demo_segment.toml")
+RECIPE = typer.Argument(..., help="TOML recipe file, or a bundled name such as demo_detect or voc_faster_rcnn_d_cosine")
 SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
 OUT = typer.Option(None, "--out", help="run folder (default runs/<recipe name>)")
 WEIGHTS = typer.Option(
@@ -26,11 +27,13 @@ WEIGHTS = typer.Option(
 )
 
 
+def _transfer_recipe(recipe):
+    return resolve_recipe(recipe, folder="transfer")
+
+
 def _task(recipe):
     try:
         return tomllib.loads(pathlib.Path(recipe).read_text(encoding="utf-8")).get("task", "")
-    except FileNotFoundError:
-        raise UserError(f"{recipe}: recipe not found (expected a TOML file)") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{recipe}: not valid TOML: {error}") from None
 
@@ -48,7 +51,7 @@ def detect(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Pat
     """Train a Faster R-CNN detector from a recipe and evaluate it (resumes a stopped run in the same folder)."""
     from transfer.detection.commands import detect_command
 
-    detect_command(recipe, set, out)
+    detect_command(_transfer_recipe(recipe), set, out)
 
 
 @app.command("segment")
@@ -56,12 +59,13 @@ def segment(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Pa
     """Train an FCN segmenter from a recipe (resumes a stopped run in the same folder)."""
     from transfer.segmentation.commands import segment_command
 
-    segment_command(recipe, set, out)
+    segment_command(_transfer_recipe(recipe), set, out)
 
 
 @app.command("evaluate")
 def evaluate(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT, weights: pathlib.Path = WEIGHTS):
     """Score trained weights on the recipe's evaluation split (detection: VOC07/area/COCO mAP; segmentation: pixAcc, mIoU)."""
+    recipe = _transfer_recipe(recipe)
     _commands(recipe).evaluate_command(recipe, set, weights, out)
 
 
@@ -74,4 +78,5 @@ def predict(
     weights: pathlib.Path = WEIGHTS,
 ):
     """Write predictions to <out>/predictions/: boxes with class names and scores, or colour-overlay masks."""
+    recipe = _transfer_recipe(recipe)
     _commands(recipe).predict_command(recipe, images, set, weights, out)

@@ -23,6 +23,17 @@ def _parse_backends(text):
     return backends
 
 
+def _parse_peers(text):
+    from kresnet.models.registry import list_models
+
+    peers = [part.strip() for part in (text or "").split(",") if part.strip()]
+    known = ["keras-hub", *list_models()]
+    unknown = [peer for peer in peers if peer not in known]
+    if unknown:
+        raise UserError(f"--vs expects keras-hub or kresnet model names (see `kresnet models`); got {unknown[0]!r}")
+    return peers
+
+
 def bench_model(
     model: str = typer.Option("resnet50d", "--model", help="kresnet model name."),
     batch: int = typer.Option(32, min=1, help="Global batch size."),
@@ -33,7 +44,9 @@ def bench_model(
     num_classes: int = typer.Option(1000, min=1, help="Classifier outputs."),
     depths: Optional[str] = typer.Option(None, help="Blocks per stage instead of the name's, e.g. 1,1,1,1."),
     backends: Optional[str] = typer.Option(None, help="Run each backend in its own process, e.g. jax,torch,tensorflow."),
-    vs: Optional[str] = typer.Option(None, "--vs", help="Peer to run in the same process: keras-hub."),
+    vs: Optional[str] = typer.Option(
+        None, "--vs", help="Peers timed in the same process, in turns: keras-hub and/or kresnet names, e.g. keras-hub,resnet50b."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
 ):
     """Training-step and inference images/s of a model on the current (or each) Keras backend."""
@@ -44,8 +57,7 @@ def bench_model(
     model_spec(model)
     if dtype not in DTYPES:
         raise UserError(f"--dtype expects one of {', '.join(DTYPES)}; got {dtype!r}")
-    if vs not in (None, "keras-hub"):
-        raise UserError(f"--vs supports only keras-hub; got {vs!r}")
+    peers = _parse_peers(vs)
     stage_depths = parse_depths(depths)
     typer.echo(
         f"# bench model={model} batch={batch} size={size} steps={steps} warmup={warmup} dtype={dtype}"
@@ -68,7 +80,7 @@ def bench_model(
     else:
         rows = benchmark(
             model, batch=batch, size=size, steps=steps, warmup=warmup, dtype=dtype, num_classes=num_classes,
-            stage_depths=stage_depths, vs_keras_hub=vs == "keras-hub",
+            stage_depths=stage_depths, peers=peers,
         )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(row) for row in rows]))

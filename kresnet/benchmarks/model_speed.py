@@ -3,7 +3,8 @@
 A training step is forward, loss, backward and the optimizer update, compiled the way
 `model.fit` compiles it (XLA on JAX and TensorFlow where `jit_compile="auto"` allows).
 Warm-up steps (tracing, compilation, autotuning) are excluded and the median step time is
-reported, so one slow step does not move the number.
+reported, so one slow step does not move the number. Several models in one command are
+timed in turns, one step each per round, so they share whatever else the machine is doing.
 """
 
 import dataclasses
@@ -49,47 +50,65 @@ def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data
     return keras.Model(backbone.input, logits, name="keras_hub_resnet_vd")
 
 
-def _median_step_seconds(step, warmup, steps):
-    for _ in range(warmup):
-        step()
-    times = []
+def _interleaved_median_seconds(steps_by_label, warmup, steps):
+    """Median seconds per step of each callable, timed in rounds that run every callable once.
+
+    Interleaving spreads any slow period of a shared machine over all models alike,
+    so their ratio holds even when the absolute numbers drift between runs.
+    """
+    for step in steps_by_label.values():
+        for _ in range(warmup):
+            step()
+    times = {label: [] for label in steps_by_label}
     for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for label, step in steps_by_label.items():
+            start = time.perf_counter()
+            step()
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(values) for label, values in times.items()}
 
 
-def measure(model, label, *, batch, size, steps, warmup, num_classes):
-    """Time `train_on_batch` and `predict_on_batch` of a compiled copy of `model`."""
+def measure(models, *, batch, size, steps, warmup, num_classes):
+    """Time `train_on_batch` and `predict_on_batch` of compiled copies of `models` ({label: model}), interleaved."""
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-        jit_compile="auto",
-    )
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, size, size, 3), dtype=np.float32)
     labels = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)]
+    for model in models.values():
+        model.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            jit_compile="auto",
+        )
     # Each call returns a host value, so the timing includes the device finishing the step.
-    train_seconds = _median_step_seconds(lambda: model.train_on_batch(images, labels), warmup, steps)
-    infer_seconds = _median_step_seconds(lambda: np.asarray(model.predict_on_batch(images)), warmup, steps)
-    return SpeedResult(
-        model=label,
-        backend=keras.config.backend(),
-        dtype=keras.config.dtype_policy().name,
-        batch=batch,
-        size=size,
-        train_images_per_s=batch / train_seconds,
-        infer_images_per_s=batch / infer_seconds,
-        train_step_ms=1000 * train_seconds,
-        infer_step_ms=1000 * infer_seconds,
-    )
+    train = _interleaved_median_seconds({k: (lambda m=m: m.train_on_batch(images, labels)) for k, m in models.items()}, warmup, steps)
+    infer = _interleaved_median_seconds({k: (lambda m=m: np.asarray(m.predict_on_batch(images))) for k, m in models.items()}, warmup, steps)
+    return [
+        SpeedResult(
+            model=label,
+            backend=keras.config.backend(),
+            dtype=keras.config.dtype_policy().name,
+            batch=batch,
+            size=size,
+            train_images_per_s=batch / train[label],
+            infer_images_per_s=batch / infer[label],
+            train_step_ms=1000 * train[label],
+            infer_step_ms=1000 * infer[label],
+        )
+        for label in models
+    ]
 
 
-def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, vs_keras_hub=False):
-    """Results for kresnet's `name` and, with `vs_keras_hub`, keras-hub's ResNet-vd of the same depth."""
+def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=()):
+    """Results for kresnet's `name` and each peer, measured in the same process, step by step in turn.
+
+    Args:
+        name: str. The kresnet model of the first row.
+        peers: sequence of str. "keras-hub" (its ResNet-vd of the same depth) or other kresnet
+            model names (e.g. "resnet50b", to measure ResNet-D's overhead over ResNet-B).
+        Others: see `kresnet bench model --help`.
+    """
     import keras
 
     from kresnet.models.registry import create_model, model_spec
@@ -97,14 +116,13 @@ def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stag
     keras.config.set_dtype_policy(dtype)
     spec = model_spec(name)
     depths = list(stage_depths or spec.stage_depths)
-    results = []
-    model = create_model(name, num_classes=num_classes, input_shape=[size, size, 3], stage_depths=depths)
-    results.append(measure(model, name, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes))
-    if vs_keras_hub:
-        peer = keras_hub_resnet_vd(num_classes, size, stage_depths=depths)
-        label = f"keras-hub resnet_vd_{spec.depth}"
-        results.append(measure(peer, label, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes))
-    return results
+    models = {}
+    for label in (name, *peers):
+        if label == "keras-hub":
+            models[f"keras-hub resnet_vd_{spec.depth}"] = keras_hub_resnet_vd(num_classes, size, stage_depths=depths)
+        else:
+            models[label] = create_model(label, num_classes=num_classes, input_shape=[size, size, 3], stage_depths=depths)
+    return measure(models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes)
 
 
 def format_table(results):

@@ -9,26 +9,10 @@ from typing import List, Optional
 
 import typer
 
+from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
 
-BUNDLED_RECIPES = pathlib.Path(__file__).resolve().parents[2] / "recipes"
 DEFAULT_RECIPE = "demo"
-
-
-def resolve_recipe(recipe):
-    """A recipe path as given, or a bundled recipe by name (`demo`, `r50d`, `table6_cosine`...).
-
-    Args:
-        recipe: a path to a TOML file or the stem of a file in the bundled `recipes/`.
-    """
-    path = pathlib.Path(recipe)
-    if path.is_file():
-        return path
-    bundled = BUNDLED_RECIPES / f"{path.stem if path.suffix == '.toml' else recipe}.toml"
-    if bundled.is_file() and path.parent in (pathlib.Path("."), pathlib.Path("recipes")):
-        return bundled
-    available = ", ".join(sorted(p.stem for p in BUNDLED_RECIPES.glob("*.toml")))
-    raise UserError(f"{recipe}: recipe not found (a TOML file, or a bundled name: {available})")
 
 
 def train(

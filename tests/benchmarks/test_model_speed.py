@@ -21,6 +21,14 @@ def test_bench_model_prints_kresnet_and_keras_hub_rows(run_cli, capsys):
     assert all(float(value) > 0 for row in rows for value in row[-3:])
 
 
+def test_bench_model_times_kresnet_peers_in_the_same_process(run_cli, capsys):
+    assert run_cli(["bench", "model", *TINY, "--vs", "resnet50b"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [row[1] for row in rows] == ["resnet50d", "resnet50b"]
+    assert run_cli(["bench", "model", *TINY, "--vs", "keras-hub,resnet99"]) == 2
+    assert "--vs expects keras-hub or kresnet model names" in capsys.readouterr().err
+
+
 def test_bench_model_runs_a_backend_in_its_own_process(run_cli, capsys):
     assert run_cli(["bench", "model", *TINY, "--backends", keras.config.backend()]) == 0
     rows = _rows(capsys.readouterr().out)

@@ -9,7 +9,7 @@ from kresnet.errors import UserError
 from transfer.segmentation.config import load_segmentation_recipe
 from transfer.segmentation.schedule import WarmupPolyDecay, segmentation_schedule
 
-RECIPES = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "transfer"
+RECIPES = BUNDLED_RECIPES / "transfer"
 
 
 def test_warmup_poly_matches_formula():
