@@ -1,10 +1,9 @@
 """Every recipe in recipes/ parses, names its paper row, and builds (model + optimizer) without training."""
 
-import pathlib
-
 import keras
 import pytest
 
+from kresnet.bundled_recipes import BUNDLED_RECIPES
 from kresnet.training.build import build_classifier, build_training_model, learning_rate_schedule
 from kresnet.training.config import load_classification_recipe
 from kresnet.training.distillation import DistillationModel

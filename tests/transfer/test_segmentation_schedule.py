@@ -1,10 +1,9 @@
 """Poly schedule with warmup against its formula; recipes load and reject bad keys."""
 
-import pathlib
-
 import numpy as np
 import pytest
 
+from kresnet.bundled_recipes import BUNDLED_RECIPES
 from kresnet.errors import UserError
 from transfer.segmentation.config import load_segmentation_recipe
 from transfer.segmentation.schedule import WarmupPolyDecay, segmentation_schedule
