@@ -8,6 +8,7 @@ from kresnet.errors import UserError
 from kresnet.training.distillation import DistillationModel
 from kresnet.training.losses import classification_loss
 from kresnet.training.optimizer import build_optimizer
+from kresnet.training.precision import set_precision
 from kresnet.training.schedules import build_schedule, scaled_learning_rate
 
 
@@ -82,7 +83,7 @@ def build_training_model(config, steps_per_epoch, input_size=None, teacher=None)
         input_size: fixed square input size, or None.
         teacher: a ready teacher model; by default loaded from the recipe when it names one.
     """
-    keras.config.set_dtype_policy(config.train.precision)
+    set_precision(config.train.precision)
     classifier = build_classifier(config.model, input_size)
     optimizer = build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
     model = classifier

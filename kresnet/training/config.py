@@ -10,6 +10,7 @@ import dataclasses
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer
+from kresnet.training.precision import PRECISIONS
 
 
 @dataclasses.dataclass
@@ -46,7 +47,7 @@ class Train:
     epochs: int = setting(120, minimum=1)
     batch_size: int = setting(256, minimum=1, help="global batch size")
     seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=["float32", "mixed_float16", "mixed_bfloat16"])
+    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")

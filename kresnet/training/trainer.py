@@ -117,7 +117,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         "epochs": config.train.epochs,
         "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "backend": keras.backend.backend(),
-        "precision": config.train.precision,
+        "precision": keras.config.dtype_policy().name,
         "train_seconds_this_session": round(time.time() - started, 1),
         "paper_table": config.meta.paper_table,
         "paper_row": config.meta.paper_row,

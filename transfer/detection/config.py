@@ -10,6 +10,7 @@ import dataclasses
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer
+from kresnet.training.precision import PRECISIONS
 
 
 @dataclasses.dataclass
@@ -67,7 +68,7 @@ class Train:
     batch_size: int = setting(16, minimum=1, help="global batch size")
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=["float32", "mixed_float16", "mixed_bfloat16"])
+    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
     eval_batch_size: int = setting(8, minimum=1)
 
 

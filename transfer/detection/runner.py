@@ -4,6 +4,7 @@ import json
 import pathlib
 
 from kresnet.errors import UserError
+from kresnet.training.precision import set_precision
 from transfer.detection.dataset import VOC_CLASSES
 
 CLASSES_FILE = "classes.json"
@@ -52,13 +53,11 @@ def build_detector(config, num_classes, load_backbone=True):
         num_classes: int.
         load_backbone: bool. False when full detector weights are loaded next anyway.
     """
-    import keras
-
     import kresnet
     from transfer.detection.faster_rcnn import FasterRCNN
     from transfer.detection.pipeline import padded_size
 
-    keras.config.set_dtype_policy(config.train.precision)
+    set_precision(config.train.precision)
     side = padded_size(config.data.max_side)
     m = config.model
     backbone = kresnet.create_backbone(m.backbone, input_shape=[side, side, 3], stage_depths=m.stage_depths)

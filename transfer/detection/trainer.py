@@ -63,7 +63,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
             keras.callbacks.TerminateOnNaN(),
             *extra_callbacks,
         ]
-        log(f"training {config.train.epochs} epochs x {steps} steps, lr {base_lr:g}, {config.train.precision}")
+        log(f"training {config.train.epochs} epochs x {steps} steps, lr {base_lr:g}, {keras.config.dtype_policy().name}")
         history = model.fit(data, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
                             verbose=verbose)
         losses = history.history.get("loss", [])

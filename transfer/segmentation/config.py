@@ -11,6 +11,7 @@ import dataclasses
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer
+from kresnet.training.precision import PRECISIONS
 
 
 @dataclasses.dataclass
@@ -59,7 +60,7 @@ class Train:
     scale_range: list[float] = setting([0.5, 2.0], exclusive_minimum=0.0, help="random scale of base_size")
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=["float32", "mixed_float16", "mixed_bfloat16"])
+    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
 @dataclasses.dataclass

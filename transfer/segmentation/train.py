@@ -15,6 +15,7 @@ import keras
 from kresnet.errors import UserError
 from kresnet.recipe import dumps_recipe, write_recipe
 from kresnet.training.optimizer import NesterovL2SGD
+from kresnet.training.precision import set_precision
 from kresnet.training.schedules import scaled_learning_rate
 from transfer.segmentation import pipeline
 from transfer.segmentation.callbacks import HistoryCSV, LearningRateLogger
@@ -111,7 +112,7 @@ def train_segmentation(config, run_dir, log=print):
         log(f"{run}: already complete; metrics in {metrics_path}")
         return json.loads(metrics_path.read_text())
     keras.utils.set_random_seed(config.train.seed)
-    keras.config.set_dtype_policy(config.train.precision)
+    set_precision(config.train.precision)
     train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
     steps_per_epoch = config.train.steps_per_epoch or max(1, len(train_samples) // config.train.batch_size)
     model = build_segmenter(config.model, train_samples.num_classes)
