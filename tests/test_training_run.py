@@ -12,7 +12,7 @@ from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.config import ClassificationRecipe
-from kresnet.training.trainer import Segment, plan_segments, train
+from kresnet.training.trainer import Segment, plan_segments, train, trim_history
 from tests.training_helpers import tiny_data, tiny_recipe
 
 
@@ -101,6 +101,16 @@ def test_interrupted_run_resumes_at_the_right_step_with_identical_optimizer_stat
     metrics = train(config, tmp_path, data=tiny_data(), verbose=0)
     assert metrics["optimizer_steps"] == 8  # 2 epochs x 4 steps: nothing lost, nothing repeated
     assert [int(r["epoch"]) for r in _history(tmp_path)] == [0, 1]
+
+
+def test_history_keeps_only_the_epochs_the_checkpoint_finished(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n")
+    trim_history(history, finished_epochs=2)  # killed after epoch 2's row, before its checkpoint
+    assert [row["epoch"] for row in _history(tmp_path)] == ["0", "1"]
+    trim_history(history, finished_epochs=2)
+    assert [(row["epoch"], row["loss"]) for row in _history(tmp_path)] == [("0", "2.0"), ("1", "1.5")]
+    trim_history(tmp_path / "missing.csv", finished_epochs=0)  # a fresh run has none
 
 
 def test_resume_refuses_a_different_recipe(tmp_path):

@@ -5,8 +5,10 @@ checkpoints/ (full state, resumable), model.weights.h5 (the classifier after the
 last finished epoch) and metrics.json at the end.
 """
 
+import csv
 import dataclasses
 import json
+import os
 import pathlib
 import time
 
@@ -55,6 +57,27 @@ def plan_segments(epochs, steps_per_epoch, mixup_epochs, start_epoch=0, start_st
     return segments
 
 
+def trim_history(path, finished_epochs):
+    """Keep only the rows of the epochs the checkpoint counts as finished.
+
+    A run killed after an epoch's history row but before its checkpoint redoes that
+    epoch on resume; its old row goes, so every epoch appears exactly once.
+    """
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < finished_epochs]
+    if len(kept) == len(rows):
+        return
+    scratch = path.with_suffix(".tmp")
+    with open(scratch, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(scratch, path)
+
+
 def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
     """Train (or resume) the recipe into `out_dir`; returns the final metrics dict.
 
@@ -80,10 +103,13 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         run / "checkpoints", data.steps_per_epoch, config.train.checkpoint_every_steps, classifier, run / "model.weights.h5"
     )
     start_epoch, start_step = checkpoint.restore(model)
+    trim_history(run / "history.csv", start_epoch)
+    # The checkpoint comes after the loggers: a state that counts an epoch as done is only ever
+    # written after that epoch's history row, so a kill between the two loses no row.
     callbacks = [
-        checkpoint,
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
         ScalarEventLog(run / "logs"),
+        checkpoint,
         *extra_callbacks,
     ]
     if start_epoch or start_step:
