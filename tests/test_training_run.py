@@ -12,7 +12,8 @@ from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.config import ClassificationRecipe
-from kresnet.training.trainer import Segment, plan_segments, train, trim_history
+from kresnet.training.history import trim_history
+from kresnet.training.trainer import Segment, plan_segments, train
 from tests.training_helpers import tiny_data, tiny_recipe
 
 

@@ -5,10 +5,8 @@ checkpoints/ (full state, resumable), model.weights.h5 (the classifier after the
 last finished epoch) and metrics.json at the end.
 """
 
-import csv
 import dataclasses
 import json
-import os
 import pathlib
 import time
 
@@ -19,6 +17,7 @@ from kresnet.recipe import dumps_recipe, write_recipe
 from kresnet.training.build import build_training_model
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.distribution import setup_distribution
+from kresnet.training.history import trim_history
 from kresnet.training.tensorboard_log import ScalarEventLog
 
 
@@ -55,27 +54,6 @@ def plan_segments(epochs, steps_per_epoch, mixup_epochs, start_epoch=0, start_st
     if epoch < epochs:
         segments.append(Segment(epoch, epochs, steps_per_epoch, False))
     return segments
-
-
-def trim_history(path, finished_epochs):
-    """Keep only the rows of the epochs the checkpoint counts as finished.
-
-    A run killed after an epoch's history row but before its checkpoint redoes that
-    epoch on resume; its old row goes, so every epoch appears exactly once.
-    """
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < finished_epochs]
-    if len(kept) == len(rows):
-        return
-    scratch = path.with_suffix(".tmp")
-    with open(scratch, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-    os.replace(scratch, path)
 
 
 def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):

@@ -12,6 +12,7 @@ import keras
 
 from kresnet.recipe import write_recipe
 from kresnet.training.checkpoint import TrainingDiverged
+from kresnet.training.history import HistoryCSV, TrimHistoryOnResume
 from transfer.detection.runner import (CLASSES_FILE, build_detector, build_variables, evaluate_detector, load_splits,
                                       write_json)
 
@@ -56,10 +57,12 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
                             config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
                             repeat=True)
         (run / "checkpoints").mkdir(exist_ok=True)
+        # Loggers before the backup: see kresnet/training/history.py.
         callbacks = [
-            FiniteBackupAndRestore(str(run / "backup")),
-            keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+            HistoryCSV(run / "history.csv", first_epoch_number=0),
             keras.callbacks.ModelCheckpoint(str(run / "checkpoints" / "last.weights.h5"), save_weights_only=True),
+            FiniteBackupAndRestore(str(run / "backup")),
+            TrimHistoryOnResume(run / "history.csv", first_epoch_number=0),
             keras.callbacks.TerminateOnNaN(),
             *extra_callbacks,
         ]

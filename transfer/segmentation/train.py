@@ -14,11 +14,12 @@ import keras
 
 from kresnet.errors import UserError
 from kresnet.recipe import dumps_recipe, write_recipe
+from kresnet.training.history import HistoryCSV, TrimHistoryOnResume
 from kresnet.training.optimizer import NesterovL2SGD
 from kresnet.training.precision import set_precision
 from kresnet.training.schedules import scaled_learning_rate
 from transfer.segmentation import pipeline
-from transfer.segmentation.callbacks import HistoryCSV, LearningRateLogger
+from transfer.segmentation.callbacks import LearningRateLogger
 from transfer.segmentation.datasets import load_samples
 from transfer.segmentation.evaluation import evaluate
 from transfer.segmentation.fcn import build_fcn, compile_losses
@@ -130,10 +131,12 @@ def train_segmentation(config, run_dir, log=print):
         f"training {config.model.backbone} FCN on {len(train_samples)} images, {train_samples.num_classes} classes, "
         f"{config.train.epochs} epochs x {steps_per_epoch} steps, backend {keras.backend.backend()}"
     )
+    # Loggers before the backup: see kresnet/training/history.py (HistoryCSV numbers epochs from 1).
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run / "checkpoints"), delete_checkpoint=False),
         LearningRateLogger(),
         HistoryCSV(run / "history.csv"),
+        keras.callbacks.BackupAndRestore(str(run / "checkpoints"), delete_checkpoint=False),
+        TrimHistoryOnResume(run / "history.csv", first_epoch_number=1),
         keras.callbacks.TerminateOnNaN(),
     ]
     start = time.time()
