@@ -32,3 +32,22 @@ class SgdOptimizer:
     nesterov: bool = setting(True)
     weight_decay: float = setting(1e-4, minimum=0.0, help="L2 coefficient added to the gradient")
     no_bias_decay: bool = setting(False, help="no decay on biases and BN gamma/beta")
+
+
+@dataclasses.dataclass
+class StepOrCosineSchedule:
+    """Linear warmup, then step decay or cosine decay, per step. Defaults: the paper's baseline."""
+
+    kind: str = setting("step", choices=["step", "cosine"])
+    warmup_epochs: float = setting(0.0, minimum=0.0, help="linear warmup from 0, per step")
+    step_epochs: list[int] = setting([30, 60, 90], minimum=1, help="step decay boundaries")
+    step_factor: float = setting(0.1, exclusive_minimum=0.0, maximum=1.0)
+
+    def problems_with(self, epochs):
+        """One-line problems of this schedule for a run of `epochs` epochs (empty when consistent)."""
+        problems = []
+        if self.warmup_epochs >= epochs:
+            problems.append(f"schedule.warmup_epochs: expected fewer than train.epochs ({epochs}), got {self.warmup_epochs}")
+        if self.kind == "step" and any(e >= epochs for e in self.step_epochs):
+            problems.append(f"schedule.step_epochs: expected epochs below train.epochs ({epochs}), got {self.step_epochs}")
+        return problems

@@ -9,7 +9,7 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer
+from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
 from kresnet.training.precision import PRECISIONS
 
 
@@ -55,14 +55,6 @@ class Train:
 
 
 @dataclasses.dataclass
-class Schedule:
-    kind: str = setting("step", choices=["step", "cosine"])
-    warmup_epochs: float = setting(0.0, minimum=0.0, help="linear warmup from 0, per step")
-    step_epochs: list[int] = setting([30, 60, 90], minimum=1, help="step decay boundaries")
-    step_factor: float = setting(0.1, exclusive_minimum=0.0, maximum=1.0)
-
-
-@dataclasses.dataclass
 class Tricks:
     label_smoothing: float = setting(0.0, minimum=0.0, maximum=0.999)
     mixup_alpha: float = setting(0.0, minimum=0.0, help="0: no mixup")
@@ -91,7 +83,7 @@ class ClassificationRecipe:
     data: Data = section(Data)
     train: Train = section(Train)
     optimizer: SgdOptimizer = section(SgdOptimizer)
-    schedule: Schedule = section(Schedule)
+    schedule: StepOrCosineSchedule = section(StepOrCosineSchedule)
     tricks: Tricks = section(Tricks)
     distillation: Distillation = section(Distillation)
     distribution: Distribution = section(Distribution)
@@ -124,11 +116,7 @@ def classification_recipe_from_dict(data, overrides=()):
 def check_consistency(config, source):
     """Raise a one-line UserError for values that are valid alone but not together."""
     epochs = config.train.epochs
-    problems = []
-    if config.schedule.warmup_epochs >= epochs:
-        problems.append(f"schedule.warmup_epochs: expected fewer than train.epochs ({epochs}), got {config.schedule.warmup_epochs}")
-    if config.schedule.kind == "step" and any(e >= epochs for e in config.schedule.step_epochs):
-        problems.append(f"schedule.step_epochs: expected epochs below train.epochs ({epochs}), got {config.schedule.step_epochs}")
+    problems = config.schedule.problems_with(epochs)
     if config.schedule.step_epochs != sorted(config.schedule.step_epochs):
         problems.append(f"schedule.step_epochs: expected increasing epochs, got {config.schedule.step_epochs}")
     if config.tricks.mixup_off_epochs >= epochs:

@@ -26,6 +26,10 @@ def test_recipe_errors_name_the_key(tmp_path):
         load_detection_recipe(DEMO, ["data.format=kitti"])
     with pytest.raises(UserError, match="data.short_side"):
         load_detection_recipe(DEMO, ["data.short_side=100"])
+    with pytest.raises(UserError, match=r"schedule\.warmup_epochs: expected fewer than train\.epochs \(4\), got 4\.0$"):
+        load_detection_recipe(DEMO, ["train.epochs=4", "schedule.warmup_epochs=4.0"])
+    with pytest.raises(UserError, match=r"schedule\.step_epochs: expected epochs below train\.epochs \(4\), got \[2, 4\]$"):
+        load_detection_recipe(DEMO, ["train.epochs=4", "schedule.kind=step", "schedule.step_epochs=[2,4]"])
 
 
 def test_all_table8_recipes_load():

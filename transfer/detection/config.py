@@ -9,7 +9,7 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer
+from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
 from kresnet.training.precision import PRECISIONS
 
 
@@ -81,11 +81,11 @@ class Optimizer(SgdOptimizer):
 
 
 @dataclasses.dataclass
-class Schedule:
-    kind: str = setting("step", choices=["step", "cosine"])
-    warmup_epochs: float = setting(0.1, minimum=0.0)
-    step_epochs: list[int] = setting([8, 11], minimum=1)
-    step_factor: float = setting(0.1, exclusive_minimum=0.0, maximum=1.0)
+class Schedule(StepOrCosineSchedule):
+    """Detectron2's 1x schedule scaled to 12 epochs: short warmup, /10 at epochs 8 and 11."""
+
+    warmup_epochs: float = setting(0.1, minimum=0.0, help="linear warmup from 0, per step")
+    step_epochs: list[int] = setting([8, 11], minimum=1, help="step decay boundaries")
 
 
 @dataclasses.dataclass
@@ -113,10 +113,7 @@ def load_detection_recipe(path, overrides=()):
         problems.append(f"model.anchor_sizes: expected 5 sizes (P2..P6), got {config.model.anchor_sizes}")
     if config.data.short_side > config.data.max_side:
         problems.append(f"data.short_side: expected <= data.max_side ({config.data.max_side}), got {config.data.short_side}")
-    if config.schedule.warmup_epochs >= epochs:
-        problems.append(f"schedule.warmup_epochs: expected fewer than train.epochs ({epochs}), got {config.schedule.warmup_epochs}")
-    if config.schedule.kind == "step" and any(e >= epochs for e in config.schedule.step_epochs):
-        problems.append(f"schedule.step_epochs: expected epochs below train.epochs ({epochs}), got {config.schedule.step_epochs}")
+    problems += config.schedule.problems_with(epochs)
     if problems:
         raise UserError(f"{path}: {problems[0]}")
     return config
