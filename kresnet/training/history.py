@@ -18,7 +18,7 @@ def trim_history(path, finished_epochs, first_epoch_number=0):
     Args:
         path: pathlib.Path of the CSV; its first column is the epoch number.
         finished_epochs: int. Epochs the restored checkpoint has completed.
-        first_epoch_number: int. The number the file gives the first epoch (Keras' CSVLogger: 0).
+        first_epoch_number: int. The number the file gives the first epoch (as `HistoryCSV`).
     """
     if not path.is_file():
         return

@@ -17,7 +17,7 @@ from kresnet.recipe import dumps_recipe, write_recipe
 from kresnet.training.build import build_training_model
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.distribution import setup_distribution
-from kresnet.training.history import trim_history
+from kresnet.training.history import HistoryCSV, trim_history
 from kresnet.training.tensorboard_log import ScalarEventLog
 
 
@@ -85,7 +85,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
     # The checkpoint comes after the loggers: a state that counts an epoch as done is only ever
     # written after that epoch's history row, so a kill between the two loses no row.
     callbacks = [
-        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        HistoryCSV(run / "history.csv", first_epoch_number=0),
         ScalarEventLog(run / "logs"),
         checkpoint,
         *extra_callbacks,
