@@ -79,8 +79,9 @@ def create_backbone(name, output_stride=32, **kwargs):
         **kwargs: any `ResNetBackbone` argument, e.g. `stage_depths=[1, 1, 1, 1]`,
             `zero_gamma=True`, `input_shape=[224, 224, 3]`, `dtype="mixed_bfloat16"`.
     """
-    from kresnet.models.resnet_backbone import ResNetBackbone
+    from kresnet.models.resnet_backbone import ResNetBackbone, backbone_arguments, reject_unknown_keywords
 
+    reject_unknown_keywords("create_backbone", kwargs, backbone_arguments())
     return ResNetBackbone(**backbone_kwargs(name, output_stride=output_stride, **kwargs), name=f"{name}_backbone")
 
 
@@ -93,9 +94,11 @@ def create_model(name, num_classes=1000, dropout=0.0, **kwargs):
         dropout: float. dropout before the linear layer. Defaults to `0.0`.
         **kwargs: `ResNetBackbone` arguments (see `create_backbone`).
     """
+    from kresnet.models.resnet_backbone import backbone_arguments, reject_unknown_keywords
     from kresnet.models.resnet_classifier import ResNetClassifier
 
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise UserError(f"num_classes must be a positive int. Received: num_classes={num_classes!r}")
+    reject_unknown_keywords("create_model", kwargs, ["num_classes", "dropout", *backbone_arguments()])
     backbone = create_backbone(name, **kwargs)
     return ResNetClassifier(backbone, num_classes=num_classes, dropout=dropout, name=name)

@@ -1,5 +1,7 @@
 """`ResNetBackbone`: one class for ResNet and its B, C and D tweaks, as independent flags."""
 
+import inspect
+
 import keras
 import keras_hub
 from keras import layers
@@ -9,6 +11,9 @@ from kresnet.models.blocks import BLOCKS, BuildContext, channel_count, stem
 
 KERNEL_INITIALIZERS = ("glorot_uniform", "he_normal")
 OUTPUT_STRIDES = (8, 16, 32)
+# Keras' functional constructor silently drops keywords it does not know, so a typo such as
+# `outputstride=8` would build an undilated model; these are the only extra keywords accepted.
+MODEL_KEYWORDS = ("name", "trainable")
 
 
 @keras.saving.register_keras_serializable(package="kresnet")
@@ -75,6 +80,7 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
         **kwargs,
     ):
         # === Validate arguments ===
+        reject_unknown_keywords(type(self).__name__, kwargs, backbone_arguments() + list(MODEL_KEYWORDS))
         data_format = _standardize_data_format(data_format)
         stage_widths = list(stage_widths) if stage_widths is not None else [64, 128, 256, 512]
         stage_depths = list(stage_depths)
@@ -84,6 +90,8 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
             raise UserError(f"stage_depths must be 4 positive ints. Received: stage_depths={stage_depths}")
         if len(stage_widths) != 4 or any(not isinstance(w, int) or w < 1 for w in stage_widths):
             raise UserError(f"stage_widths must be 4 positive ints. Received: stage_widths={stage_widths}")
+        if not isinstance(stem_width, int) or isinstance(stem_width, bool) or stem_width < 1:
+            raise UserError(f"stem_width must be a positive int. Received: stem_width={stem_width!r}")
         if output_stride not in OUTPUT_STRIDES:
             raise UserError(f"output_stride must be one of {list(OUTPUT_STRIDES)}. Received: output_stride={output_stride}")
         if kernel_initializer not in KERNEL_INITIALIZERS:
@@ -171,6 +179,19 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
             }
         )
         return config
+
+
+def backbone_arguments():
+    """The argument names of `ResNetBackbone`, in signature order."""
+    return [name for name in inspect.signature(ResNetBackbone.__init__).parameters if name not in ("self", "kwargs")]
+
+
+def reject_unknown_keywords(caller, kwargs, valid):
+    """A one-line error naming the keywords of `kwargs` not in `valid`, and listing `valid`."""
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        received = ", ".join(f"{key}={kwargs[key]!r}" for key in unknown)
+        raise UserError(f"{caller} got unknown argument(s) {received}; valid arguments: {', '.join(valid)}")
 
 
 def _standardize_data_format(data_format):

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from kresnet.errors import UserError
-from kresnet.models.resnet_backbone import ResNetBackbone
+from kresnet.models.resnet_backbone import MODEL_KEYWORDS, ResNetBackbone, reject_unknown_keywords
 
 
 @keras.saving.register_keras_serializable(package="kresnet")
@@ -25,11 +25,12 @@ class ResNetClassifier(keras.Model):
 
     def __init__(self, backbone, num_classes=1000, dropout=0.0, **kwargs):
         # === Validate arguments ===
+        reject_unknown_keywords(type(self).__name__, kwargs, ["backbone", "num_classes", "dropout", *MODEL_KEYWORDS])
         if not isinstance(backbone, ResNetBackbone):
             raise UserError(f"backbone must be a ResNetBackbone. Received: backbone={type(backbone).__name__}")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise UserError(f"num_classes must be a positive int. Received: num_classes={num_classes!r}")
-        if not 0.0 <= dropout < 1.0:
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
 
         # === Functional model ===

@@ -62,8 +62,22 @@ def test_unknown_name_lists_valid_names():
         ({"stage_depths": [1, 1, 0, 1]}, "stage_depths"),
         ({"kernel_initializer": "orthogonal"}, "kernel_initializer='orthogonal'"),
         ({"data_format": "nchw"}, "data_format='nchw'"),
+        ({"stem_width": 0}, "stem_width=0"),
+        ({"dropout": "0.1"}, "dropout='0.1'"),
+        # Keras' functional constructor would swallow a misspelt keyword and build the default.
+        ({"outputstride": 8}, "create_model got unknown argument.*outputstride=8; valid arguments: num_classes, dropout, "),
     ],
 )
 def test_invalid_options_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument.replace("[", r"\[")):
         kresnet.create_model("resnet18", **kwargs)
+
+
+def test_misspelt_keywords_are_errors_for_the_backbone_and_classifier_too():
+    with pytest.raises(ValueError, match="create_backbone got unknown argument.*num_classes=3; valid arguments: .*output_stride"):
+        kresnet.create_backbone("resnet18", num_classes=3)
+    with pytest.raises(ValueError, match="ResNetBackbone got unknown argument.*zero_gama=True; .*zero_gamma"):
+        kresnet.ResNetBackbone("basic", [1, 1, 1, 1], zero_gama=True)
+    backbone = kresnet.create_backbone("resnet18", stage_depths=[1, 1, 1, 1], stage_widths=[4, 4, 4, 4], stem_width=4)
+    with pytest.raises(ValueError, match="ResNetClassifier got unknown argument.*num_class=3; .*num_classes"):
+        kresnet.ResNetClassifier(backbone, num_class=3)
