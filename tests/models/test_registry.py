@@ -1,5 +1,7 @@
 """Names, sizes and costs of the model family against timm and the paper's Table 5."""
 
+import re
+
 import pytest
 
 import kresnet
@@ -24,11 +26,27 @@ def test_list_models_has_every_depth_and_variant():
 
 
 @pytest.mark.parametrize("name", kresnet.list_models())
-def test_parameter_count_equals_timm(name):
+def test_parameter_count_and_structure_match_timm(name):
     spec = kresnet.model_spec(name)
     standard_stem, deep_stem = TIMM_PARAMETERS[spec.depth]
     expected = deep_stem if spec.flags["deep_stem"] else standard_stem
-    assert count_parameters(shape_only(lambda: kresnet.create_model(name))) == expected
+    model = shape_only(lambda: kresnet.create_model(name, input_shape=[64, 64, 3]))
+    assert count_parameters(model) == expected
+    # The same build, read as a structure: blocks per stage, block type, stem, stride
+    # placement, shortcut pooling, and the P2..P5 strides and channels at 64x64.
+    backbone = model.backbone
+    layer_names = {layer.name for layer in backbone.layers}
+    blocks = [sum(bool(re.fullmatch(rf"stage{stage}_block\d+_add", n)) for n in layer_names) for stage in (1, 2, 3, 4)]
+    assert blocks == list(spec.stage_depths)
+    assert ("stage1_block0_conv3" in layer_names) == (spec.block_type == "bottleneck")
+    assert ("stem_conv1" in layer_names) == spec.flags["deep_stem"]
+    assert ("stage2_block0_shortcut_pool" in layer_names) == spec.flags["avg_down"]
+    if spec.block_type == "bottleneck":
+        strided = "stage2_block0_conv1" if spec.flags["stride_in_1x1"] else "stage2_block0_conv2"
+        assert backbone.get_layer(strided).strides == (2, 2)
+    expansion = 4 if spec.block_type == "bottleneck" else 1
+    shapes = [tuple(backbone.pyramid_outputs[f"P{level}"].shape[1:]) for level in (2, 3, 4, 5)]
+    assert shapes == [(16, 16, 64 * expansion), (8, 8, 128 * expansion), (4, 4, 256 * expansion), (2, 2, 512 * expansion)]
 
 
 def test_resnet50_macs_reproduce_table5():
