@@ -11,6 +11,7 @@ _LAZY = {
     "create_model": "kresnet.models.registry",
     "create_backbone": "kresnet.models.registry",
     "list_models": "kresnet.models.registry",
+    "load_model": "kresnet.models.registry",
     "model_spec": "kresnet.models.registry",
     "ResNetBackbone": "kresnet.models.resnet_backbone",
     "ResNetClassifier": "kresnet.models.resnet_classifier",

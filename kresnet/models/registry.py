@@ -102,3 +102,21 @@ def create_model(name, num_classes=1000, dropout=0.0, **kwargs):
     reject_unknown_keywords("create_model", kwargs, ["num_classes", "dropout", *backbone_arguments()])
     backbone = create_backbone(name, **kwargs)
     return ResNetClassifier(backbone, num_classes=num_classes, dropout=dropout, name=name)
+
+
+def load_model(path, **kwargs):
+    """Load a `.keras` file of a kresnet classifier or backbone (e.g. from `kresnet import-weights`).
+
+    `import kresnet` does not import Keras (so the CLI starts fast), which leaves kresnet's
+    classes unregistered; a bare `keras.saving.load_model` then cannot find them. This
+    registers them first.
+
+    Args:
+        path: str or path. the `.keras` file.
+        **kwargs: passed to `keras.saving.load_model` (e.g. `compile=False`).
+    """
+    import keras
+
+    import kresnet.models.resnet_classifier  # noqa: F401 - registers ResNetBackbone and ResNetClassifier
+
+    return keras.saving.load_model(path, **kwargs)
