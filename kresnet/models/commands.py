@@ -47,8 +47,10 @@ def import_weights(
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
 ):
     """Import timm / torchvision ResNet weights into a kresnet model and save them for Keras."""
-    from kresnet.models.weight_import import build_model_for, import_state_dict, infer_num_classes, load_state_dict
+    from kresnet.models.weight_import import SOURCES, build_model_for, import_state_dict, infer_num_classes, load_state_dict
 
+    if source not in SOURCES:
+        raise UserError(f"--from must be one of {', '.join(SOURCES)}; got {source!r}")
     if not (out.name.endswith(".weights.h5") or out.suffix == ".keras"):
         raise UserError(f"--out must end with .weights.h5 or .keras; got {out}")
     state = load_state_dict(file)

@@ -6,6 +6,7 @@ file's `fc.weight` (no `fc` gives a backbone) and the blocks per stage from its 
 """
 
 import pathlib
+import pickle
 import re
 
 import numpy as np
@@ -26,11 +27,13 @@ def load_state_dict(path):
     if path.suffix == ".safetensors":
         from safetensors.numpy import load_file
 
-        tensors = load_file(str(path))
+        tensors = _read(path, load_file)
     elif path.suffix in (".pth", ".pt", ".bin"):
         import torch
 
-        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        # weights_only: a state dict is tensors in dicts; anything else (a pickled nn.Module)
+        # would run arbitrary code on load, so it is refused with a one-line error.
+        loaded = _read(path, lambda name: torch.load(name, map_location="cpu", weights_only=True))
         loaded = loaded.get("state_dict", loaded.get("model", loaded)) if isinstance(loaded, dict) else loaded
         if not isinstance(loaded, dict):
             raise UserError(f"{path}: expected a state dict (name -> tensor), found {type(loaded).__name__}")
@@ -43,6 +46,21 @@ def load_state_dict(path):
         if state and all(key.startswith(prefix) for key in state):
             state = {key[len(prefix) :]: value for key, value in state.items()}
     return state
+
+
+def _read(path, reader):
+    """`reader(str(path))`, or a one-line error if the file is not what its suffix says."""
+    try:
+        return reader(str(path))
+    except Exception as error:  # noqa: BLE001 - torch and safetensors raise many kinds; all mean "unreadable"
+        if isinstance(error, pickle.UnpicklingError):  # torch's multi-paragraph weights_only refusal
+            reason = "torch.load(weights_only=True) refused it: a pickled model object, or not a PyTorch file"
+        else:
+            reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise UserError(
+            f"{path}: not a readable PyTorch state dict ({reason[:200]}); expected tensors saved with "
+            "torch.save(model.state_dict()) or safetensors"
+        ) from None
 
 
 def infer_stage_depths(state):
@@ -73,6 +91,11 @@ def build_model_for(state, name, stage_depths=None):
         raise UserError(
             f"the state dict has {found} blocks per stage but {name} is built with {list(stage_depths)}; "
             f"pass --depths {','.join(map(str, found))}"
+        )
+    file_block_type = "bottleneck" if any(re.match(r"layer\d\.\d+\.conv3\.weight$", key) for key in state) else "basic"
+    if file_block_type != spec.block_type:
+        raise UserError(
+            f"the state dict has {file_block_type} blocks but {name} has {spec.block_type} blocks; check --model"
         )
     file_deep_stem = "conv1.0.weight" in state
     file_avg_down = any(key.endswith("downsample.2.weight") for key in state)

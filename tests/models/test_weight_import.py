@@ -33,12 +33,20 @@ def test_imported_logits_match_timm(testdata, file_stem, name):
         assert np.abs(logits - expected).max() <= 1e-4, (file_stem, size)
 
 
-def test_pth_file_with_float16_tensors_imports_the_same(testdata, tmp_path):
-    torch = pytest.importorskip("torch")
+# The reference files themselves are float16 .safetensors; these are the other combinations.
+@pytest.mark.parametrize("suffix, dtype", [(".pth", "float16"), (".pth", "float32"), (".safetensors", "float32")])
+def test_pth_and_safetensors_files_in_float16_and_float32_import_the_same(testdata, tmp_path, suffix, dtype):
     reference = testdata / "reference"
     state = load_state_dict(reference / "basic_d_1111.safetensors")
-    torch.save({"state_dict": {k: torch.from_numpy(v).half() for k, v in state.items()}}, tmp_path / "model.pth")
-    loaded = load_state_dict(tmp_path / "model.pth")
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".pth":
+        torch = pytest.importorskip("torch")
+        torch.save({"state_dict": {k: torch.from_numpy(v.astype(dtype)) for k, v in state.items()}}, path)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({k: v.astype(dtype) for k, v in state.items()}, str(path))
+    loaded = load_state_dict(path)
     assert loaded.keys() == state.keys()
     model = import_state_dict(build_model_for(loaded, "resnet18d", stage_depths=[1, 1, 1, 1]), loaded)
     images = np.load(reference / "input_96_nhwc.npy")
@@ -51,6 +59,14 @@ def test_headless_state_dict_gives_a_backbone(testdata):
     del state["fc.weight"], state["fc.bias"]
     model = import_state_dict(build_model_for(state, "resnet18d", stage_depths=[1, 1, 1, 1]), state)
     assert isinstance(model, kresnet.ResNetBackbone)
+    # Its features are those of the backbone imported with the head.
+    full = _imported(testdata / "reference", "basic_d_1111", "resnet18d")
+    images = np.load(testdata / "reference" / "input_97_nhwc.npy")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(images, training=False)),
+        keras.ops.convert_to_numpy(full.backbone(images, training=False)),
+        atol=1e-6,
+    )
 
 
 def test_shape_mismatch_and_unknown_key_name_the_key(testdata):
@@ -65,6 +81,23 @@ def test_shape_mismatch_and_unknown_key_name_the_key(testdata):
         import_state_dict(model, {k: v for k, v in state.items() if k != "layer1.0.bn1.weight"})
 
 
+def test_unreadable_files_and_wrong_block_type_are_one_line_errors(testdata, tmp_path, capsys, run_cli):
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "whole_module.pth")  # a pickled model, not a state dict
+    (tmp_path / "corrupt.safetensors").write_bytes(b"not a safetensors file")
+    basic = testdata / "reference" / "basic_d_1111.safetensors"
+    out = str(tmp_path / "x.weights.h5")
+    for argv, message in [
+        ([tmp_path / "whole_module.pth", "--model", "resnet18d"], "whole_module.pth: not a readable PyTorch state dict"),
+        ([tmp_path / "corrupt.safetensors", "--model", "resnet18d"], "corrupt.safetensors: not a readable PyTorch state dict"),
+        ([basic, "--model", "resnet50d", "--depths", "1,1,1,1"], "basic blocks but resnet50d has bottleneck blocks"),
+        ([basic, "--model", "resnet18d", "--depths", "1,1,1,1", "--from", "caffe"], "--from must be one of timm, torchvision"),
+    ]:
+        assert run_cli(["import-weights", *argv, "--out", out]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error:") and message in error and "\n" not in error, error
+
+
 def test_cli_import_weights_writes_loadable_weights(testdata, tmp_path, capsys, run_cli):
     out = tmp_path / "imported.weights.h5"
     weights = testdata / "reference" / "bottleneck_d_1111.safetensors"
@@ -74,6 +107,19 @@ def test_cli_import_weights_writes_loadable_weights(testdata, tmp_path, capsys, 
     model.load_weights(out)
     images = np.load(testdata / "reference" / "input_97_nhwc.npy")
     expected = np.load(testdata / "reference" / "bottleneck_d_1111_input_97_logits.npy")
+    assert np.abs(keras.ops.convert_to_numpy(model(images, training=False)) - expected).max() <= 1e-4
+
+
+def test_cli_imports_torchvision_naming_into_a_whole_keras_model(testdata, tmp_path, run_cli):
+    # torchvision's ResNets are ResNet-B with the same module names as timm's (conv1, bn1,
+    # layerN.M.*, downsample.{0,1}, fc), which the B reference file has.
+    out = tmp_path / "imported.keras"
+    weights = testdata / "reference" / "bottleneck_b_1111.safetensors"
+    argv = ["import-weights", weights, "--model", "resnet50b", "--from", "torchvision", "--depths", "1,1,1,1", "--out", out]
+    assert run_cli(argv) == 0
+    model = kresnet.load_model(out)
+    images = np.load(testdata / "reference" / "input_97_nhwc.npy")
+    expected = np.load(testdata / "reference" / "bottleneck_b_1111_input_97_logits.npy")
     assert np.abs(keras.ops.convert_to_numpy(model(images, training=False)) - expected).max() <= 1e-4
 
 
