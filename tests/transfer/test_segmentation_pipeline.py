@@ -1,4 +1,4 @@
-"""tf.data pipelines: augmentation keeps image and mask aligned, evaluation padding, error messages."""
+"""tf.data pipelines: augmentation flips, scales and keeps image and mask aligned; evaluation padding; error messages."""
 
 import numpy as np
 import pytest
@@ -93,3 +93,28 @@ def test_predict_preprocessing_matches_the_eval_pipeline(tmp_path):
     padded, valid_size = resize_for_eval(image, 32)
     assert tuple(valid_size) == tuple(batch["valid_size"][0]) == (23, 32)
     np.testing.assert_allclose(padded, batch["image"][0], atol=1e-4)
+
+
+def test_augmentation_flips_and_scales_the_longer_side_to_base_times_a_random_factor():
+    import tensorflow as tf
+
+    # Class 1 fills the left quarter of a 20x40 image: a flip moves it to the right.
+    mask = np.zeros((20, 40), np.uint8)
+    mask[:, :10] = 1
+    image = np.repeat((mask * 200)[..., None], 3, axis=-1)
+    tf.random.set_seed(0)
+    flipped = []
+    for _ in range(12):
+        _, crop = pipeline.augment(tf.constant(image), tf.constant(mask), 40, base_size=40, scale_range=(1.0, 1.0))
+        crop = crop.numpy()
+        np.testing.assert_array_equal(crop[20:], 255)  # 20x40 stays 20x40, padded with ignore below
+        flipped.append(bool(crop[0, -1] == 1))
+        np.testing.assert_array_equal(crop[:20], mask[:, ::-1] if flipped[-1] else mask)
+    assert any(flipped) and not all(flipped)
+    # The longer side becomes 80 x U[0.25, 1] = 20..80 px, so the shorter one 10..40: the crop holds that many
+    # labelled rows (all 40 once the image is taller than the crop), different from draw to draw.
+    labelled_rows = []
+    for _ in range(12):
+        _, crop = pipeline.augment(tf.constant(image), tf.constant(mask), 40, base_size=80, scale_range=(0.25, 1.0))
+        labelled_rows.append(int(np.any(crop.numpy() != 255, axis=1).sum()))
+    assert min(labelled_rows) < 20 and max(labelled_rows) > 30 and all(r >= 10 for r in labelled_rows), labelled_rows
