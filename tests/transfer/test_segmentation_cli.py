@@ -1,7 +1,9 @@
 """`kresnet transfer segment | evaluate | predict` end to end on a tiny synthetic recipe."""
 
+import csv
 import json
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,6 +11,9 @@ from typer.testing import CliRunner
 
 from kresnet.errors import UserError
 from transfer.cli import app
+from transfer.segmentation.callbacks import training_callbacks
+from transfer.segmentation.config import load_segmentation_recipe
+from transfer.segmentation.train import train_segmentation
 
 TINY_RECIPE = """
 task = "segmentation"
@@ -24,8 +29,8 @@ synthetic_train_images = 8
 synthetic_val_images = 3
 synthetic_image_size = 32
 [train]
-epochs = 1
-steps_per_epoch = 2
+epochs = 2
+steps_per_epoch = 1
 batch_size = 4
 crop_size = 32
 base_size = 32
@@ -54,33 +59,58 @@ def _invoke(*args):
     return result.output
 
 
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Interrupted()
+
+
+def _history(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     run = tmp_path / "run"
-    _invoke("segment", recipe, "--out", run)
+    # Interrupt the first run after epoch 1 of 2; the same command then resumes at epoch 2.
+    with pytest.raises(_Interrupted):
+        train_segmentation(load_segmentation_recipe(recipe), run, extra_callbacks=[_InterruptAfterFirstEpoch()])
+    assert (run / "checkpoints").is_dir() and not (run / "model.weights.h5").exists()
+    assert "Epoch 1/2" not in _invoke("segment", recipe, "--out", run)
     for name in ("recipe.toml", "history.csv", "model.weights.h5", "metrics.json", "checkpoints"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and metrics["num_images"] == 3
     assert set(metrics["class_iou"]) == {"background", "circle_solid", "square_solid"}
-    history = (run / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,aux_logits_loss,learning_rate,logits_loss,loss") and len(history) == 2
+    assert (run / "history.csv").read_text().startswith("epoch,aux_logits_loss,learning_rate,logits_loss,loss")
+    history = _history(run)
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    # The optimizer's step counter came back with the checkpoint: poly decay (no warmup step here,
+    # 0.5 epoch rounds to 0) reaches 0 after the 2nd step; a fresh counter would log lr(1) again.
+    base_lr = 0.5 * 4 / 256
+    np.testing.assert_allclose(float(history[0]["learning_rate"]), base_lr * 0.5**0.9, rtol=1e-5)
+    np.testing.assert_allclose(float(history[1]["learning_rate"]), 0.0, atol=1e-9)
 
     assert "already complete" in _invoke("segment", recipe, "--out", run)
-    # Resume: the checkpoint says the last epoch is done, so a rerun only evaluates again.
+    # The checkpoint says the last epoch is done, so a rerun without metrics.json only evaluates again.
     (run / "metrics.json").unlink()
     _invoke("segment", recipe, "--out", run)
-    assert len((run / "history.csv").read_text().splitlines()) == 2
+    assert len(_history(run)) == 2
     resumed = json.loads((run / "metrics.json").read_text())
     np.testing.assert_allclose(resumed["mean_iou"], metrics["mean_iou"], rtol=1e-6)
     with pytest.raises(UserError, match="different recipe"):
-        _invoke("segment", recipe, "--out", run, "--set", "train.epochs=2")
+        _invoke("segment", recipe, "--out", run, "--set", "train.epochs=3")
 
     _invoke("evaluate", recipe, "--out", run)
     evaluated = json.loads((run / "eval_metrics.json").read_text())
     np.testing.assert_allclose(evaluated["mean_iou"], metrics["mean_iou"], rtol=1e-6)
 
     images = tmp_path / "scenes" / "images"
-    _invoke("predict", recipe, images / "scene_000008.png", "--out", run, "--set", "eval.flip=true")
+    _invoke("predict", recipe, images / "scene_000008.png", "--out", run, "--set", "eval.flip=true",
+            "--set", "eval.scales=[0.75,1.0]")
     overlay = Image.open(run / "predictions" / "scene_000008_overlay.png")
     mask = Image.open(run / "predictions" / "scene_000008_mask.png")
     assert overlay.size == (32, 32) and overlay.mode == "RGB" and mask.mode == "P"
@@ -94,3 +124,26 @@ def test_dispatch_refuses_other_tasks_and_missing_weights(recipe, tmp_path):
         _invoke("evaluate", other)
     with pytest.raises(UserError, match="--weights .*not found"):
         _invoke("evaluate", recipe, "--out", tmp_path / "empty")
+
+
+class _PoisonWeightsAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.model.layers[0].kernel.assign(np.full((2, 1), np.nan, "float32"))
+
+
+def test_a_diverged_epoch_leaves_the_last_finite_checkpoint_to_resume_from(tmp_path):
+    # The run folder's own callbacks on a tiny regression: epoch 2 turns NaN after epoch 1 was saved.
+    def fit(epochs, extra=()):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        x = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+        callbacks = training_callbacks(tmp_path, extra)
+        return model.fit(x, x[:, :1], batch_size=4, epochs=epochs, callbacks=callbacks, verbose=0)
+
+    diverged = fit(3, [_PoisonWeightsAfterFirstEpoch()])
+    assert np.isnan(diverged.history["loss"][-1]) and len(diverged.history["loss"]) == 2
+    resumed = fit(3)
+    assert resumed.epoch == [1, 2] and np.isfinite(resumed.history["loss"]).all()
+    history = _history(tmp_path)
+    assert [row["epoch"] for row in history] == ["1", "2", "3"] and all(np.isfinite(float(r["loss"])) for r in history)

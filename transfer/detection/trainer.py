@@ -15,6 +15,7 @@ from kresnet.training.checkpoint import TrainingDiverged
 from kresnet.training.history import HistoryCSV, TrimHistoryOnResume
 from transfer.detection.runner import (CLASSES_FILE, build_detector, build_variables, evaluate_detector, load_splits,
                                       write_json)
+from transfer.finite_backup import FiniteBackupAndRestore
 
 
 def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=()):
@@ -80,12 +81,3 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
     metrics = evaluate_detector(model, config, test)
     write_json(metrics, run / "metrics.json")
     return metrics
-
-
-class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that keeps the last good state: an epoch that ends in NaN/inf is not saved."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and not math.isfinite(float(logs.get("loss", 0.0))):
-            return
-        super().on_epoch_end(epoch, logs)

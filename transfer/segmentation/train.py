@@ -1,7 +1,7 @@
 """The segmentation training driver: wires recipe, data, FCN, optimizer, callbacks and evaluation.
 
 Run folder: recipe.toml (resolved), history.csv, checkpoints/ (weights, optimizer state
-and epoch; a rerun resumes after the last finished epoch), model.weights.h5 (the
+and epoch of the last finished epoch whose loss is finite; a rerun resumes after it), model.weights.h5 (the
 segmenter after training) and metrics.json (pixAcc, mIoU, per-class IoU on the val split).
 """
 
@@ -14,12 +14,12 @@ import keras
 
 from kresnet.errors import UserError
 from kresnet.recipe import dumps_recipe, write_recipe
-from kresnet.training.history import HistoryCSV, TrimHistoryOnResume
+from kresnet.training.checkpoint import TrainingDiverged
 from kresnet.training.optimizer import NesterovL2SGD
 from kresnet.training.precision import set_precision
 from kresnet.training.schedules import scaled_learning_rate
 from transfer.segmentation import pipeline
-from transfer.segmentation.callbacks import LearningRateLogger
+from transfer.segmentation.callbacks import training_callbacks
 from transfer.segmentation.datasets import load_samples
 from transfer.segmentation.evaluation import evaluate
 from transfer.segmentation.fcn import build_fcn, compile_losses
@@ -99,13 +99,14 @@ def prepare_run_folder(config, run_dir):
     return run
 
 
-def train_segmentation(config, run_dir, log=print):
+def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
     """Train (or resume, or only re-evaluate) the recipe into `run_dir`; returns the metrics dict.
 
     Args:
         config: a `SegmentationRecipe`.
         run_dir: str or path. The run folder.
         log: callable for progress lines.
+        extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
     """
     run = prepare_run_folder(config, run_dir)
     metrics_path = run / "metrics.json"
@@ -131,14 +132,7 @@ def train_segmentation(config, run_dir, log=print):
         f"training {config.model.backbone} FCN on {len(train_samples)} images, {train_samples.num_classes} classes, "
         f"{config.train.epochs} epochs x {steps_per_epoch} steps, backend {keras.backend.backend()}"
     )
-    # Loggers before the backup: see kresnet/training/history.py (HistoryCSV numbers epochs from 1).
-    callbacks = [
-        LearningRateLogger(),
-        HistoryCSV(run / "history.csv"),
-        keras.callbacks.BackupAndRestore(str(run / "checkpoints"), delete_checkpoint=False),
-        TrimHistoryOnResume(run / "history.csv", first_epoch_number=1),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    callbacks = training_callbacks(run, extra_callbacks)
     start = time.time()
     try:
         history = model.fit(
@@ -153,7 +147,11 @@ def train_segmentation(config, run_dir, log=print):
         pipeline.reraise_user_error(error)
     losses = history.history.get("loss", [])
     if losses and not all(map(_finite, losses)):
-        raise UserError(f"{run}: the loss became NaN or infinite; lower optimizer.lr_per_256 (checkpoints kept)")
+        raise TrainingDiverged(
+            f"{run}: the loss became NaN or infinite in epoch {history.epoch[-1] + 1}; training stopped, "
+            f"{run / 'checkpoints'} keeps the last finite epoch; lower optimizer.lr_per_256, add "
+            "schedule.warmup_epochs or use float32, with a new --out"
+        )
     model.save_weights(str(run / "model.weights.h5"))
     metrics = evaluate_segmenter(model, config, val_samples, log)
     metrics["train_seconds"] = round(time.time() - start, 1)
