@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -80,7 +81,7 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
         train_segmentation(load_segmentation_recipe(recipe), run, extra_callbacks=[_InterruptAfterFirstEpoch()])
     assert (run / "checkpoints").is_dir() and not (run / "model.weights.h5").exists()
     assert "Epoch 1/2" not in _invoke("segment", recipe, "--out", run)
-    for name in ("recipe.toml", "history.csv", "model.weights.h5", "metrics.json", "checkpoints"):
+    for name in ("recipe.toml", "classes.json", "history.csv", "model.weights.h5", "metrics.json", "checkpoints"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and metrics["num_images"] == 3
@@ -108,13 +109,21 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     evaluated = json.loads((run / "eval_metrics.json").read_text())
     np.testing.assert_allclose(evaluated["mean_iou"], metrics["mean_iou"], rtol=1e-6)
 
-    images = tmp_path / "scenes" / "images"
-    _invoke("predict", recipe, images / "scene_000008.png", "--out", run, "--set", "eval.flip=true",
-            "--set", "eval.scales=[0.75,1.0]")
-    overlay = Image.open(run / "predictions" / "scene_000008_overlay.png")
-    mask = Image.open(run / "predictions" / "scene_000008_mask.png")
+    # Predicting needs no dataset: classes.json in the run folder names the classes.
+    assert json.loads((run / "classes.json").read_text()) == ["background", "circle_solid", "square_solid"]
+    photo = tmp_path / "photo.png"
+    shutil.copy(tmp_path / "scenes" / "images" / "scene_000008.png", photo)
+    (tmp_path / "scenes").rename(tmp_path / "scenes_moved")
+    _invoke("predict", recipe, photo, "--out", run, "--set", "eval.flip=true", "--set", "eval.scales=[0.75,1.0]")
+    assert not (tmp_path / "scenes").exists()
+    overlay = Image.open(run / "predictions" / "photo_overlay.png")
+    mask = Image.open(run / "predictions" / "photo_mask.png")
     assert overlay.size == (32, 32) and overlay.mode == "RGB" and mask.mode == "P"
     assert np.asarray(mask).max() <= 2
+    # The overlay blends each pixel half and half with the colour of its predicted class.
+    colours = np.asarray(mask.getpalette()[: 3 * 3], np.float32).reshape(3, 3)[np.asarray(mask)]
+    blended = np.round(0.5 * np.asarray(Image.open(photo).convert("RGB"), np.float32) + 0.5 * colours)
+    np.testing.assert_allclose(np.asarray(overlay), blended, atol=1)
 
 
 def test_dispatch_refuses_other_tasks_and_missing_weights(recipe, tmp_path):

@@ -11,7 +11,6 @@ from kresnet.errors import UserError
 from transfer.image_files import image_files
 
 
-
 def _quiet_tensorflow():
     # tf.data logs a Python traceback for a bad mask before our one-line error; keep stderr clean.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,21 +37,42 @@ def segment_command(recipe, overrides=(), out=None):
     return train_segmentation(config, out or default_run_dir(recipe))
 
 
-def _trained_segmenter(config, recipe, weights, out):
-    from transfer.segmentation.datasets import load_samples
-    from transfer.segmentation.train import build_segmenter
-
+def _weights_path(recipe, weights, out):
     weights = pathlib.Path(weights) if weights else pathlib.Path(out or default_run_dir(recipe)) / "model.weights.h5"
     if not weights.is_file():
         raise UserError(f"--weights {weights}: not found (train first with `kresnet transfer segment {recipe}`)")
+    return weights
+
+
+def _load_segmenter(config, weights, num_classes):
+    from transfer.segmentation.train import build_segmenter
+
     config.model.backbone_weights = ""  # the segmenter's own weights replace the backbone's
-    samples = load_samples(config.data, "val")
-    model = build_segmenter(config.model, samples.num_classes)
+    model = build_segmenter(config.model, num_classes)
     try:
         model.load_weights(str(weights))
     except ValueError as error:
         raise UserError(f"--weights {weights}: does not fit this recipe's model: {str(error).splitlines()[0]}") from None
-    return model, samples
+    return model
+
+
+def _trained_segmenter(config, recipe, weights, out):
+    from transfer.segmentation.datasets import load_samples
+
+    weights = _weights_path(recipe, weights, out)
+    samples = load_samples(config.data, "val")
+    return _load_segmenter(config, weights, samples.num_classes), samples
+
+
+def _class_names(config, weights):
+    """The classes a run was trained on: `classes.json` beside the weights, else the recipe's dataset."""
+    from transfer.segmentation.datasets import load_samples
+    from transfer.segmentation.train import CLASSES_FILE
+
+    classes_file = weights.parent / CLASSES_FILE
+    if classes_file.is_file():
+        return json.loads(classes_file.read_text(encoding="utf-8"))
+    return load_samples(config.data, "val").class_names
 
 
 def evaluate_command(recipe, overrides=(), weights=None, out=None):
@@ -77,8 +97,12 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     print(f"pixAcc {100 * metrics['pixel_accuracy']:.2f}  mIoU {100 * metrics['mean_iou']:.2f}  ({run / 'eval_metrics.json'})")
     return metrics
 
+
 def predict_command(recipe, images, overrides=(), weights=None, out=None):
     """Segment images and write `<stem>_overlay.png` (colours over the photo) and `<stem>_mask.png`.
+
+    The class names come from `classes.json` beside the weights (written by `segment`), so
+    predicting needs no dataset; for weights without one, from the recipe's dataset.
 
     Args:
         recipe: path of the TOML recipe (model, classes, eval size, scales, flip).
@@ -98,21 +122,23 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None):
 
     config = load_segmentation_recipe(recipe, overrides)
     files = image_files(images)
-    model, samples = _trained_segmenter(config, recipe, weights, out)
+    weights = _weights_path(recipe, weights, out)
+    class_names = _class_names(config, weights)
+    model = _load_segmenter(config, weights, len(class_names))
     target = pathlib.Path(out or default_run_dir(recipe)) / "predictions"
     target.mkdir(parents=True, exist_ok=True)
-    colours = palette(samples.num_classes).reshape(-1).tolist()
+    colours = palette(len(class_names)).reshape(-1).tolist()
     written = []
     for path in files:
         image = read_image(path)
         padded, valid_size = resize_for_eval(image, config.eval.size)
         probabilities = predict_probabilities(model, padded[None], config.eval.scales, config.eval.flip)
         labels = predict_labels(probabilities[0], valid_size, image.shape[:2])
-        Image.fromarray(overlay(image, labels, samples.num_classes)).save(target / f"{path.stem}_overlay.png")
+        Image.fromarray(overlay(image, labels, len(class_names))).save(target / f"{path.stem}_overlay.png")
         mask = Image.fromarray(labels, mode="P")
         mask.putpalette(colours)
         mask.save(target / f"{path.stem}_mask.png")
-        present = [samples.class_names[c] for c in np.unique(labels)]
+        present = [class_names[c] for c in np.unique(labels)]
         print(f"{path} -> {target / (path.stem + '_overlay.png')}  classes: {', '.join(present)}")
         written.append(target / f"{path.stem}_overlay.png")
     return written

@@ -1,8 +1,9 @@
 """The segmentation training driver: wires recipe, data, FCN, optimizer, callbacks and evaluation.
 
-Run folder: recipe.toml (resolved), history.csv, checkpoints/ (weights, optimizer state
-and epoch of the last finished epoch whose loss is finite; a rerun resumes after it), model.weights.h5 (the
-segmenter after training) and metrics.json (pixAcc, mIoU, per-class IoU on the val split).
+Run folder: recipe.toml (resolved), classes.json, history.csv, checkpoints/ (weights,
+optimizer state and epoch of the last finished epoch whose loss is finite; a rerun resumes
+after it), model.weights.h5 (the segmenter after training) and metrics.json (pixAcc, mIoU,
+per-class IoU on the val split).
 """
 
 import json
@@ -24,6 +25,8 @@ from transfer.segmentation.datasets import load_samples
 from transfer.segmentation.evaluation import evaluate
 from transfer.segmentation.fcn import build_fcn, compile_losses
 from transfer.segmentation.schedule import segmentation_schedule
+
+CLASSES_FILE = "classes.json"  # class names of the run, for `kresnet transfer predict` without the dataset
 
 
 def build_segmenter(model_config, num_classes):
@@ -116,6 +119,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
     keras.utils.set_random_seed(config.train.seed)
     set_precision(config.train.precision)
     train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
+    (run / CLASSES_FILE).write_text(json.dumps(train_samples.class_names) + "\n", encoding="utf-8")
     steps_per_epoch = config.train.steps_per_epoch or max(1, len(train_samples) // config.train.batch_size)
     model = build_segmenter(config.model, train_samples.num_classes)
     compile_segmenter(model, config, steps_per_epoch)
