@@ -7,9 +7,9 @@ import pytest
 
 import kresnet
 from kresnet.data.synthetic import SceneGenerator
-from transfer.segmentation.config import Model
+from transfer.segmentation.config import Model, SegmentationRecipe
 from transfer.segmentation.fcn import AUX_OUTPUT, MAIN_OUTPUT, build_fcn, compile_losses, segmentation_loss
-from transfer.segmentation.train import build_segmenter
+from transfer.segmentation.train import build_segmenter, compile_segmenter
 
 TINY = dict(stage_depths=[1, 1, 1, 1], stage_widths=[8, 16, 32, 64])
 
@@ -28,7 +28,7 @@ def test_dilated_backbone_pyramid_strides(output_stride):
     assert backbone.pyramid_outputs["P5"].shape[-1] == 64
 
 
-def test_fcn_outputs_full_size_float32_logits_under_mixed_precision():
+def test_fcn_outputs_full_size_float32_logits_and_trains_under_mixed_precision():
     keras.config.set_dtype_policy("mixed_float16")
     model = build_fcn(tiny_backbone(), num_classes=5)
     outputs = model(np.random.rand(1, 20, 28, 3).astype("float32"), training=False)  # not multiples of 8
@@ -39,6 +39,15 @@ def test_fcn_outputs_full_size_float32_logits_under_mixed_precision():
     assert head_conv.compute_dtype == "float16" and head_conv.filters == 64 // 4  # GluonCV: quarter of the channels
     without_aux = build_fcn(tiny_backbone(), num_classes=3, aux=False)
     assert set(without_aux.output) == {MAIN_OUTPUT}
+    # One training step as a recipe runs it: the recipe's SGD (coupled L2), with Keras' loss scaling.
+    config = SegmentationRecipe()
+    config.train.batch_size = 2
+    compile_segmenter(model, config, steps_per_epoch=10)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    images, masks = _scene_batch(2, size=24, num_classes=4)
+    kernel_before = np.array(model.get_layer("head_classifier").kernel)
+    logs = model.train_on_batch(images, {MAIN_OUTPUT: masks, AUX_OUTPUT: masks}, return_dict=True)
+    assert np.isfinite(logs["loss"]) and not np.allclose(kernel_before, model.get_layer("head_classifier").kernel)
 
 
 def test_loss_is_mean_cross_entropy_over_labelled_pixels():
