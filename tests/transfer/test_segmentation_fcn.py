@@ -20,11 +20,12 @@ def tiny_backbone(output_stride=8, name="resnet18"):
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_dilated_backbone_pyramid_strides(output_stride):
-    # Keras' shape inference of the functional graph; the FCN tests run the stride-8 backbone for real.
     backbone = kresnet.create_backbone("resnet18", output_stride=output_stride, input_shape=[64, 64, 3], **TINY)
     expected_strides = {"P2": 4, "P3": 8, "P4": min(16, output_stride), "P5": output_stride}
+    features = keras.Model(backbone.inputs[0], backbone.pyramid_outputs).predict_on_batch(np.zeros((1, 64, 64, 3)))
     for key, stride in expected_strides.items():
-        assert tuple(backbone.pyramid_outputs[key].shape[1:3]) == (64 // stride, 64 // stride), key
+        assert tuple(backbone.pyramid_outputs[key].shape[1:3]) == (64 // stride, 64 // stride), key  # inferred
+        assert tuple(features[key].shape[1:3]) == (64 // stride, 64 // stride), key  # computed
     assert backbone.pyramid_outputs["P5"].shape[-1] == 64
 
 
@@ -48,6 +49,26 @@ def test_fcn_outputs_full_size_float32_logits_and_trains_under_mixed_precision()
     kernel_before = np.array(model.get_layer("head_classifier").kernel)
     logs = model.train_on_batch(images, {MAIN_OUTPUT: masks, AUX_OUTPUT: masks}, return_dict=True)
     assert np.isfinite(logs["loss"]) and not np.allclose(kernel_before, model.get_layer("head_classifier").kernel)
+
+
+def test_fcn_heads_are_gluoncv_layers_in_order_on_stages_4_and_3_upsampled_bilinearly():
+    backbone = tiny_backbone()
+    model = build_fcn(backbone, num_classes=5, dropout=0.1)
+    for head, level in (("head", "P5"), ("aux_head", "P4")):
+        conv, bn, relu, dropout, classifier = (
+            model.get_layer(f"{head}_{part}") for part in ("conv", "bn", "relu", "dropout", "classifier")
+        )
+        assert conv.input is backbone.pyramid_outputs[level]  # P5: stage 4, P4: stage 3
+        chain = [conv, bn, relu, dropout, classifier]
+        assert all(later.input is earlier.output for earlier, later in zip(chain, chain[1:]))
+        assert conv.kernel_size == (3, 3) and classifier.kernel_size == (1, 1) and classifier.filters == 5
+        assert isinstance(bn, keras.layers.BatchNormalization) and dropout.rate == 0.1
+    # The logits are the classifier's output (stride 8) resized bilinearly to the input size.
+    images = np.random.default_rng(0).normal(size=(1, 24, 32, 3)).astype("float32")
+    classifier_output = keras.Model(model.input, model.get_layer("head_classifier").output).predict_on_batch(images)
+    expected = keras.ops.image.resize(classifier_output, (24, 32), interpolation="bilinear")
+    logits = model.predict_on_batch(images)[MAIN_OUTPUT]
+    np.testing.assert_allclose(logits, keras.ops.convert_to_numpy(expected), atol=1e-5)
 
 
 def test_loss_is_mean_cross_entropy_over_labelled_pixels():

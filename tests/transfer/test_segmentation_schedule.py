@@ -35,6 +35,33 @@ def test_shipped_recipes_load(path):
         assert config.meta.paper_table == "Table 9" and config.meta.expected_mean_iou is not None
 
 
+TABLE_9 = {  # recipe: (paper row, backbone, backbone run folder, pixAcc, mIoU) from the paper's Table 9
+    "ade20k_fcn_r50b_standard": ("B-standard", "resnet50b", "baseline_resnet50b", 78.08, 37.05),
+    "ade20k_fcn_r50d_efficient": ("D-efficient", "resnet50d", "table6_efficient", 78.88, 38.88),
+    "ade20k_fcn_r50d_cosine": ("+ cosine", "resnet50d", "table6_cosine", 79.25, 39.33),
+    "ade20k_fcn_r50d_smooth": ("+ smooth", "resnet50d", "table6_label_smoothing", 78.64, 38.75),
+    "ade20k_fcn_r50d_distill": ("+ distill", "resnet50d", "table6_distill", 78.97, 38.90),
+    "ade20k_fcn_r50d_mixup": ("+ mixup", "resnet50d", "table6_mixup", 78.47, 37.99),
+    "ade20k_fcn_r50d_distill_mixup": ("+ distill w. mixup", "resnet50d", "table6_distill_mixup", 78.72, 38.40),
+}
+
+
+def test_one_recipe_per_table_9_row_with_the_papers_numbers_and_gluoncv_setup():
+    assert sorted(p.stem for p in RECIPES.glob("ade20k_*.toml")) == sorted(TABLE_9)
+    for name, (row, backbone, backbone_run, pixel_accuracy, mean_iou) in TABLE_9.items():
+        config = load_segmentation_recipe(RECIPES / f"{name}.toml")
+        assert config.meta.paper_row == row, name
+        assert (config.meta.expected_pixel_accuracy, config.meta.expected_mean_iou) == (pixel_accuracy, mean_iou), name
+        assert config.model.backbone == backbone, name
+        assert config.model.backbone_weights == f"runs/{backbone_run}/model.weights.h5", name
+        assert (BUNDLED_RECIPES / f"{backbone_run.replace('baseline_resnet50b', 'baseline')}.toml").is_file(), name
+        # The rows differ only in the backbone: GluonCV's FCN setup on ADE20K.
+        assert (config.model.output_stride, config.model.aux, config.model.aux_weight) == (8, True, 0.2), name
+        assert (config.train.base_size, config.train.crop_size, config.train.scale_range) == (520, 480, [0.5, 2.0])
+        assert (config.train.batch_size, config.train.epochs, config.optimizer.lr_per_256) == (16, 120, 0.16)
+        assert (config.schedule.kind, config.eval.flip, config.eval.scales[-1]) == ("poly", True, 1.75), name
+
+
 def test_recipe_errors_name_the_key(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('task = "segmentation"\n[train]\ncrop = 3\n')
