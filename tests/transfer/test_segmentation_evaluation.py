@@ -34,6 +34,20 @@ def test_flip_and_scales_average_probabilities_mapped_back():
     np.testing.assert_allclose(ops.convert_to_numpy(both), (small_back + probabilities(images)) / 2, atol=1e-5)
 
 
+def test_multi_scale_runs_the_fcn_at_every_size():
+    # The FCN resizes its logits to a size read at run time; TensorFlow once retraced the predict
+    # function for a second size with unknown height and width, where that failed.
+    import kresnet
+    from transfer.segmentation.fcn import build_fcn
+
+    backbone = kresnet.create_backbone("resnet18", output_stride=8, stage_depths=[1] * 4, stage_widths=[8, 8, 8, 8])
+    model = build_fcn(backbone, num_classes=3, aux=False)
+    images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    probabilities = ops.convert_to_numpy(predict_probabilities(model, images, scales=(0.5, 1.0, 1.5), flip=True))
+    assert probabilities.shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+
+
 def _grey_level_dataset(root, count=2, height=32, width=40):
     """Images whose grey level is 60 x the class of each pixel; a corner labelled ignore."""
     (root / "images").mkdir()

@@ -3,6 +3,7 @@
 import math
 import sys
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -12,9 +13,25 @@ from transfer.segmentation.fcn import MAIN_OUTPUT
 from transfer.segmentation.metrics import ConfusionMatrix
 
 
+# model -> {input shape: its predict function}, see `_logits`.
+_PREDICT_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
 def _logits(model, images):
-    # predict_on_batch runs the compiled predict function (one compilation per input shape).
-    outputs = model.predict_on_batch(ops.convert_to_numpy(images))
+    """The model's logits through a predict function of its own for each input shape.
+
+    With a single predict function, TensorFlow retraces it for a second image size with
+    height and width unknown, and the FCN's `ResizeLike` cannot resize to a size known only
+    at run time there (multi-scale evaluation failed on that backend). JAX compiles once per
+    shape either way; torch compiles nothing.
+    """
+    images = ops.convert_to_numpy(images)
+    functions = _PREDICT_FUNCTIONS.setdefault(model, {})
+    if images.shape not in functions:
+        model.make_predict_function(force=True)
+        functions[images.shape] = model.predict_function
+    model.predict_function = functions[images.shape]
+    outputs = model.predict_on_batch(images)
     return outputs[MAIN_OUTPUT] if isinstance(outputs, dict) else outputs
 
 
