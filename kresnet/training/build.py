@@ -49,7 +49,13 @@ def load_teacher(config, input_size=None):
             "e.g. model.weights.h5 of a `kresnet train recipes/teacher_r152d.toml` run or `kresnet import-weights`)"
         )
     shape = (input_size, input_size, 3) if input_size else (None, None, 3)
-    teacher = kresnet.create_model(config.distillation.teacher_model, num_classes=config.model.num_classes, input_shape=shape)
+    teacher = kresnet.create_model(
+        config.distillation.teacher_model,
+        num_classes=config.model.num_classes,
+        input_shape=shape,
+        stage_depths=config.distillation.teacher_stage_depths,
+        stage_widths=config.distillation.teacher_stage_widths,
+    )
     try:
         teacher.load_weights(path)
     except ValueError as error:

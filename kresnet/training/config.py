@@ -65,6 +65,8 @@ class Tricks:
 class Distillation:
     teacher_model: str = setting("", help="teacher architecture; empty: no distillation")
     teacher_weights: str = setting("", help=".weights.h5 of the teacher (kresnet checkpoint or imported)")
+    teacher_stage_depths: list[int] | None = setting(None, minimum=1, help="the teacher's blocks per stage, when not its name's")
+    teacher_stage_widths: list[int] | None = setting(None, minimum=1, help="the teacher's stage widths, when not the default")
     temperature: float = setting(20.0, exclusive_minimum=0.0)
 
 
