@@ -37,9 +37,9 @@ def test_evaluate_needs_a_model_for_bare_weights(tmp_path):
     weights = tmp_path / "x.weights.h5"
     weights.write_bytes(b"")
     with pytest.raises(UserError, match="--model"):
-        commands.evaluate(weights, None, tmp_path, None, None, None, 8, None)
+        commands.evaluate(weights, None, tmp_path, None, None, None, 8, None, None)
     with pytest.raises(UserError, match="not a run folder"):
-        commands.evaluate(tmp_path, None, None, None, None, None, 8, None)
+        commands.evaluate(tmp_path, None, None, None, None, None, 8, None, None)
 
 
 def test_ablation_rows_are_cumulative_and_the_table_is_mean_and_std():
@@ -82,3 +82,41 @@ def test_evaluate_a_run_folder_with_the_eval_transform(tmp_path):
     assert metrics["images"] == 8
     assert metrics["top1"] == pytest.approx(100 * np.mean(predicted == np.argmax(labels.numpy(), -1)))
     assert metrics["top5"] == pytest.approx(100.0)  # 4 classes: top-4 always hits
+
+
+def test_evaluate_imported_weights_from_the_command_line(testdata, tmp_path, run_cli, capsys):
+    import json
+    import shutil
+
+    import numpy as np
+
+    import kresnet
+    from kresnet.data.pipeline import build_dataset
+
+    # The 10 real ImageNet samples as a 10-class validation folder (class k = the k-th sorted synset).
+    for k, synset in enumerate(sorted(p.name for p in (testdata / "imagenet" / "samples").iterdir())):
+        (tmp_path / "val" / f"class{k}").mkdir(parents=True)
+        for image in (testdata / "imagenet" / "samples" / synset).iterdir():
+            shutil.copy(image, tmp_path / "val" / f"class{k}" / image.name)
+    imported = tmp_path / "imported.weights.h5"
+    reference = testdata / "reference" / "bottleneck_d_1111.safetensors"
+    assert run_cli(["import-weights", reference, "--model", "resnet50d", "--depths", "1,1,1,1", "--out", imported]) == 0
+    evaluate = ["evaluate", imported, "--model", "resnet50d", "--depths", "1,1,1,1", "--num-classes", "10",
+                "--data", tmp_path, "--image-size", "64", "--resize", "73", "--batch-size", "4"]
+    assert run_cli([*evaluate, "--json", tmp_path / "metrics.json"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+
+    model = kresnet.create_model("resnet50d", num_classes=10, stage_depths=[1, 1, 1, 1])
+    model.load_weights(imported)
+    dataset, _ = build_dataset(tmp_path / "val", training=False, batch_size=10, image_size=64, resize_size=73, num_classes=10)
+    images, labels = next(iter(dataset))
+    logits = model.predict(images.numpy(), verbose=0)
+    truth = np.argmax(labels.numpy(), -1)
+    top5 = np.argsort(-logits, -1)[:, :5]
+    assert metrics["images"] == 10 and metrics["image_size"] == 64 and metrics["resize"] == 73
+    assert metrics["top1"] == pytest.approx(100 * np.mean(np.argmax(logits, -1) == truth))
+    assert metrics["top5"] == pytest.approx(100 * np.mean([t in row for t, row in zip(truth, top5)]))
+    capsys.readouterr()
+    assert run_cli(["evaluate", imported, "--model", "resnet50d", "--depths", "1,1", "--data", tmp_path]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "--depths" in error and "\n" not in error

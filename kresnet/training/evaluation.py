@@ -5,7 +5,9 @@ import pathlib
 from kresnet.errors import UserError
 
 
-def evaluate_weights(weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64):
+def evaluate_weights(
+    weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64, stage_depths=None
+):
     """Evaluate a run folder or a `.weights.h5` file; returns a metrics dict (percentages).
 
     Settings not given come from the run folder's `recipe.toml` when there is one,
@@ -19,6 +21,7 @@ def evaluate_weights(weights, model_name=None, data=None, num_classes=None, imag
         image_size: centre-crop size.
         resize: shorter side before the crop.
         batch_size: evaluation batch size.
+        stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
     """
     weights = pathlib.Path(weights)
     config = None
@@ -58,9 +61,9 @@ def evaluate_weights(weights, model_name=None, data=None, num_classes=None, imag
     dataset, info = build_dataset(
         source, training=False, batch_size=batch_size, image_size=image_size, resize_size=resize, num_classes=num_classes
     )
-    stage_overrides = {}
+    stage_overrides = {"stage_depths": stage_depths}
     if config is not None:
-        stage_overrides = {"stage_depths": config.model.stage_depths, "stage_widths": config.model.stage_widths}
+        stage_overrides = {"stage_depths": stage_depths or config.model.stage_depths, "stage_widths": config.model.stage_widths}
     model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
     try:
         model.load_weights(weights)
