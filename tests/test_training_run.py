@@ -130,3 +130,20 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     model, _ = __import__("kresnet.training.build", fromlist=["x"]).build_training_model(config, 4)
     RunCheckpoint(tmp_path / "checkpoints", 4).restore(model)
     assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
+
+
+def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_path):
+    # Under float16 loss scaling an overflowing batch applies no update, so the optimizer's
+    # step counter repeats; rewriting the file state.json names would break kill safety.
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    checkpoint = RunCheckpoint(tmp_path, steps_per_epoch=4, every_steps=1)
+    checkpoint.set_model(model)
+    checkpoint.on_train_batch_end(0, {"loss": 1.0})
+    first = json.loads((tmp_path / "state.json").read_text())
+    checkpoint.on_train_batch_end(1, {"loss": 1.0})
+    second = json.loads((tmp_path / "state.json").read_text())
+    assert first["iterations"] == second["iterations"] == 0
+    assert (first["step"], second["step"]) == (1, 2) and first["weights"] != second["weights"]
+    assert [path.name for path in tmp_path.glob("state-*.weights.h5")] == [second["weights"]]

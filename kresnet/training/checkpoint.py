@@ -4,8 +4,8 @@
 (momentum buffers, step counter, loss scale) too, so loading it back restores
 the optimizer bit for bit; the learning rate follows from the step counter.
 The state file names the weights file it belongs to and is replaced
-atomically after that file is complete, so a kill at any moment leaves a
-consistent pair behind.
+atomically after that file is complete; every save writes a new file, so a
+kill at any moment leaves a consistent pair behind.
 """
 
 import json
@@ -101,7 +101,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     def _save(self, epoch, step):
         self.directory.mkdir(parents=True, exist_ok=True)
         iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        name = f"state-{iterations:09d}.weights.h5"
+        # Named by the batches trained, not the optimizer's counter: under float16 loss scaling an
+        # overflowing batch applies no update, and two saves with one counter would rewrite the file
+        # that state.json still names.
+        name = f"state-{epoch * self.steps_per_epoch + step:09d}.weights.h5"
         self.model.save_weights(self.directory / name)
         state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name}
         scratch = self.directory / (STATE_FILE + ".partial")
