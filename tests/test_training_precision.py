@@ -35,3 +35,25 @@ def test_recipes_accept_auto_and_reject_unknown_precisions():
     assert classification_recipe_from_dict({"train": {"precision": "auto"}}).train.precision == "auto"
     with pytest.raises(UserError, match=r"train\.precision: expected one of 'auto', 'float32', 'mixed_float16', 'mixed_bfloat16', got 'fp8'$"):
         classification_recipe_from_dict({"train": {"precision": "fp8"}})
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_weights_and_logits(policy):
+    import numpy as np
+
+    from kresnet.training.build import build_training_model
+    from tests.training_helpers import tiny_data, tiny_recipe
+
+    model, classifier = build_training_model(tiny_recipe(train={"precision": policy}), steps_per_epoch=4)
+    compute = policy.removeprefix("mixed_")
+    assert classifier.dtype_policy.compute_dtype == compute
+    assert {v.dtype for v in classifier.trainable_variables} == {"float32"}  # master weights stay float32
+    assert classifier.output.dtype == "float32"
+    # float16 needs loss scaling (Keras' dynamic LossScaleOptimizer); bfloat16 has float32's range and does not.
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+    data = tiny_data()
+    losses = model.fit(data.train, steps_per_epoch=4, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    applied = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    # An overflowing float16 batch applies no update (and halves the loss scale); bfloat16 applies all 8.
+    assert applied == 8 if policy == "mixed_bfloat16" else 0 < applied <= 8
