@@ -3,7 +3,8 @@
 The rows follow Tables 5 and 6 cumulatively, from the plain ResNet with the
 baseline procedure up to all tricks. Distillation is left out: it needs a
 trained teacher first (train `recipes/teacher_r152d.toml`'s analogue on the
-synthetic data and add `--set distillation.teacher_model=... teacher_weights=...`).
+synthetic data and add `--set distillation.teacher_model=...`, `teacher_weights=...` and,
+for a teacher with the demo's reduced stages, `teacher_stage_depths` / `teacher_stage_widths`).
 """
 
 import csv
