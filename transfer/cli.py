@@ -1,6 +1,8 @@
 """`kresnet transfer ...`: fine-tune kresnet backbones for detection and segmentation.
 
-`evaluate` and `predict` dispatch on the recipe's `task` key.
+`evaluate` and `predict` dispatch on the recipe's `task` key. Given `--checkpoint`
+of a run folder, they can take the recipe from it (`<run>/recipe.toml`) and
+write their results there.
 """
 
 import importlib
@@ -11,6 +13,9 @@ import typer
 
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
+from transfer.image_files import IMAGE_SUFFIXES
+
+RUN_RECIPE = "recipe.toml"  # the resolved recipe every transfer run folder holds
 
 app = typer.Typer(
     help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN) and semantic segmentation (FCN).",
@@ -20,6 +25,8 @@ app = typer.Typer(
 TASK_MODULES = {"detection": "transfer.detection.commands", "segmentation": "transfer.segmentation.commands"}
 
 RECIPE = typer.Argument(..., help="TOML recipe file, or a bundled name such as demo_detect or voc_faster_rcnn_d_cosine")
+RUN_OR_RECIPE = typer.Argument(
+    None, help="TOML recipe file or bundled name (default: the recipe.toml of the --checkpoint's run folder)")
 SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
 OUT = typer.Option(None, "--out", help="run folder (default runs/<recipe name>)")
 WEIGHTS = typer.Option(
@@ -36,6 +43,33 @@ def _task(recipe):
         return tomllib.loads(pathlib.Path(recipe).read_text(encoding="utf-8")).get("task", "")
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{recipe}: not valid TOML: {error}") from None
+
+
+def _checkpoint_run(weights):
+    """The run folder holding `weights` (`<run>/model.weights.h5` or `<run>/checkpoints/...`), or None."""
+    if weights is None:
+        return None
+    weights = pathlib.Path(weights)
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / RUN_RECIPE).is_file():
+            return folder
+    return None
+
+
+def _recipe_and_out(recipe, weights, out):
+    """The recipe to use and the output folder: a checkpoint's run folder supplies both when they are not given."""
+    run = _checkpoint_run(weights)
+    if recipe is None:
+        if run is None:
+            where = f"--checkpoint {weights} is not inside a run folder with {RUN_RECIPE}" if weights else "no --checkpoint"
+            raise UserError(f"no recipe given and {where}: pass a RECIPE, or --checkpoint <run>/model.weights.h5")
+        recipe = run / RUN_RECIPE
+    return _transfer_recipe(recipe), out or run
+
+
+def _is_recipe(path):
+    """Whether the first positional of `predict` names a recipe rather than an image or folder."""
+    return path.suffix == ".toml" or (not path.exists() and path.suffix.lower() not in IMAGE_SUFFIXES)
 
 
 def _commands(recipe):
@@ -63,20 +97,25 @@ def segment(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Pa
 
 
 @app.command("evaluate")
-def evaluate(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT, weights: pathlib.Path = WEIGHTS):
+def evaluate(recipe: pathlib.Path = RUN_OR_RECIPE, set: list[str] = SET, out: pathlib.Path = OUT,
+             weights: pathlib.Path = WEIGHTS):
     """Score trained weights on the recipe's evaluation split (detection: VOC07/area/COCO mAP; segmentation: pixAcc, mIoU)."""
-    recipe = _transfer_recipe(recipe)
+    recipe, out = _recipe_and_out(recipe, weights, out)
     _commands(recipe).evaluate_command(recipe, set, weights, out)
 
 
 @app.command("predict")
 def predict(
-    recipe: pathlib.Path = RECIPE,
-    images: list[pathlib.Path] = typer.Argument(..., help="image files or folders"),
+    paths: list[pathlib.Path] = typer.Argument(
+        ..., metavar="[RECIPE] IMAGE...",
+        help="a recipe (optional with --checkpoint of a run folder), then image files or folders"),
     set: list[str] = SET,
     out: pathlib.Path = OUT,
     weights: pathlib.Path = WEIGHTS,
 ):
     """Write predictions to <out>/predictions/: boxes with class names and scores, or colour-overlay masks."""
-    recipe = _transfer_recipe(recipe)
+    recipe, images = (paths[0], paths[1:]) if _is_recipe(paths[0]) else (None, paths)
+    if not images:
+        raise UserError(f"no images given after the recipe {paths[0]}: expected [RECIPE] IMAGE|FOLDER...")
+    recipe, out = _recipe_and_out(recipe, weights, out)
     _commands(recipe).predict_command(recipe, images, set, weights, out)

@@ -50,7 +50,7 @@ class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
         raise _Interrupted()
 
 
-def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata):
+def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli, capsys):
     monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     # Interrupt the first run after its first epoch; the same command then resumes at epoch 2.
@@ -81,6 +81,23 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata):
         assert image.size == source.size
     with pytest.raises(UserError, match="image or folder not found"):
         predict_command(DEMO, [tmp_path / "missing.jpg"], TINY, None, run)
+
+    # As a user types them: a checkpoint inside a run folder brings its recipe, and the results go there.
+    (run / "eval_metrics.json").unlink()
+    assert run_cli(["transfer", "evaluate", "--checkpoint", run / "model.weights.h5"]) == 0
+    assert json.loads((run / "eval_metrics.json").read_text())["map_voc07"] == pytest.approx(metrics["map_voc07"])
+    drawn_dir = tmp_path / "drawn"
+    assert run_cli(["transfer", "predict", "--checkpoint", run / "checkpoints" / "last.weights.h5",
+                    testdata / "misc" / "dog.jpg", "--out", drawn_dir]) == 0
+    assert (drawn_dir / "predictions" / "dog.png").is_file()
+    capsys.readouterr()
+    # Weights that do not fit the recipe's model: one line naming the file, no traceback.
+    assert run_cli(["transfer", "predict", DEMO, testdata / "misc" / "dog.jpg", "--checkpoint",
+                    run / "model.weights.h5", "--out", drawn_dir, *[f"--set={item}" for item in TINY],
+                    "--set", "model.head_dim=8"]) == 2
+    assert "model.weights.h5: these detector weights do not fit the recipe's [model] settings" in capsys.readouterr().err
+    assert run_cli(["transfer", "predict", testdata / "misc" / "dog.jpg"]) == 2
+    assert "no recipe given and no --checkpoint" in capsys.readouterr().err
 
 
 def test_a_nan_epoch_does_not_overwrite_the_last_good_backup(tmp_path):

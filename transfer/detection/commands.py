@@ -12,7 +12,6 @@ from kresnet.errors import UserError
 from transfer.image_files import image_files
 
 
-
 def _log(message):
     typer.echo(message, err=True)
 
@@ -26,6 +25,33 @@ def _weights(recipe, weights, out):
     if not path.is_file():
         raise UserError(f"{path}: detector weights not found (train with `kresnet transfer detect` or pass --weights)")
     return path
+
+
+def _load_detector(config, num_classes, path):
+    """The recipe's detector with the trained weights at `path`; a one-line error when they do not fit it."""
+    from transfer.detection.runner import build_detector, build_variables
+
+    model = build_detector(config, num_classes, load_backbone=False)
+    build_variables(model, config)
+    try:
+        model.load_weights(path)
+    except ValueError as error:
+        lines = str(error).strip().splitlines()
+        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is a count
+        raise UserError(f"{path}: these detector weights do not fit the recipe's [model] settings ({reason}); "
+                        "use the recipe.toml of the run that trained them") from None
+    return model
+
+
+def _class_names(weights):
+    """The class list a run wrote beside its weights (`<run>/classes.json`, also for `<run>/checkpoints/*`)."""
+    from transfer.detection.runner import CLASSES_FILE
+
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / CLASSES_FILE).is_file():
+            return json.loads((folder / CLASSES_FILE).read_text())
+    raise UserError(f"{weights.parent / CLASSES_FILE}: class list not found beside the weights "
+                    "(written by `kresnet transfer detect`)")
 
 
 def detect_command(recipe, overrides=(), out=None):
@@ -56,14 +82,12 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
         out: run folder (default `runs/<recipe name>`), where the metrics go.
     """
     from transfer.detection.config import load_detection_recipe
-    from transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits, write_json
+    from transfer.detection.runner import evaluate_detector, load_splits, write_json
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
     _, test = load_splits(config, progress=_log)
-    model = build_detector(config, len(test.class_names), load_backbone=False)
-    build_variables(model, config)
-    model.load_weights(path)
+    model = _load_detector(config, len(test.class_names), path)
     metrics = evaluate_detector(model, config, test)
     destination = _run_dir(recipe, out) / "eval_metrics.json"
     write_json(metrics, destination)
@@ -88,15 +112,11 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
     from transfer.detection.dataset import make_record
     from transfer.detection.draw import draw_detections
     from transfer.detection.inference import detect_records
-    from transfer.detection.runner import CLASSES_FILE, build_detector, build_variables
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
     files = image_files(images)
-    classes_file = path.parent / CLASSES_FILE
-    if not classes_file.is_file():
-        raise UserError(f"{classes_file}: class list not found beside the weights (written by `kresnet transfer detect`)")
-    class_names = json.loads(classes_file.read_text())
+    class_names = _class_names(path)
     records = []
     for file in files:
         try:
@@ -105,9 +125,7 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
         except OSError as error:
             raise UserError(f"{file}: not a readable image ({error})") from None
         records.append(make_record(file.name, file, width, height, [], [], []))
-    model = build_detector(config, len(class_names), load_backbone=False)
-    build_variables(model, config)
-    model.load_weights(path)
+    model = _load_detector(config, len(class_names), path)
     detections = detect_records(model, records, config.train.eval_batch_size, config.data.short_side,
                                 config.data.max_side)
     destination = _run_dir(recipe, out) / "predictions"
