@@ -95,3 +95,40 @@ def test_coco_map_perfect_and_half_recall():
     stats = evaluate_coco(half, dataset)
     assert stats["ap"] == pytest.approx((51 / 101 + 1.0) / 2)
     assert stats["ar100"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_coco_map_equals_pycocotools_on_the_original_json(testdata):
+    # The reader's records scored by `evaluate_coco` against pycocotools run directly on the
+    # sample's own JSON (original image and category ids, mask areas for the size ranges).
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from transfer.detection.coco import read_coco
+    from transfer.detection.coco_eval import COCO_STAT_NAMES
+
+    root = testdata / "coco"
+    dataset = read_coco(root / "instances.json", root / "images")
+    rng = np.random.default_rng(0)
+    detections, results = [], []
+    for record in dataset.records:
+        boxes = record.boxes + rng.normal(0, 4, record.boxes.shape).astype(np.float32)
+        labels = record.labels.copy()
+        labels[::5] = (labels[::5] + 1) % len(dataset.class_names)  # some wrong classes
+        scores = rng.uniform(size=len(boxes))
+        detections.append(_detections(boxes, scores, labels))
+        results += [{"image_id": record.image_id, "category_id": dataset.category_ids[label],
+                     "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "score": float(score)}
+                    for b, score, label in zip(boxes, scores, labels)]
+    ours = evaluate_coco(detections, dataset)
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(root / "instances.json"))
+        reference = COCOeval(truth, truth.loadRes(results), "bbox")
+        reference.evaluate()
+        reference.accumulate()
+        reference.summarize()
+    expected = {name: max(float(value), 0.0) for name, value in zip(COCO_STAT_NAMES, reference.stats)}
+    assert 0.2 < expected["ap"] < 0.9 and expected["ap_small"] > 0  # a case where every range is exercised
+    assert ours == pytest.approx(expected, abs=1e-9)

@@ -12,7 +12,8 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
 
     Classes are the JSON's categories sorted by id; `category_ids[k]` is the
     COCO id of class `k`. `iscrowd=1` objects are kept with `difficult=True`
-    (no training target; pycocotools ignores them). A malformed annotation
+    (no training target; pycocotools ignores them). Each object's `area` is
+    kept for COCO's size ranges (the box area where the JSON has none). A malformed annotation
     entry, a missing image or a box outside its image is reported in
     `problems`; the rest loads. A file that is not valid JSON is a `UserError`.
 
@@ -36,9 +37,10 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
     objects = {}
     for number, annotation in enumerate(annotations):
         try:
+            x, y, w, h = (float(v) for v in annotation["bbox"])
             objects.setdefault(annotation["image_id"], []).append(
-                (annotation.get("id", number), [float(v) for v in annotation["bbox"]],
-                 class_of[annotation["category_id"]], bool(annotation.get("iscrowd", 0))))
+                (annotation.get("id", number), (x, y, w, h), class_of[annotation["category_id"]],
+                 bool(annotation.get("iscrowd", 0)), float(annotation.get("area", w * h))))
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"{annotation_file} annotation {number}: malformed ({error!r}); skipped")
     records = []
@@ -53,8 +55,8 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
         if not image_path.is_file():
             problems.append(f"{image_path}: image missing; skipped")
             continue
-        boxes, labels, crowd = [], [], []
-        for annotation_id, (x, y, w, h), label, iscrowd in objects.get(image_id, []):
+        boxes, labels, crowd, areas = [], [], [], []
+        for annotation_id, (x, y, w, h), label, iscrowd, area in objects.get(image_id, []):
             where = f"{annotation_file} annotation id {annotation_id} (image {file_name})"
             box = clip_box([x, y, x + w, y + h], width, height, where, problems)
             if box is None:
@@ -62,8 +64,9 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
             boxes.append(box)
             labels.append(label)
             crowd.append(iscrowd)
+            areas.append(area)
         if skip_empty and not boxes:
             continue
-        records.append(make_record(image_id, image_path, width, height, boxes, labels, crowd))
+        records.append(make_record(image_id, image_path, width, height, boxes, labels, crowd, areas))
     return DetectionDataset(records=records, class_names=[c["name"] for c in categories],
                             problems=problems, category_ids=[c["id"] for c in categories])

@@ -10,7 +10,10 @@ COCO_STAT_NAMES = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
 
 
 def coco_ground_truth(dataset):
-    """COCO-format dict of a dataset's boxes (area = box area, iscrowd = the record's `difficult`).
+    """COCO-format dict of a dataset's boxes (iscrowd = the record's `difficult`).
+
+    `area` is the record's COCO annotation area when it has one (so the
+    small/medium/large ranges match pycocotools on the original JSON), else the box area.
 
     Args:
         dataset: `DetectionDataset`.
@@ -20,12 +23,14 @@ def coco_ground_truth(dataset):
     for number, record in enumerate(dataset.records):
         images.append({"id": number, "width": record.width, "height": record.height,
                        "file_name": str(record.image_path)})
-        for box, label, crowd in zip(record.boxes, record.labels, record.difficult):
+        areas = record.areas if record.areas is not None else [None] * len(record.boxes)
+        for box, label, crowd, area in zip(record.boxes, record.labels, record.difficult, areas):
             width, height = float(box[2] - box[0]), float(box[3] - box[1])
             annotations.append({"id": len(annotations) + 1, "image_id": number,
                                 "category_id": int(category_ids[label]),
                                 "bbox": [float(box[0]), float(box[1]), width, height],
-                                "area": width * height, "iscrowd": int(crowd)})
+                                "area": width * height if area is None else float(area),
+                                "iscrowd": int(crowd)})
     categories = [{"id": int(i), "name": name} for i, name in zip(category_ids, dataset.class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}
 

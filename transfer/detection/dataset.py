@@ -27,6 +27,8 @@ class DetectionRecord:
         labels: int32 (N,). Contiguous class indices.
         difficult: bool (N,). VOC `difficult` or COCO `iscrowd`: left out of
             training targets; in VOC evaluation neither true nor false positive.
+        areas: float32 (N,) or None. COCO's annotation `area` (the mask's, not
+            the box's), which decides COCO's small/medium/large ranges; None: box areas.
     """
 
     image_id: object
@@ -36,6 +38,7 @@ class DetectionRecord:
     boxes: np.ndarray
     labels: np.ndarray
     difficult: np.ndarray
+    areas: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -71,7 +74,7 @@ class DetectionDataset:
         warnings.warn(f"{len(self.problems)} problem(s) while reading the dataset:\n  {shown}{more}", stacklevel=2)
 
 
-def make_record(image_id, image_path, width, height, boxes, labels, difficult):
+def make_record(image_id, image_path, width, height, boxes, labels, difficult, areas=None):
     """Build a record with the array dtypes fixed (empty lists give (0, 4) boxes).
 
     Args:
@@ -82,6 +85,7 @@ def make_record(image_id, image_path, width, height, boxes, labels, difficult):
         boxes: sequence of 4-sequences, pixel xyxy.
         labels: sequence of int.
         difficult: sequence of bool.
+        areas: sequence of float or None. COCO annotation areas.
     """
     return DetectionRecord(
         image_id=image_id,
@@ -91,6 +95,7 @@ def make_record(image_id, image_path, width, height, boxes, labels, difficult):
         boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
         labels=np.asarray(labels, dtype=np.int32).reshape(-1),
         difficult=np.asarray(difficult, dtype=bool).reshape(-1),
+        areas=None if areas is None else np.asarray(areas, dtype=np.float32).reshape(-1),
     )
 
 
