@@ -61,12 +61,31 @@ def test_pipeline_flips_boxes_with_the_image(synthetic):
     pytest.fail("no seed flipped the image")
 
 
+def _backbone_layer(model, name):
+    return model.extractor.get_layer("backbone_pyramid").get_layer(name)
+
+
+def test_fine_tuning_options_free_or_freeze_bn_and_stem():
+    free = FasterRCNN(kresnet.create_backbone("resnet18d", input_shape=[SIZE, SIZE, 3], stage_depths=[1, 1, 1, 1]),
+                      2, freeze_bn=False, freeze_stem=False, **TINY)
+    trainable = {id(v) for v in free.trainable_weights}
+    assert id(_backbone_layer(free, "stem_conv1").kernel) in trainable
+    assert id(_backbone_layer(free, "stage2_block0_bn1").gamma) in trainable
+
+
 def test_fit_lowers_the_loss_and_predictions_evaluate(synthetic):
     train, test = synthetic
-    model = tiny_detector(2)
+    model = tiny_detector(2)  # frozen BN and stem, the defaults
+    frozen = {name: [keras.ops.convert_to_numpy(v) for v in _backbone_layer(model, name).weights]
+              for name in ("stem_conv1", "stem_bn1", "stage2_block0_bn1")}
+    trained_kernel = keras.ops.convert_to_numpy(_backbone_layer(model, "stage2_block0_conv1").kernel)
     model.compile(optimizer=keras.optimizers.SGD(0.02, momentum=0.9))
     data = make_dataset(train.records, 2, SIZE, SIZE, max_boxes=4, training=True, seed=0)
     history = model.fit(data, epochs=4, verbose=0).history
+    for name, before in frozen.items():  # weights and BN moving statistics untouched
+        for old, new in zip(before, _backbone_layer(model, name).weights):
+            np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(new), err_msg=name)
+    assert not np.array_equal(trained_kernel, keras.ops.convert_to_numpy(_backbone_layer(model, "stage2_block0_conv1").kernel))
     assert set(history) >= {"loss", "rpn_cls_loss", "rpn_box_loss", "rcnn_cls_loss", "rcnn_box_loss"}
     assert np.isfinite(history["loss"]).all()
     assert history["loss"][-1] < 0.9 * history["loss"][0], history["loss"]
