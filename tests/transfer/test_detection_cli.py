@@ -66,6 +66,10 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert not (run / "backup").exists()  # removed once training finished
     assert 0.0 <= metrics["map_voc07"] <= 100.0 and set(metrics["per_class_ap_voc07"]) == set(
         json.loads((run / "classes.json").read_text()))
+    written = json.loads((run / "metrics.json").read_text())
+    assert written["map_voc07"] == pytest.approx(metrics["map_voc07"]) and written["epochs"] == 2
+    assert written["backend"] == keras.backend.backend() and written["precision"] == "float32"
+    assert "expected_map" in written and "paper_row" in written  # the paper's number for Table 8 recipes
     # Rerun: training is complete, so it only re-evaluates the saved detector, to the same numbers.
     again = detect_command(DEMO, TINY, run)
     assert again["map_voc07"] == pytest.approx(metrics["map_voc07"], abs=1e-6)

@@ -68,7 +68,8 @@ def detect_command(recipe, overrides=(), out=None):
     config = load_detection_recipe(recipe, overrides)
     run = _run_dir(recipe, out)
     metrics = train_detector(config, run, log=_log)
-    typer.echo(f"VOC07 mAP {metrics['map_voc07']:.2f}  area mAP {metrics['map_area']:.2f}  ->  {run / 'metrics.json'}")
+    paper = f" (paper {metrics['expected_map']:.2f})" if metrics["expected_map"] is not None else ""
+    typer.echo(f"VOC07 mAP {metrics['map_voc07']:.2f}{paper}  area mAP {metrics['map_area']:.2f}  ->  {run / 'metrics.json'}")
     return metrics
 
 

@@ -79,5 +79,6 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         model.save_weights(final)
     log(f"evaluating on {len(test)} images")
     metrics = evaluate_detector(model, config, test)
+    metrics["epochs"] = config.train.epochs
     write_json(metrics, run / "metrics.json")
     return metrics
