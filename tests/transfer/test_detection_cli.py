@@ -22,6 +22,12 @@ TINY = ["data.synthetic_train_images=4", "data.synthetic_test_images=2", "train.
 def test_recipe_errors_name_the_key(tmp_path):
     with pytest.raises(UserError, match="model.anchor_sizes"):
         load_detection_recipe(DEMO, ["model.anchor_sizes=[8.0]"])
+    # FPN is the default; without it any number of anchor sizes share the one C4 map.
+    assert load_detection_recipe(DEMO).model.fpn
+    single = load_detection_recipe(DEMO, ["model.fpn=false", "model.anchor_sizes=[16.0, 32.0]"])
+    from transfer.detection.runner import build_detector
+
+    assert build_detector(single, 3).strides == (16,)
     with pytest.raises(UserError, match="data.format"):
         load_detection_recipe(DEMO, ["data.format=kitti"])
     with pytest.raises(UserError, match="data.short_side"):

@@ -107,3 +107,17 @@ def test_mixed_precision_training_step(synthetic):
     history = model.fit(data, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"]).all()
     assert model.rpn_conv.compute_dtype == "float16" and model.rpn_conv.kernel.dtype == "float32"
+
+
+def test_without_fpn_the_detector_trains_and_detects_on_c4(synthetic):
+    train, test = synthetic
+    backbone = kresnet.create_backbone("resnet18d", input_shape=[SIZE, SIZE, 3], stage_depths=[1, 1, 1, 1])
+    model = FasterRCNN(backbone, 2, **{**TINY, "anchor_sizes": [8, 16, 32]}, fpn=False)
+    assert [tuple(output.shape[1:3]) for output in model.extractor.outputs] == [(SIZE // 16, SIZE // 16)]
+    assert model.level_counts == [(SIZE // 16) ** 2 * 3 * 3]  # one map, 3 sizes x 3 ratios per cell
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    data = make_dataset(train.records, 2, SIZE, SIZE, max_boxes=4, training=True, seed=0)
+    history = model.fit(data, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and history["rcnn_cls_loss"][0] > 0
+    detections = detect_records(model, test.records, 2, SIZE, SIZE)
+    assert len(detections) == 2 and all(d["boxes"].shape[1:] == (4,) for d in detections)

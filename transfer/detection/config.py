@@ -23,9 +23,10 @@ class Model:
     backbone: str = setting("resnet50d", help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="classifier .weights.h5 from `kresnet train`/`import-weights`; empty: random init")
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
-    fpn_channels: int = setting(256, minimum=1)
+    fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
+    fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")
     anchor_sizes: list[float] = setting([32.0, 64.0, 128.0, 256.0, 512.0], exclusive_minimum=0.0,
-                                        help="one anchor size per level P2..P6")
+                                        help="one anchor size per level P2..P6 (all on C4 without FPN)")
     aspect_ratios: list[float] = setting([0.5, 1.0, 2.0], exclusive_minimum=0.0)
     head_dim: int = setting(1024, minimum=1)
     pooler_size: int = setting(7, minimum=1)
@@ -109,7 +110,7 @@ def load_detection_recipe(path, overrides=()):
     config = load_recipe(path, DetectionRecipe, overrides)
     epochs = config.train.epochs
     problems = []
-    if len(config.model.anchor_sizes) != 5:
+    if config.model.fpn and len(config.model.anchor_sizes) != 5:
         problems.append(f"model.anchor_sizes: expected 5 sizes (P2..P6), got {config.model.anchor_sizes}")
     if config.data.short_side > config.data.max_side:
         problems.append(f"data.short_side: expected <= data.max_side ({config.data.max_side}), got {config.data.short_side}")

@@ -1,5 +1,8 @@
 """Faster R-CNN with FPN (Ren et al., 2015; Lin et al., 2017) on a kresnet backbone, in `keras.ops`.
 
+FPN is the default; `fpn=False` gives the original single-map detector on C4
+(stride 16), with every anchor size on that one map.
+
 `FasterRCNN` is a `keras.Model` whose inputs are a dict. With ground truth
 (`gt_boxes`, `gt_labels`, `gt_valid`) it returns the two stages' outputs and
 targets and `compute_loss` turns them into the four losses, so plain `fit`
@@ -14,12 +17,13 @@ from keras import layers, ops
 from transfer.detection import losses
 from transfer.detection.anchors import multilevel_anchors
 from transfer.detection.boxes import encode_boxes
-from transfer.detection.fpn import build_fpn_extractor
+from transfer.detection.fpn import build_fpn_extractor, build_single_level_extractor
 from transfer.detection.proposals import detect, propose
 from transfer.detection.roi_align import multilevel_roi_align
 from transfer.detection.targets import gather, match_boxes, sample_balanced
 
 STRIDES = (4, 8, 16, 32, 64)  # P2..P6
+C4_STRIDE = 16  # the single feature map without FPN
 RCNN_BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 LOSS_NAMES = ("rpn_cls_loss", "rpn_box_loss", "rcnn_cls_loss", "rcnn_box_loss")
 
@@ -31,7 +35,8 @@ class FasterRCNN(keras.Model):
         backbone: `kresnet.ResNetBackbone` with a static `input_shape` whose sides divide by 32.
         num_classes: int. Object classes (background excluded).
         fpn_channels: int. Defaults to `256`.
-        anchor_sizes: list of 5 floats, one per level P2..P6. Defaults to `[32, 64, 128, 256, 512]`.
+        anchor_sizes: list of 5 floats, one per level P2..P6 (all on C4 without FPN).
+            Defaults to `[32, 64, 128, 256, 512]`.
         aspect_ratios: list of float (height / width). Defaults to `[0.5, 1.0, 2.0]`.
         rpn_batch_size: int. Sampled anchors per image. Defaults to `256`.
         rpn_pre_nms_topk_train / rpn_pre_nms_topk_test: int. Candidates per level before NMS.
@@ -45,6 +50,7 @@ class FasterRCNN(keras.Model):
         score_threshold / nms_threshold / max_detections: final detection settings.
         freeze_bn: bool. Backbone BatchNorm uses its moving statistics and is not trained.
         freeze_stem: bool. The backbone's stem is not trained.
+        fpn: bool. Feature pyramid (P2..P6) when True; one C4 map (stride 16) when False.
         seed: int. Seed of the target sampling.
     """
 
@@ -53,14 +59,14 @@ class FasterRCNN(keras.Model):
                  rpn_pre_nms_topk_test=1000, rpn_post_nms_topk_train=1000, rpn_post_nms_topk_test=1000,
                  rpn_nms_threshold=0.7, roi_batch_size=512, roi_positive_fraction=0.25, head_dim=1024,
                  pooler_size=7, pooler_sampling_ratio=2, score_threshold=0.05, nms_threshold=0.5,
-                 max_detections=100, detections_pre_nms_topk=1000, freeze_bn=True, freeze_stem=True, seed=0,
-                 dtype=None, **kwargs):
+                 max_detections=100, detections_pre_nms_topk=1000, freeze_bn=True, freeze_stem=True, fpn=True,
+                 seed=0, dtype=None, **kwargs):
         super().__init__(dtype=dtype, **kwargs)
         height, width = backbone.input.shape[1:3]
         if height is None or width is None or height % 32 or width % 32:
             raise ValueError(f"the backbone needs a static input_shape with sides divisible by 32. "
                              f"Received: input_shape={backbone.input.shape[1:]}")
-        if len(anchor_sizes) != len(STRIDES):
+        if fpn and len(anchor_sizes) != len(STRIDES):
             raise ValueError(f"anchor_sizes needs one size per level P2..P6. Received: anchor_sizes={anchor_sizes}")
         _freeze(backbone, freeze_bn, freeze_stem)
         self.num_classes = num_classes
@@ -73,8 +79,14 @@ class FasterRCNN(keras.Model):
             pooler_size=pooler_size, pooler_sampling_ratio=pooler_sampling_ratio,
             score_threshold=score_threshold, nms_threshold=nms_threshold, max_detections=max_detections,
             detections_pre_nms_topk=detections_pre_nms_topk)
-        self.extractor = build_fpn_extractor(backbone, fpn_channels, dtype=dtype)
-        num_anchors = len(aspect_ratios)
+        if fpn:
+            self.extractor = build_fpn_extractor(backbone, fpn_channels, dtype=dtype)
+            self.strides, level_sizes = STRIDES, [[size] for size in anchor_sizes]
+        else:
+            self.extractor = build_single_level_extractor(backbone, dtype=dtype)
+            self.strides, level_sizes = (C4_STRIDE,), [list(anchor_sizes)]
+        self.fpn = fpn
+        num_anchors = len(aspect_ratios) * len(level_sizes[0])
         self.rpn_conv = layers.Conv2D(fpn_channels, 3, padding="same", activation="relu", dtype=dtype,
                                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), name="rpn_conv")
         self.rpn_objectness = layers.Conv2D(num_anchors, 1, dtype=dtype, name="rpn_objectness",
@@ -91,8 +103,7 @@ class FasterRCNN(keras.Model):
         self.box_deltas = layers.Dense(4 * num_classes, dtype=dtype, name="box_deltas",
                                        kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))
         feature_shapes = [tuple(output.shape[1:3]) for output in self.extractor.outputs]
-        anchors, self.level_counts = multilevel_anchors(
-            feature_shapes, STRIDES, [[size] for size in anchor_sizes], list(aspect_ratios))
+        anchors, self.level_counts = multilevel_anchors(feature_shapes, self.strides, level_sizes, list(aspect_ratios))
         self.anchors = ops.convert_to_numpy(anchors)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
@@ -110,8 +121,10 @@ class FasterRCNN(keras.Model):
         return ops.concatenate(logits, axis=1), ops.concatenate(deltas, axis=1)
 
     def _box_head(self, features, rois, training):
-        pooled = multilevel_roi_align(features[:4], STRIDES[:4], rois, self.settings["pooler_size"],
-                                      self.settings["pooler_sampling_ratio"], aligned=True)
+        # With FPN, RoIs read P2..P5 (P6 only serves the RPN); without, the one map.
+        pooled_levels = 4 if self.fpn else 1
+        pooled = multilevel_roi_align(features[:pooled_levels], self.strides[:pooled_levels], rois,
+                                      self.settings["pooler_size"], self.settings["pooler_sampling_ratio"], aligned=True)
         num_rois = rois.shape[1]
         pooled = ops.reshape(pooled, (-1,) + tuple(pooled.shape[2:]))
         hidden = self.box_head(pooled, training=training)
@@ -127,6 +140,8 @@ class FasterRCNN(keras.Model):
         else:
             image_sizes = ops.ones((batch, 2), "float32") * ops.convert_to_tensor(self.image_shape, "float32")
         features = self.extractor(images, training=training)
+        if not isinstance(features, (list, tuple)):  # a one-output functional model returns a bare tensor
+            features = [features]
         anchors = ops.convert_to_tensor(self.anchors)
         rpn_logits, rpn_deltas = self._rpn(features)
         with_targets = "gt_boxes" in inputs

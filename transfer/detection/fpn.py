@@ -1,4 +1,4 @@
-"""Feature Pyramid Network (Lin et al., 2017) on a kresnet backbone's `pyramid_outputs`."""
+"""Feature Pyramid Network (Lin et al., 2017) on a kresnet backbone's `pyramid_outputs`, or its single C4 map."""
 
 import keras
 from keras import layers
@@ -7,6 +7,29 @@ from keras import layers
 PIXEL_MEAN = (123.68, 116.779, 103.939)
 PIXEL_STD = (58.393, 57.12, 57.375)
 LEVELS = ("P2", "P3", "P4", "P5")
+
+
+def _normalised_pyramid(backbone, levels, dtype):
+    images = keras.Input(shape=backbone.input.shape[1:], name="pixels")
+    normalised = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD], dtype=dtype,
+                                      name="pixel_normalization")(images)
+    pyramid = keras.Model(backbone.inputs, [backbone.pyramid_outputs[level] for level in levels], name="backbone_pyramid")
+    return images, pyramid(normalised)
+
+
+def build_single_level_extractor(backbone, level="P4", dtype=None, name="c4_extractor"):
+    """A functional model: 0-255 images -> [one backbone feature map] (the original Faster R-CNN's C4, stride 16).
+
+    What `FasterRCNN(fpn=False)` reads: every anchor size and every RoI use this one map.
+
+    Args:
+        backbone: `kresnet.ResNetBackbone` built with a static `input_shape` (sides divisible by 32).
+        level: str. Key of `backbone.pyramid_outputs`; "P4" is the output of stage 3 (stride 16).
+        dtype: dtype policy of the new layers.
+        name: str.
+    """
+    images, features = _normalised_pyramid(backbone, [level], dtype)
+    return keras.Model(images, features, name=name)
 
 
 def build_fpn_extractor(backbone, channels=256, dtype=None, name="fpn_extractor"):
@@ -22,11 +45,7 @@ def build_fpn_extractor(backbone, channels=256, dtype=None, name="fpn_extractor"
         dtype: dtype policy of the new layers.
         name: str.
     """
-    images = keras.Input(shape=backbone.input.shape[1:], name="pixels")
-    normalised = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD], dtype=dtype,
-                                      name="pixel_normalization")(images)
-    pyramid = keras.Model(backbone.inputs, [backbone.pyramid_outputs[level] for level in LEVELS], name="backbone_pyramid")
-    features = pyramid(normalised)
+    images, features = _normalised_pyramid(backbone, LEVELS, dtype)
     laterals = [layers.Conv2D(channels, 1, dtype=dtype, name=f"fpn_lateral{level}")(feature)
                 for level, feature in zip(LEVELS, features)]
     merged = [laterals[-1]]

@@ -69,7 +69,7 @@ def build_detector(config, num_classes, load_backbone=True):
         rpn_pre_nms_topk_test=m.rpn_pre_nms_topk_test, rpn_post_nms_topk_train=m.rpn_post_nms_topk_train,
         rpn_post_nms_topk_test=m.rpn_post_nms_topk_test, roi_batch_size=m.roi_batch_size, head_dim=m.head_dim,
         pooler_size=m.pooler_size, score_threshold=m.score_threshold, max_detections=m.max_detections,
-        freeze_bn=m.freeze_bn, freeze_stem=m.freeze_stem, seed=config.train.seed)
+        freeze_bn=m.freeze_bn, freeze_stem=m.freeze_stem, fpn=m.fpn, seed=config.train.seed)
 
 
 def load_backbone_weights(backbone, path, name, stage_depths):
