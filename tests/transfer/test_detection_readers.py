@@ -107,3 +107,19 @@ def test_coco_problems(testdata, tmp_path):
     path.write_text("{not json")
     with pytest.raises(UserError, match="instances.json: not a COCO detection JSON"):
         read_coco(path, testdata / "coco" / "images")
+
+
+def test_difficult_and_crowd_objects_are_no_training_targets(testdata):
+    from transfer.detection.dataset import make_record
+    from transfer.detection.pipeline import pack_records
+
+    record = make_record("x", "x.jpg", 100, 100, [[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]], [3, 4, 5],
+                         [True, False, False])
+    packed = pack_records([record], max_boxes=4)
+    np.testing.assert_array_equal(packed["valid"][0], [True, True, False, False])
+    np.testing.assert_array_equal(packed["labels"][0, :2], [4, 5])
+    np.testing.assert_allclose(packed["boxes"][0, :2], [[20, 20, 40, 40], [50, 50, 60, 60]])
+    # The COCO sample's iscrowd regions are left out the same way.
+    coco = read_coco(testdata / "coco" / "instances.json", testdata / "coco" / "images")
+    packed = pack_records(coco.records, max_boxes=64)
+    assert packed["valid"].sum() == sum(len(r.boxes) for r in coco.records) - 3
