@@ -110,6 +110,16 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert "no recipe given and no --checkpoint" in capsys.readouterr().err
 
 
+def test_coco_format_recipe_trains_and_reports_coco_ap(tmp_path, testdata, capsys):
+    coco = ["data.format=coco", f"data.root={(testdata / 'coco').as_posix()}", "data.coco_train_json=instances.json",
+            "data.coco_test_json=instances.json", "data.coco_train_images=images", "data.coco_test_images=images",
+            "data.max_boxes=32", "train.epochs=1", "schedule.warmup_epochs=0.5"]
+    metrics = detect_command(DEMO, TINY + coco, tmp_path / "run")
+    assert len(metrics["per_class_ap_voc07"]) == 133  # the sample's categories, ids up to 200
+    assert set(metrics["coco"]) >= {"ap", "ap50", "ap_small", "ar100"}
+    assert "COCO AP" in capsys.readouterr().out
+
+
 def test_a_nan_epoch_does_not_overwrite_the_last_good_backup(tmp_path):
     from transfer.detection.trainer import FiniteBackupAndRestore
 

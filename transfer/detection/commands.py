@@ -54,6 +54,13 @@ def _class_names(weights):
                     "(written by `kresnet transfer detect`)")
 
 
+def _summary(metrics):
+    """One line: VOC07 and area mAP (with the paper's number when the recipe has one), COCO AP for COCO data."""
+    paper = f" (paper {metrics['expected_map']:.2f})" if metrics.get("expected_map") is not None else ""
+    coco = f"  COCO AP {metrics['coco']['ap']:.2f}" if "coco" in metrics else ""
+    return f"VOC07 mAP {metrics['map_voc07']:.2f}{paper}  area mAP {metrics['map_area']:.2f}{coco}"
+
+
 def detect_command(recipe, overrides=(), out=None):
     """Train a Faster R-CNN from a recipe into a run folder (rerun resumes), then evaluate it.
 
@@ -68,8 +75,7 @@ def detect_command(recipe, overrides=(), out=None):
     config = load_detection_recipe(recipe, overrides)
     run = _run_dir(recipe, out)
     metrics = train_detector(config, run, log=_log)
-    paper = f" (paper {metrics['expected_map']:.2f})" if metrics["expected_map"] is not None else ""
-    typer.echo(f"VOC07 mAP {metrics['map_voc07']:.2f}{paper}  area mAP {metrics['map_area']:.2f}  ->  {run / 'metrics.json'}")
+    typer.echo(f"{_summary(metrics)}  ->  {run / 'metrics.json'}")
     return metrics
 
 
@@ -92,7 +98,7 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     metrics = evaluate_detector(model, config, test)
     destination = _run_dir(recipe, out) / "eval_metrics.json"
     write_json(metrics, destination)
-    typer.echo(f"VOC07 mAP {metrics['map_voc07']:.2f}  area mAP {metrics['map_area']:.2f}  ->  {destination}")
+    typer.echo(f"{_summary(metrics)}  ->  {destination}")
     return metrics
 
 
