@@ -38,13 +38,32 @@ def test_recipe_errors_name_the_key(tmp_path):
         load_detection_recipe(DEMO, ["train.epochs=4", "schedule.kind=step", "schedule.step_epochs=[2,4]"])
 
 
+# Table 8 of the paper: VOC07 test mAP per backbone row, and the recipe that trains that backbone.
+TABLE8 = {
+    "voc_faster_rcnn_b_standard": (77.54, "resnet50b", "table5_resnet50b"),
+    "voc_faster_rcnn_d_efficient": (78.30, "resnet50d", "table6_efficient"),
+    "voc_faster_rcnn_d_cosine": (79.23, "resnet50d", "table6_cosine"),
+    "voc_faster_rcnn_d_label_smoothing": (80.71, "resnet50d", "table6_label_smoothing"),
+    "voc_faster_rcnn_d_distill": (80.96, "resnet50d", "table6_distill"),
+    "voc_faster_rcnn_d_mixup": (81.10, "resnet50d", "table6_mixup"),
+    "voc_faster_rcnn_d_distill_mixup": (81.33, "resnet50d", "table6_distill_mixup"),
+}
+
+
 def test_all_table8_recipes_load():
     recipes = sorted((ROOT / "recipes" / "transfer").glob("voc_*.toml"))
-    assert len(recipes) == 7
+    assert sorted(path.stem for path in recipes) == sorted(TABLE8)
     for path in recipes:
         config = load_detection_recipe(path)
+        expected_map, backbone, classifier_recipe = TABLE8[path.stem]
+        assert config.meta.expected_map == pytest.approx(expected_map) and config.meta.paper_table == "Table 8"
+        assert config.model.backbone == backbone and config.model.fpn
+        assert config.model.backbone_weights == f"runs/{classifier_recipe}/model.weights.h5"
+        assert (ROOT / "recipes" / f"{classifier_recipe}.toml").is_file()  # `kresnet train` writes those weights
         assert (config.data.short_side, config.data.max_side, config.data.flip) == (600, 1000, True)
-        assert config.meta.expected_map and config.model.backbone_weights and config.schedule.warmup_epochs > 0
+        assert config.data.train_splits == ["VOC2007/trainval", "VOC2012/trainval"]
+        assert config.data.test_splits == ["VOC2007/test"]
+        assert config.schedule.warmup_epochs > 0 and config.model.freeze_bn and config.model.freeze_stem
 
 
 class _Interrupted(Exception):
