@@ -35,7 +35,7 @@ class FasterRCNN(keras.Model):
         backbone: `kresnet.ResNetBackbone` with a static `input_shape` whose sides divide by 32.
         num_classes: int. Object classes (background excluded).
         fpn_channels: int. Defaults to `256`.
-        anchor_sizes: list of 5 floats, one per level P2..P6 (all on C4 without FPN).
+        anchor_sizes: list of 5 floats, one per level P2..P6 (without FPN: any number, all on C4).
             Defaults to `[32, 64, 128, 256, 512]`.
         aspect_ratios: list of float (height / width). Defaults to `[0.5, 1.0, 2.0]`.
         rpn_batch_size: int. Sampled anchors per image. Defaults to `256`.
