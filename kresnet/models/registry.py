@@ -115,8 +115,9 @@ def load_model(path, **kwargs):
         path: str or path. the `.keras` file.
         **kwargs: passed to `keras.saving.load_model` (e.g. `compile=False`).
     """
+    import importlib
+
     import keras
 
-    import kresnet.models.resnet_classifier  # noqa: F401 - registers ResNetBackbone and ResNetClassifier
-
+    importlib.import_module("kresnet.models.resnet_classifier")  # registers ResNetBackbone and ResNetClassifier
     return keras.saving.load_model(path, **kwargs)
