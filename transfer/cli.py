@@ -14,8 +14,7 @@ import typer
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
 from transfer.image_files import IMAGE_SUFFIXES
-
-RUN_RECIPE = "recipe.toml"  # the resolved recipe every transfer run folder holds
+from transfer.run_folder import RUN_RECIPE, run_folder_of
 
 app = typer.Typer(
     help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN) and semantic segmentation (FCN).",
@@ -45,20 +44,9 @@ def _task(recipe):
         raise UserError(f"{recipe}: not valid TOML: {error}") from None
 
 
-def _checkpoint_run(weights):
-    """The run folder holding `weights` (`<run>/model.weights.h5` or `<run>/checkpoints/...`), or None."""
-    if weights is None:
-        return None
-    weights = pathlib.Path(weights)
-    for folder in (weights.parent, weights.parent.parent):
-        if (folder / RUN_RECIPE).is_file():
-            return folder
-    return None
-
-
 def _recipe_and_out(recipe, weights, out):
     """The recipe to use and the output folder: a checkpoint's run folder supplies both when they are not given."""
-    run = _checkpoint_run(weights)
+    run = run_folder_of(weights)
     if recipe is None:
         if run is None:
             where = f"--checkpoint {weights} is not inside a run folder with {RUN_RECIPE}" if weights else "no --checkpoint"

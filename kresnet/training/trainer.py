@@ -12,8 +12,7 @@ import time
 
 import keras
 
-from kresnet.errors import UserError
-from kresnet.recipe import dumps_recipe, write_recipe
+from kresnet.recipe import claim_run_folder
 from kresnet.training.build import build_training_model
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.distribution import setup_distribution
@@ -67,7 +66,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         extra_callbacks: more Keras callbacks (tests use them to interrupt a run).
     """
     run = pathlib.Path(out_dir)
-    _claim_run_folder(run, config)
+    claim_run_folder(run, config)
     plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host)
     plan.check_batch(config.train.batch_size)
     keras.utils.set_random_seed(config.train.seed)
@@ -130,16 +129,3 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
     classifier.save_weights(run / "model.weights.h5")
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def _claim_run_folder(run, config):
-    """Write the resolved recipe, or check that a resumed run folder holds the same one."""
-    recipe_path = run / "recipe.toml"
-    if recipe_path.is_file() and (run / "checkpoints").is_dir():
-        if recipe_path.read_text(encoding="utf-8") != dumps_recipe(config):
-            raise UserError(
-                f"{run}: this run folder holds a different recipe ({recipe_path}); "
-                "resume with the same recipe and --set values, or choose another --out"
-            )
-        return
-    write_recipe(config, recipe_path)

@@ -7,6 +7,7 @@ import keras
 import pytest
 
 from kresnet.errors import UserError
+from kresnet.recipe import claim_run_folder
 from transfer.detection.commands import detect_command, predict_command
 from transfer.detection.config import load_detection_recipe
 from transfer.detection.trainer import train_detector
@@ -123,6 +124,14 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert "model.weights.h5: these detector weights do not fit the recipe's [model] settings" in capsys.readouterr().err
     assert run_cli(["transfer", "predict", testdata / "misc" / "dog.jpg"]) == 2
     assert "no recipe given and no --checkpoint" in capsys.readouterr().err
+
+
+def test_a_run_folder_refuses_to_resume_with_another_recipe(tmp_path):
+    run = tmp_path / "run"
+    (run / "backup").mkdir(parents=True)  # an interrupted run of the TINY recipe
+    claim_run_folder(run, load_detection_recipe(DEMO, TINY))
+    with pytest.raises(UserError, match="holds a different recipe"):
+        detect_command(DEMO, [*TINY, "train.epochs=3"], run)
 
 
 def test_coco_format_recipe_trains_and_reports_coco_ap(tmp_path, testdata, capsys):

@@ -3,13 +3,13 @@
 Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
 """
 
-import json
 import pathlib
 
 import typer
 
 from kresnet.errors import UserError
 from transfer.image_files import image_files
+from transfer.run_folder import CLASSES_FILE, read_class_names
 
 
 def _log(message):
@@ -45,13 +45,11 @@ def _load_detector(config, num_classes, path):
 
 def _class_names(weights):
     """The class list a run wrote beside its weights (`<run>/classes.json`, also for `<run>/checkpoints/*`)."""
-    from transfer.detection.runner import CLASSES_FILE
-
-    for folder in (weights.parent, weights.parent.parent):
-        if (folder / CLASSES_FILE).is_file():
-            return json.loads((folder / CLASSES_FILE).read_text())
-    raise UserError(f"{weights.parent / CLASSES_FILE}: class list not found beside the weights "
-                    "(written by `kresnet transfer detect`)")
+    names = read_class_names(weights)
+    if names is None:
+        raise UserError(f"{weights.parent / CLASSES_FILE}: class list not found beside the weights "
+                        "(written by `kresnet transfer detect`)")
+    return names
 
 
 def _summary(metrics):

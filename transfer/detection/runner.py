@@ -7,8 +7,6 @@ from kresnet.errors import UserError
 from kresnet.training.precision import set_precision
 from transfer.detection.dataset import VOC_CLASSES
 
-CLASSES_FILE = "classes.json"
-
 
 def load_splits(config, progress=None):
     """(train, test) `DetectionDataset`s of a recipe; problems are warned, not fatal.

@@ -6,16 +6,16 @@ checkpoints/last.weights.h5, model.weights.h5 (final detector), metrics.json.
 """
 
 import math
-import pathlib
 
 import keras
 
-from kresnet.recipe import write_recipe
+from kresnet.recipe import claim_run_folder
 from kresnet.training.checkpoint import TrainingDiverged
 from kresnet.training.history import HistoryCSV, TrimHistoryOnResume
-from transfer.detection.runner import (CLASSES_FILE, build_detector, build_variables, evaluate_detector, load_splits,
+from transfer.detection.runner import (build_detector, build_variables, evaluate_detector, load_splits,
                                       write_json)
 from transfer.finite_backup import FiniteBackupAndRestore
+from transfer.run_folder import CLASSES_FILE
 
 
 def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=()):
@@ -32,9 +32,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
     from kresnet.training.schedules import build_schedule, scaled_learning_rate
     from transfer.detection.pipeline import make_dataset
 
-    run = pathlib.Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    write_recipe(config, run / "recipe.toml")
+    run = claim_run_folder(run_dir, config)
     keras.utils.set_random_seed(config.train.seed)
     train, test = load_splits(config, progress=log)
     write_json(train.class_names, run / CLASSES_FILE)

@@ -9,6 +9,7 @@ import pathlib
 
 from kresnet.errors import UserError
 from transfer.image_files import image_files
+from transfer.run_folder import read_class_names
 
 
 def _quiet_tensorflow():
@@ -65,14 +66,11 @@ def _trained_segmenter(config, recipe, weights, out):
 
 
 def _class_names(config, weights):
-    """The classes a run was trained on: `classes.json` beside the weights, else the recipe's dataset."""
+    """The classes a run was trained on: its `classes.json` (beside the weights or above), else the recipe's dataset."""
     from transfer.segmentation.datasets import load_samples
-    from transfer.segmentation.train import CLASSES_FILE
 
-    classes_file = weights.parent / CLASSES_FILE
-    if classes_file.is_file():
-        return json.loads(classes_file.read_text(encoding="utf-8"))
-    return load_samples(config.data, "val").class_names
+    names = read_class_names(weights)
+    return names if names is not None else load_samples(config.data, "val").class_names
 
 
 def evaluate_command(recipe, overrides=(), weights=None, out=None):

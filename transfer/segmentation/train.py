@@ -14,19 +14,18 @@ import time
 import keras
 
 from kresnet.errors import UserError
-from kresnet.recipe import dumps_recipe, write_recipe
+from kresnet.recipe import claim_run_folder
 from kresnet.training.checkpoint import TrainingDiverged
 from kresnet.training.optimizer import NesterovL2SGD
 from kresnet.training.precision import set_precision
 from kresnet.training.schedules import scaled_learning_rate
+from transfer.run_folder import CLASSES_FILE
 from transfer.segmentation import pipeline
 from transfer.segmentation.callbacks import training_callbacks
 from transfer.segmentation.datasets import load_samples
 from transfer.segmentation.evaluation import evaluate
 from transfer.segmentation.fcn import build_fcn, compile_losses
 from transfer.segmentation.schedule import segmentation_schedule
-
-CLASSES_FILE = "classes.json"  # class names of the run, for `kresnet transfer predict` without the dataset
 
 
 def build_segmenter(model_config, num_classes):
@@ -90,18 +89,6 @@ def compile_segmenter(model, config, steps_per_epoch):
     model.compile(optimizer=optimizer, loss=losses, loss_weights=weights)
 
 
-def prepare_run_folder(config, run_dir):
-    """Create the run folder with the resolved recipe; a different recipe already there is an error."""
-    run = pathlib.Path(run_dir)
-    recipe_path = run / "recipe.toml"
-    if recipe_path.is_file() and recipe_path.read_text(encoding="utf-8") != dumps_recipe(config):
-        raise UserError(
-            f"{run}: holds a run of a different recipe ({recipe_path}); choose another --out or delete the folder"
-        )
-    write_recipe(config, recipe_path)
-    return run
-
-
 def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
     """Train (or resume, or only re-evaluate) the recipe into `run_dir`; returns the metrics dict.
 
@@ -111,7 +98,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
         log: callable for progress lines.
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
     """
-    run = prepare_run_folder(config, run_dir)
+    run = claim_run_folder(run_dir, config)
     metrics_path = run / "metrics.json"
     if metrics_path.is_file():
         log(f"{run}: already complete; metrics in {metrics_path}")
