@@ -1,6 +1,5 @@
-"""Shared test fixtures: the backend under test, seeds, and the shared test data folder."""
+"""Shared test fixtures: the backend under test, seeds, and the sample data in tests/fixtures."""
 
-import os
 import pathlib
 
 import keras
@@ -8,21 +7,14 @@ import numpy as np
 import pytest
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def find_testdata():
-    """`KRESNET_TESTDATA`, else `../shared/testdata` beside the project; None if absent."""
-    configured = os.environ.get("KRESNET_TESTDATA")
-    path = pathlib.Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "testdata"
-    return path if path.is_dir() else None
+# Everything a test reads lives in the repository (provenance and licences: tests/fixtures/README.md).
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def testdata():
-    path = find_testdata()
-    if path is None:
-        pytest.skip("shared test data not found: set KRESNET_TESTDATA or put it at ../shared/testdata")
-    return path
+    """The sample data folder, tests/fixtures: real and hand-made files in the standard formats."""
+    return FIXTURES
 
 
 @pytest.fixture(autouse=True)

@@ -93,7 +93,7 @@ def test_evaluate_imported_weights_from_the_command_line(testdata, tmp_path, run
     import kresnet
     from kresnet.data.pipeline import build_dataset
 
-    # The 10 real ImageNet samples as a 10-class validation folder (class k = the k-th sorted synset).
+    # The 10 ImageNet-style samples as a 10-class validation folder (class k = the k-th sorted synset).
     for k, synset in enumerate(sorted(p.name for p in (testdata / "imagenet" / "samples").iterdir())):
         (tmp_path / "val" / f"class{k}").mkdir(parents=True)
         for image in (testdata / "imagenet" / "samples" / synset).iterdir():
@@ -101,12 +101,12 @@ def test_evaluate_imported_weights_from_the_command_line(testdata, tmp_path, run
     imported = tmp_path / "imported.weights.h5"
     reference = testdata / "reference" / "bottleneck_d_1111.safetensors"
     assert run_cli(["import-weights", reference, "--model", "resnet50d", "--depths", "1,1,1,1", "--out", imported]) == 0
-    evaluate = ["evaluate", imported, "--model", "resnet50d", "--depths", "1,1,1,1", "--num-classes", "10",
+    evaluate = ["evaluate", imported, "--model", "resnet50d", "--depths", "1,1,1,1", "--widths", "8,16,24,32", "--num-classes", "10",
                 "--data", tmp_path, "--image-size", "64", "--resize", "73", "--batch-size", "4"]
     assert run_cli([*evaluate, "--json", tmp_path / "metrics.json"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
 
-    model = kresnet.create_model("resnet50d", num_classes=10, stage_depths=[1, 1, 1, 1])
+    model = kresnet.create_model("resnet50d", num_classes=10, stage_depths=[1, 1, 1, 1], stage_widths=[8, 16, 24, 32])
     model.load_weights(imported)
     dataset, _ = build_dataset(tmp_path / "val", training=False, batch_size=10, image_size=64, resize_size=73, num_classes=10)
     images, labels = next(iter(dataset))
@@ -120,3 +120,6 @@ def test_evaluate_imported_weights_from_the_command_line(testdata, tmp_path, run
     assert run_cli(["evaluate", imported, "--model", "resnet50d", "--depths", "1,1", "--data", tmp_path]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "--depths" in error and "\n" not in error
+    assert run_cli(["evaluate", imported, "--model", "resnet50d", "--widths", "8,16", "--data", tmp_path]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "--widths expects 4 positive integers" in error and "\n" not in error

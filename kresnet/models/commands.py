@@ -26,17 +26,27 @@ def models(
         typer.echo(f"{name:<12}{spec.variant_label:<10}{count_parameters(model):>14,}{count_macs(model) / 1e9:>12.2f}")
 
 
-def parse_depths(text):
-    """`"1,1,1,1"` -> `[1, 1, 1, 1]`, or a one-line error."""
+def _parse_per_stage(text, option, example):
+    """`"1,1,1,1"` -> `[1, 1, 1, 1]` (one positive int per stage), or a one-line error naming `option`."""
     if text is None:
         return None
     try:
-        depths = [int(part) for part in text.split(",")]
+        values = [int(part) for part in text.split(",")]
     except ValueError:
-        depths = []
-    if len(depths) != 4 or min(depths) < 1:
-        raise UserError(f"--depths expects 4 positive integers like 3,4,6,3; got {text!r}")
-    return depths
+        values = []
+    if len(values) != 4 or min(values) < 1:
+        raise UserError(f"{option} expects 4 positive integers like {example}; got {text!r}")
+    return values
+
+
+def parse_depths(text):
+    """`--depths 1,1,1,1`: blocks per stage."""
+    return _parse_per_stage(text, "--depths", "3,4,6,3")
+
+
+def parse_widths(text):
+    """`--widths 8,16,24,32`: base width of each stage."""
+    return _parse_per_stage(text, "--widths", "64,128,256,512")
 
 
 def import_weights(

@@ -2,7 +2,8 @@
 
 Both libraries name their modules `conv1`, `bn1`, `layerN.M.convK`, `layerN.M.downsample.*`
 and `fc`; timm's deep stem is `conv1.{0,1,3,4,6}`. The number of classes comes from the
-file's `fc.weight` (no `fc` gives a backbone) and the blocks per stage from its keys.
+file's `fc.weight` (no `fc` gives a backbone), the blocks per stage from its keys, and the
+stage and deep-stem widths from its first convs (so narrow models import too).
 """
 
 import pathlib
@@ -76,6 +77,15 @@ def infer_stage_depths(state):
     return depths
 
 
+def infer_stage_widths(state):
+    """Base width of each stage: the output channels of its first block's first conv."""
+    keys = [f"layer{stage}.0.conv1.weight" for stage in range(1, 5)]
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise UserError(f"the state dict has no key {missing[0]!r} (it gives the width of that stage)")
+    return [int(state[key].shape[0]) for key in keys]
+
+
 def infer_num_classes(state):
     """Classes of the file's `fc` head, or None for a headless (backbone) state dict."""
     return state["fc.weight"].shape[0] if "fc.weight" in state else None
@@ -103,10 +113,13 @@ def build_model_for(state, name, stage_depths=None):
         stem = "a deep 3x3 stem" if file_deep_stem else "a 7x7 stem"
         pool = "an average-pool shortcut" if file_avg_down else "a strided-conv shortcut"
         raise UserError(f"the state dict has {stem} and {pool}, which {name} ({spec.variant_label}) does not; check --model")
+    shape = {"stage_depths": list(stage_depths), "stage_widths": infer_stage_widths(state)}
+    if file_deep_stem:
+        shape["stem_width"] = int(state["conv1.0.weight"].shape[0])
     num_classes = infer_num_classes(state)
     if num_classes is None:
-        return registry.create_backbone(name, stage_depths=list(stage_depths))
-    return registry.create_model(name, num_classes=num_classes, stage_depths=list(stage_depths))
+        return registry.create_backbone(name, **shape)
+    return registry.create_model(name, num_classes=num_classes, **shape)
 
 
 def torch_name(keras_layer_name, deep_stem):

@@ -48,12 +48,15 @@ def evaluate(
     batch_size: int = typer.Option(64, help="Batch size."),
     json_out: Optional[pathlib.Path] = typer.Option(None, "--json", help="Also write the metrics to this file."),
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
+    widths: Optional[str] = typer.Option(None, help="Stage widths when they differ from 64,128,256,512 (narrow imported weights)."),
 ):
     """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""
-    from kresnet.models.commands import parse_depths
+    from kresnet.models.commands import parse_depths, parse_widths
     from kresnet.training.evaluation import evaluate_weights
 
-    metrics = evaluate_weights(weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths))
+    metrics = evaluate_weights(
+        weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), parse_widths(widths)
+    )
     typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images)")
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2) + "\n")

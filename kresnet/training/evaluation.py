@@ -6,7 +6,8 @@ from kresnet.errors import UserError
 
 
 def evaluate_weights(
-    weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64, stage_depths=None
+    weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64,
+    stage_depths=None, stage_widths=None,
 ):
     """Evaluate a run folder or a `.weights.h5` file; returns a metrics dict (percentages).
 
@@ -22,6 +23,7 @@ def evaluate_weights(
         resize: shorter side before the crop.
         batch_size: evaluation batch size.
         stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
+        stage_widths: stage widths when they differ from the default (narrow imported weights).
     """
     weights = pathlib.Path(weights)
     config = None
@@ -61,9 +63,12 @@ def evaluate_weights(
     dataset, info = build_dataset(
         source, training=False, batch_size=batch_size, image_size=image_size, resize_size=resize, num_classes=num_classes
     )
-    stage_overrides = {"stage_depths": stage_depths}
+    stage_overrides = {"stage_depths": stage_depths, "stage_widths": stage_widths}
     if config is not None:
-        stage_overrides = {"stage_depths": stage_depths or config.model.stage_depths, "stage_widths": config.model.stage_widths}
+        stage_overrides = {
+            "stage_depths": stage_depths or config.model.stage_depths,
+            "stage_widths": stage_widths or config.model.stage_widths,
+        }
     model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
     try:
         model.load_weights(weights)

@@ -1,4 +1,4 @@
-"""Importing timm state dicts reproduces timm's logits (files in shared/testdata/reference)."""
+"""Importing timm state dicts reproduces timm's logits (files in tests/fixtures/reference)."""
 
 import json
 import os
@@ -13,6 +13,7 @@ import kresnet
 from kresnet.models.weight_import import build_model_for, import_state_dict, infer_stage_depths, load_state_dict
 
 REFERENCES = [("bottleneck_b_1111", "resnet50b"), ("bottleneck_d_1111", "resnet50d"), ("basic_d_1111", "resnet18d")]
+REFERENCE_WIDTHS = [8, 16, 24, 32]  # the narrow stages of the reference files (tools/make_timm_reference.py)
 
 
 def _imported(reference_dir, file_stem, name):
@@ -103,7 +104,7 @@ def test_cli_import_weights_writes_loadable_weights(testdata, tmp_path, capsys, 
     weights = testdata / "reference" / "bottleneck_d_1111.safetensors"
     assert run_cli(["import-weights", weights, "--model", "resnet50d", "--depths", "1,1,1,1", "--out", out]) == 0
     assert "10 classes" in capsys.readouterr().out
-    model = kresnet.create_model("resnet50d", num_classes=10, stage_depths=[1, 1, 1, 1])
+    model = kresnet.create_model("resnet50d", num_classes=10, stage_depths=[1, 1, 1, 1], stage_widths=REFERENCE_WIDTHS)
     model.load_weights(out)
     images = np.load(testdata / "reference" / "input_97_nhwc.npy")
     expected = np.load(testdata / "reference" / "bottleneck_d_1111_input_97_logits.npy")

@@ -109,20 +109,21 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     scored = json.loads((run / "eval_metrics.json").read_text())
     assert scored["map_voc07"] == pytest.approx(metrics["map_voc07"], abs=1e-6)
     drawn_dir = tmp_path / "drawn"
-    assert run_cli(["transfer", "predict", "--checkpoint", run / "checkpoints" / "last.weights.h5",
-                    testdata / "misc" / "dog.jpg", "--out", drawn_dir]) == 0
-    drawn = drawn_dir / "predictions" / "dog.png"
+    photo = testdata / "voc" / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg"
+    assert run_cli(["transfer", "predict", "--checkpoint", run / "checkpoints" / "last.weights.h5", photo,
+                    "--out", drawn_dir]) == 0
+    drawn = drawn_dir / "predictions" / "000001.png"
     from PIL import Image
 
-    with Image.open(drawn) as image, Image.open(testdata / "misc" / "dog.jpg") as source:
+    with Image.open(drawn) as image, Image.open(photo) as source:
         assert image.size == source.size
     capsys.readouterr()
     # Weights that do not fit the recipe's model: one line naming the file, no traceback.
-    assert run_cli(["transfer", "predict", DEMO, testdata / "misc" / "dog.jpg", "--checkpoint",
+    assert run_cli(["transfer", "predict", DEMO, photo, "--checkpoint",
                     run / "model.weights.h5", "--out", drawn_dir, *[f"--set={item}" for item in TINY],
                     "--set", "model.head_dim=8"]) == 2
     assert "model.weights.h5: these detector weights do not fit the recipe's [model] settings" in capsys.readouterr().err
-    assert run_cli(["transfer", "predict", testdata / "misc" / "dog.jpg"]) == 2
+    assert run_cli(["transfer", "predict", photo]) == 2
     assert "no recipe given and no --checkpoint" in capsys.readouterr().err
 
 

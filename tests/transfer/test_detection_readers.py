@@ -1,4 +1,4 @@
-"""VOC and COCO readers on the shared real samples, and their handling of broken files."""
+"""VOC and COCO readers on real and hand-made samples (tests/fixtures), and their handling of broken files."""
 
 import json
 import shutil
@@ -32,6 +32,17 @@ def test_voc_07_plus_12_trainval(testdata):
     # The XML names 000002.jpg; the devkit's rule (id -> JPEGImages/id.jpg) wins.
     assert second.image_path.endswith("VOC2012/JPEGImages/000001.jpg")
     assert dataset.class_names[second.labels[0]] == "train"
+
+
+def test_voc_float_coordinates_and_empty_difficult(testdata):
+    # Hand-made, as annotation tools write it: float corners and width, an empty <difficult/>.
+    dataset = read_voc(testdata / "voc-quirks" / "VOCdevkit", "VOC2007/trainval")
+    assert dataset.problems == []
+    (record,) = dataset.records
+    assert (record.width, record.height) == (120, 90)
+    np.testing.assert_allclose(record.boxes, [[9.5, 19.25, 60.5, 80.75], [69, 4, 118, 50]])
+    assert [dataset.class_names[k] for k in record.labels] == ["cat", "dog"]
+    np.testing.assert_array_equal(record.difficult, [False, True])
 
 
 def _copy_voc(testdata, tmp_path):

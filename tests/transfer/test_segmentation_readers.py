@@ -1,4 +1,4 @@
-"""Segmentation readers on the shared real samples and on small hand-made VOC/folder datasets."""
+"""Segmentation readers on the real samples in tests/fixtures and on small hand-made VOC/folder datasets."""
 
 import shutil
 

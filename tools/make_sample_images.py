@@ -1,0 +1,101 @@
+"""Make the hand-made samples of tests/fixtures (no third-party content, so no licence beyond the project's).
+
+- `imagenet/samples/<synset>/*.JPEG`: an ILSVRC-style class-per-synset folder, one small
+  synthetic JPEG per class, odd sizes, one greyscale and one CMYK JPEG (both occur in ImageNet).
+- `voc-quirks/VOCdevkit/VOC2007`: one image whose XML has what real annotation tools write and
+  the devkit's own files do not: float coordinates, an empty `<difficult/>`, a float `<width>`.
+
+    python tools/make_sample_images.py     # rewrites those folders; deterministic
+
+Needs only numpy and Pillow (kresnet's own dependencies).
+"""
+
+import pathlib
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+# Ten real synset ids (sorted order gives the class indices), each with a width x height that is
+# odd or non-square, and the JPEG mode its file is written in.
+SYNSETS = [
+    ("n01440764", (75, 50), "RGB"),
+    ("n01443537", (50, 75), "RGB"),
+    ("n01860187", (97, 64), "RGB"),
+    ("n02077923", (64, 97), "RGB"),
+    ("n02110185", (121, 83), "RGB"),
+    ("n02165105", (83, 121), "RGB"),
+    ("n02669723", (66, 66), "RGB"),
+    ("n03297495", (101, 57), "RGB"),
+    ("n03804744", (57, 101), "L"),
+    ("n07747607", (89, 89), "CMYK"),
+]
+
+VOC_QUIRKS_XML = """<annotation>
+	<folder>VOC2007</folder>
+	<filename>000001.jpg</filename>
+	<size>
+		<width>120.0</width>
+		<height>90</height>
+		<depth>3</depth>
+	</size>
+	<object>
+		<name>cat</name>
+		<difficult/>
+		<bndbox>
+			<xmin>10.5</xmin>
+			<ymin>20.25</ymin>
+			<xmax>60.5</xmax>
+			<ymax>80.75</ymax>
+		</bndbox>
+	</object>
+	<object>
+		<name>dog</name>
+		<truncated>1</truncated>
+		<difficult>1</difficult>
+		<bndbox>
+			<xmin>70</xmin>
+			<ymin>5</ymin>
+			<xmax>118</xmax>
+			<ymax>50</ymax>
+		</bndbox>
+	</object>
+</annotation>
+"""
+
+
+def synthetic_photo(width, height, seed):
+    """A smooth colour gradient with an ellipse and a bar: compresses small, resizes without aliasing."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    low, high = rng.uniform(0, 255, (2, 3))
+    ramp = (x / width + y / height)[..., None] / 2
+    image = Image.fromarray((low + (high - low) * ramp).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    box = [width * 0.2, height * 0.25, width * 0.7, height * 0.8]
+    draw.ellipse(box, fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    draw.rectangle([width * 0.75, 0, width * 0.85, height], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return image
+
+
+def write_imagenet_samples():
+    root = FIXTURES / "imagenet" / "samples"
+    for seed, (synset, (width, height), mode) in enumerate(SYNSETS):
+        folder = root / synset
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = {"RGB": "", "L": "_grey", "CMYK": "_cmyk"}[mode]
+        synthetic_photo(width, height, seed).convert(mode).save(folder / f"{synset}_{seed}{suffix}.JPEG", quality=85)
+
+
+def write_voc_quirks():
+    year = FIXTURES / "voc-quirks" / "VOCdevkit" / "VOC2007"
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (year / sub).mkdir(parents=True, exist_ok=True)
+    synthetic_photo(120, 90, 100).save(year / "JPEGImages" / "000001.jpg", quality=85)
+    (year / "Annotations" / "000001.xml").write_text(VOC_QUIRKS_XML)
+    (year / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n")
+
+
+if __name__ == "__main__":
+    write_imagenet_samples()
+    write_voc_quirks()
