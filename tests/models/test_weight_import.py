@@ -41,7 +41,7 @@ def test_pth_and_safetensors_files_in_float16_and_float32_import_the_same(testda
     state = load_state_dict(reference / "basic_d_1111.safetensors")
     path = tmp_path / f"model{suffix}"
     if suffix == ".pth":
-        torch = pytest.importorskip("torch")
+        import torch
         torch.save({"state_dict": {k: torch.from_numpy(v.astype(dtype)) for k, v in state.items()}}, path)
     else:
         from safetensors.numpy import save_file
@@ -83,7 +83,7 @@ def test_shape_mismatch_and_unknown_key_name_the_key(testdata):
 
 
 def test_unreadable_files_and_wrong_block_type_are_one_line_errors(testdata, tmp_path, capsys, run_cli):
-    torch = pytest.importorskip("torch")
+    import torch
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole_module.pth")  # a pickled model, not a state dict
     (tmp_path / "corrupt.safetensors").write_bytes(b"not a safetensors file")
     basic = testdata / "reference" / "basic_d_1111.safetensors"
