@@ -101,8 +101,8 @@ def test_evaluate_imported_weights_from_the_command_line(testdata, tmp_path, run
     imported = tmp_path / "imported.weights.h5"
     reference = testdata / "reference" / "bottleneck_d_1111.safetensors"
     assert run_cli(["import-weights", reference, "--model", "resnet50d", "--depths", "1,1,1,1", "--out", imported]) == 0
-    evaluate = ["evaluate", imported, "--model", "resnet50d", "--depths", "1,1,1,1", "--widths", "8,16,24,32", "--num-classes", "10",
-                "--data", tmp_path, "--image-size", "64", "--resize", "73", "--batch-size", "4"]
+    evaluate = ["evaluate", imported, "--model", "resnet50d", "--depths", "1,1,1,1", "--widths", "8,16,24,32",
+                "--num-classes", "10", "--data", tmp_path, "--image-size", "64", "--resize", "73", "--batch-size", "4"]
     assert run_cli([*evaluate, "--json", tmp_path / "metrics.json"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
 

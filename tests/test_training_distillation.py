@@ -56,8 +56,8 @@ def test_teacher_from_imported_weights_gives_the_reference_logits(testdata, tmp_
     imported.save_weights(tmp_path / "imported.weights.h5")
     config = tiny_recipe(
         model={"num_classes": 10},
-        distillation={"teacher_model": "resnet18d", "teacher_stage_depths": [1, 1, 1, 1], "teacher_stage_widths": [8, 16, 24, 32],
-                      "teacher_weights": str(tmp_path / "imported.weights.h5")},
+        distillation={"teacher_model": "resnet18d", "teacher_stage_depths": [1, 1, 1, 1],
+                      "teacher_stage_widths": [8, 16, 24, 32], "teacher_weights": str(tmp_path / "imported.weights.h5")},
     )
     teacher = load_teacher(config)
     assert not teacher.trainable

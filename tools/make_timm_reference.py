@@ -91,7 +91,8 @@ def main():
                 logits = model(images).numpy().astype(np.float32)
                 np.save(out / f"{stem}_input_{size}_logits.npy", logits)
         params = sum(p.numel() for p in model.parameters())
-        meta["models"][stem] = {"kresnet": kresnet_name, "timm_arguments": {**arguments, "block": block.__name__}, "params": params}
+        timm_arguments = {**arguments, "block": block.__name__}
+        meta["models"][stem] = {"kresnet": kresnet_name, "timm_arguments": timm_arguments, "params": params}
         print(f"{stem}: {params:,} parameters, {(out / f'{stem}.safetensors').stat().st_size:,} bytes")
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
