@@ -151,7 +151,7 @@ def evaluate_detector(model, config, dataset, progress=None):
     if config.data.format == "coco":
         from transfer.detection.coco_eval import evaluate_coco
 
-        metrics["coco"] = {k: 100 * v for k, v in evaluate_coco(detections, dataset).items()}
+        metrics["coco"] = {k: None if v is None else 100 * v for k, v in evaluate_coco(detections, dataset).items()}
     return metrics
 
 
