@@ -5,7 +5,6 @@ import pathlib
 
 from kresnet.errors import UserError
 from kresnet.training.precision import set_precision
-from transfer.detection.dataset import VOC_CLASSES
 
 
 def load_splits(config, progress=None):
@@ -29,7 +28,8 @@ def load_splits(config, progress=None):
     elif data.format == "voc":
         from transfer.detection.voc import read_voc
 
-        train, test = (read_voc(data.root, splits, VOC_CLASSES) for splits in (data.train_splits, data.test_splits))
+        train, test = (read_voc(data.root, splits, data.class_names or None)
+                       for splits in (data.train_splits, data.test_splits))
     else:
         from transfer.detection.coco import read_coco
 
@@ -38,8 +38,11 @@ def load_splits(config, progress=None):
         test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
     for dataset in (train, test):
         dataset.warn_problems()
-    if not train.records or not test.records:
-        raise UserError(f"data.root {data.root}: no usable images in the {'training' if not train.records else 'test'} split")
+    keys = ("coco_train_json", "coco_test_json") if data.format == "coco" else ("train_splits", "test_splits")
+    for dataset, key in zip((train, test), keys):
+        if not dataset.records:
+            raise UserError(f"data.{key} {getattr(data, key)!r}: no usable images under {data.root} "
+                            "(an empty split, or every image skipped)")
     return train, test
 
 

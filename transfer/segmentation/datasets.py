@@ -15,7 +15,7 @@ def load_samples(data, split):
     if data.format == "ade20k":
         return readers.ade20k_samples(data.root, name)
     if data.format == "voc":
-        return readers.voc_samples(data.root, name)
+        return readers.voc_samples(data.root, name, data.class_names or None)
     if data.format == "folder":
         return readers.folder_samples(
             data.root,
