@@ -86,6 +86,9 @@ class Eval:
     scales: list[float] = setting([1.0], exclusive_minimum=0.0, help="multi-scale factors")
     flip: bool = setting(False, help="also average horizontally flipped predictions")
     batch_size: int = setting(1, minimum=1)
+    mean_iou: str = setting("present_classes", choices=["all_classes", "present_classes"],
+                            help="all_classes: GluonCV's mean over every class (Table 9); "
+                                 "present_classes: mmsegmentation's, over classes in truth or prediction")
 
 
 @dataclasses.dataclass

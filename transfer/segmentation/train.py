@@ -159,7 +159,7 @@ def evaluate_segmenter(model, config, samples, log=print):
         matrix = evaluate(model, dataset, samples.num_classes, config.eval.scales, config.eval.flip, len(samples))
     except Exception as error:
         pipeline.reraise_user_error(error)
-    metrics = matrix.summary(samples.class_names)
+    metrics = matrix.summary(samples.class_names, config.eval.mean_iou)
     metrics.update(
         {
             "num_images": len(samples),
