@@ -60,6 +60,21 @@ def test_missing_split_file_is_one_line_naming_it(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match=r"nope\.txt does not exist"):
         read_voc(root, "nope.txt")
+    (root / "empty.txt").write_text("\n")
+    with pytest.raises(UserError, match=r"split file .*export/empty\.txt is empty"):
+        read_voc(root, "empty.txt")
+
+
+def test_a_detection_run_checks_both_splits_before_training(tmp_path):
+    from transfer.detection.config import load_detection_recipe
+    from transfer.detection.runner import load_splits
+
+    root = write_labelme_detection_export(tmp_path / "export")
+    (root / "my_test.txt").write_text("")
+    config = load_detection_recipe(DEMO, ["data.format=voc", f"data.root={root.as_posix()}",
+                                          'data.train_splits=["my_train.txt"]', 'data.test_splits=["my_test.txt"]'])
+    with pytest.raises(UserError, match=r"my_test\.txt is empty"):
+        load_splits(config)
 
 
 def test_pascal_devkit_keeps_the_twenty_classes(tmp_path):
@@ -116,3 +131,39 @@ def test_segmentation_export_classes_and_split_files(tmp_path, mask_folder):
     (root / "empty.txt").write_text("\n")
     with pytest.raises(UserError, match=r"split list .*seg/empty\.txt: empty"):
         voc_samples(root, "empty.txt")
+
+
+SEGMENT_RECIPE = """
+task = "segmentation"
+[model]
+backbone = "resnet18"
+stage_depths = [1, 1, 1, 1]
+stage_widths = [8, 16, 32, 64]
+[data]
+format = "voc"
+root = "{root}"
+train_split = "train_ids.txt"
+val_split = "val_ids.txt"
+[train]
+epochs = 1
+steps_per_epoch = 1
+batch_size = 2
+crop_size = 16
+base_size = 16
+[eval]
+size = 16
+"""
+
+
+def test_an_empty_segmentation_eval_split_stops_the_run_before_training(tmp_path):
+    from transfer.segmentation.config import load_segmentation_recipe
+    from transfer.segmentation.train import train_segmentation
+
+    root = write_labelme_segmentation_export(tmp_path / "seg")
+    (root / "val_ids.txt").write_text("")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(SEGMENT_RECIPE.format(root=root.as_posix()))
+    with pytest.raises(UserError, match=r"split list .*seg/val_ids\.txt: empty") as info:
+        train_segmentation(load_segmentation_recipe(recipe), tmp_path / "run", log=lambda line: None)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "run" / "model.weights.h5").exists()  # nothing trained

@@ -128,7 +128,10 @@ def read_voc(devkit_dir, splits=VOC0712_TRAINVAL, class_names=None):
     index = {name: i for i, name in enumerate(class_names)}
     records, problems = [], []
     for folder, split_file in pairs:
-        for image_id in split_file.read_text().split():
+        image_ids = split_file.read_text().split()
+        if not image_ids:
+            raise UserError(f"VOC split file {split_file} is empty: expected one image id per line")
+        for image_id in image_ids:
             record = _read_annotation(folder, image_id, index, problems)
             if record is not None:
                 records.append(record)
