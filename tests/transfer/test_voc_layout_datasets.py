@@ -88,12 +88,20 @@ def test_pascal_devkit_keeps_the_twenty_classes(tmp_path):
     assert len(dataset.problems) == 2  # bottle_cap and washer are not Pascal classes
 
 
-def test_a_recipe_that_only_points_at_a_labelme_export_trains_and_evaluates(tmp_path, run_cli):
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_a_recipe_that_only_points_at_a_labelme_export_trains_and_evaluates(tmp_path, run_cli, capsys):
+    # One unreadable image in each split: skipped, counted, and not scored.
     root = write_labelme_detection_export(tmp_path / "export")
+    _truncate(root / "JPEGImages" / "img3.jpg")
+    _truncate(root / "JPEGImages" / "img5.jpg")
     (tmp_path / "recipe.toml").write_text(
         DEMO.read_text().replace('format = "synthetic"', f'format = "voc"\nroot = "{root.as_posix()}"\n'
                                  'train_splits = ["my_train.txt"]\ntest_splits = ["my_test.txt"]'))
-    tiny = ["train.epochs=1", "train.steps_per_epoch=1", "train.batch_size=2", "train.eval_batch_size=2",
+    tiny = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=2", "train.eval_batch_size=2",
             "schedule.warmup_epochs=0.5", "model.fpn_channels=16", "model.head_dim=32", "model.roi_batch_size=32",
             "model.rpn_pre_nms_topk_train=100", "model.rpn_pre_nms_topk_test=100",
             "model.rpn_post_nms_topk_train=50", "model.rpn_post_nms_topk_test=50"]
@@ -104,6 +112,11 @@ def test_a_recipe_that_only_points_at_a_labelme_export_trains_and_evaluates(tmp_
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert sorted(metrics["per_class_ap_voc07"]) == ["bottle_cap", "washer"]
     assert json.loads((tmp_path / "run" / "classes.json").read_text()) == ["bottle_cap", "washer"]
+    assert metrics["images"] == 1 and metrics["skipped_images"] == {"eval": 1, "train": 1}
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert "skipped unreadable images (corrupt, truncated or not an image): train 1" in out
+    assert "skipped unreadable images (corrupt, truncated or not an image): eval 1" in out
 
 
 def write_labelme_segmentation_export(root, mask_folder="SegmentationClassPNG"):
@@ -167,3 +180,20 @@ def test_an_empty_segmentation_eval_split_stops_the_run_before_training(tmp_path
         train_segmentation(load_segmentation_recipe(recipe), tmp_path / "run", log=lambda line: None)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "run" / "model.weights.h5").exists()  # nothing trained
+
+
+def test_segmentation_counts_unreadable_images_and_scores_the_rest(tmp_path):
+    from transfer.segmentation.config import load_segmentation_recipe
+    from transfer.segmentation.train import train_segmentation
+
+    root = write_labelme_segmentation_export(tmp_path / "seg")
+    _truncate(root / "JPEGImages" / "s2.jpg")
+    (root / "train_ids.txt").write_text("s0\ns1\ns2\n")
+    (root / "val_ids.txt").write_text("s0\ns2\n")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(SEGMENT_RECIPE.format(root=root.as_posix()).replace("steps_per_epoch = 1", "steps_per_epoch = 3"))
+    lines = []
+    metrics = train_segmentation(load_segmentation_recipe(recipe), tmp_path / "run", log=lines.append)
+    assert metrics["num_images"] == 1 and metrics["skipped_images"] == {"eval": 1, "train": 1}
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_images"] == {"eval": 1, "train": 1}
+    assert sum("skipped unreadable images" in line for line in lines) == 2  # one epoch, one evaluation

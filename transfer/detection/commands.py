@@ -141,6 +141,9 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
     destination = _run_dir(recipe, out) / "predictions"
     destination.mkdir(parents=True, exist_ok=True)
     for file, detection in zip(files, detections):
+        if detection is None:
+            typer.echo(f"{file}: unreadable image (corrupt or truncated); skipped")
+            continue
         target = destination / f"{file.stem}.png"
         count = draw_detections(file, detection, class_names, target, threshold)
         typer.echo(f"{target}: {count} object(s)")

@@ -1,5 +1,6 @@
 """What the detection commands share: data from a recipe, the detector, backbone weights, training, evaluation."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -136,13 +137,22 @@ def evaluate_detector(model, config, dataset, progress=None):
     from transfer.detection.inference import detect_records, ground_truths
     from transfer.detection.voc_eval import evaluate_voc
 
+    from kresnet.data.skips import SkipCounter, skip_report
+
+    skips = SkipCounter()
     detections = detect_records(model, dataset.records, config.train.eval_batch_size, config.data.short_side,
-                                config.data.max_side, progress)
-    result = evaluate_voc(detections, ground_truths(dataset.records), dataset.class_names)
+                                config.data.max_side, progress, skip_counter=skips)
+    # Unreadable images are dropped, not scored as misses: the numbers are over the images seen.
+    scored = dataclasses.replace(dataset, records=[r for r, d in zip(dataset.records, detections) if d is not None])
+    detections = [d for d in detections if d is not None]
+    if skip_report({"eval": skips.count}):
+        print(skip_report({"eval": skips.count}))
+    result = evaluate_voc(detections, ground_truths(scored.records), scored.class_names)
     metrics = {
         "map_voc07": 100 * result["map_voc07"],
         "map_area": 100 * result["map_area"],
-        "images": len(dataset.records),
+        "images": len(scored.records),
+        "skipped_images": {"eval": skips.count},
         "per_class_ap_voc07": {k: None if v["ap_voc07"] is None else 100 * v["ap_voc07"]
                                for k, v in result["per_class"].items()},
         "paper_table": config.meta.paper_table,
@@ -154,7 +164,7 @@ def evaluate_detector(model, config, dataset, progress=None):
     if config.data.format == "coco":
         from transfer.detection.coco_eval import evaluate_coco
 
-        metrics["coco"] = {k: None if v is None else 100 * v for k, v in evaluate_coco(detections, dataset).items()}
+        metrics["coco"] = {k: None if v is None else 100 * v for k, v in evaluate_coco(detections, scored).items()}
     return metrics
 
 
