@@ -66,3 +66,23 @@ def test_evaluate_reports_the_images_actually_scored(tmp_path):
                                image_size=32, resize=32, batch_size=4, stage_depths=[1, 1, 1, 1])
     assert metrics["images"] == 10 and metrics["skipped_images"] == 2  # 12 files, 2 unreadable
     keras.backend.clear_session()
+
+
+def test_libjpeg_lines_are_kept_off_the_console_and_the_rest_passes(tmp_path):
+    # libjpeg prints to file descriptor 2 itself, so only a real process shows what reaches the console.
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from kresnet.data.decoder_messages import hide_decoder_messages\n"
+        "hide_decoder_messages()\n"
+        "os.write(2, b'Improper call to JPEG library in state 201\\n')\n"
+        "os.write(2, b'Input file read error\\n')\n"
+        "print('a real warning', file=sys.stderr, flush=True)\n"
+        "os.write(2, b'Premature end of JPEG file\\nsecond real line\\n')\n"
+        "raise SystemExit('error: the last line')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "a real warning\nsecond real line\nerror: the last line\n"
