@@ -103,3 +103,11 @@ def test_no_detections_score_zero_and_keep_missing_ranges(tmp_path):
     empty = [{"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "labels": np.zeros(0, int)}] * len(dataset.records)
     stats = evaluate_coco(empty, dataset)
     assert stats["ap"] == 0.0 and stats["ap_small"] is None
+
+
+def test_no_ground_truth_in_a_range_is_na_on_the_console():
+    from transfer.detection.commands import _summary
+
+    line = _summary({"map_voc07": 50.0, "map_area": 51.0, "coco": {"ap": None}})
+    assert line.endswith("COCO AP n/a")
+    assert _summary({"map_voc07": 50.0, "map_area": 51.0, "coco": {"ap": 12.345}}).endswith("COCO AP 12.35")
