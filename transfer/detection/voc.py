@@ -8,32 +8,29 @@ import pathlib
 import xml.etree.ElementTree as ElementTree
 
 from kresnet.errors import UserError
+from transfer.class_list import read_class_list
 from transfer.detection.dataset import VOC_CLASSES, DetectionDataset, clip_box, make_record
 
 # The paper's training set (Table 8) and test set.
 VOC0712_TRAINVAL = ("VOC2007/trainval", "VOC2012/trainval")
 VOC07_TEST = ("VOC2007/test",)
-CLASS_LIST_FILE = "class_names.txt"  # labelme's labelme2voc.py writes it, `_background_` first
-BACKGROUND_NAMES = ("_background_", "__ignore__")
+BACKGROUND_NAME = "_background_"  # labelme's class 0; not an object class
 
 
 def dataset_class_names(folders, default=VOC_CLASSES):
-    """Object classes from the first `class_names.txt` among `folders`, else `default`.
-
-    labelme's `_background_` (and `__ignore__`) lines are not object classes and are left out.
+    """Object classes from the first `class_names.txt` among `folders` (without `_background_`), else `default`.
 
     Args:
         folders: paths to look in, in order.
         default: sequence of str. The classes when no folder has a list.
     """
     for folder in folders:
-        list_file = pathlib.Path(folder) / CLASS_LIST_FILE
-        if list_file.is_file():
-            names = [line.strip() for line in list_file.read_text(encoding="utf-8").splitlines()]
-            names = [name for name in names if name and name not in BACKGROUND_NAMES]
-            if not names:
-                raise UserError(f"class list {list_file}: no class names in it")
-            return names
+        names = read_class_list(folder)
+        if names is not None:
+            objects = [name for name in names if name != BACKGROUND_NAME]
+            if not objects:
+                raise UserError(f"class list in {folder}: no object classes besides {BACKGROUND_NAME}")
+            return objects
     return list(default)
 
 

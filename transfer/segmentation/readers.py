@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from kresnet.errors import UserError
+from transfer.class_list import read_class_list
 
 IGNORE_LABEL = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -183,9 +184,6 @@ def _read_split_list(path):
     return ids
 
 
-CLASS_LIST_FILE = "class_names.txt"  # labelme's labelme2voc.py: line k names class id k (`_background_` = 0)
-
-
 def voc_class_names(root, class_names=None):
     """Class names of a VOC-layout segmentation folder: given, else its `class_names.txt`, else VOC's 21.
 
@@ -195,14 +193,7 @@ def voc_class_names(root, class_names=None):
     """
     if class_names:
         return list(class_names)
-    list_file = pathlib.Path(root) / CLASS_LIST_FILE
-    if list_file.is_file():
-        names = [line.strip() for line in list_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        names = [name for name in names if name != "__ignore__"]  # labelme's ignore label is 255, not a class
-        if not names:
-            raise UserError(f"class list {list_file}: no class names in it")
-        return names
-    return list(VOC_CLASSES)
+    return read_class_list(root) or list(VOC_CLASSES)
 
 
 def voc_samples(root, split="train", class_names=None):
