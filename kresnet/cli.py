@@ -64,6 +64,9 @@ _register_transfer()
 
 def main(argv=None):
     """Run the CLI; user mistakes end as one `error:` line and exit status 2, without a traceback."""
+    from kresnet.data.decoder_messages import hide_decoder_messages
+
+    hide_decoder_messages()  # unreadable images are skipped and counted; libjpeg's bare line would only alarm
     try:
         app(args=argv, standalone_mode=True)
     except UserError as error:

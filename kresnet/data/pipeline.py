@@ -37,6 +37,7 @@ def build_dataset(
     class_names=None,
     label_offset=None,
     threads=None,
+    skip_counter=None,
 ):
     """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
 
@@ -65,6 +66,8 @@ def build_dataset(
         label_offset: int or None. Subtracted from TFRecord labels; default from
             `dataset.json`, else 1 (standard ImageNet shards keep 0 for background).
         threads: int or None. Size of a private tf.data thread pool (None: shared, all cores).
+        skip_counter: `SkipCounter` or None. Shared with another stream of the
+            same files (training with and without mixup), so a file counts once.
 
     Returns:
         (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
@@ -78,7 +81,7 @@ def build_dataset(
     if resize_size < image_size:
         raise UserError(f"resize_size must be >= image_size. Received: resize_size={resize_size}, image_size={image_size}")
     drop_remainder = training if drop_remainder is None else drop_remainder
-    counter = SkipCounter()
+    counter = skip_counter or SkipCounter()
 
     if sources.is_tfrecord_source(source):
         records, info = _tfrecord_records(source, training, seed, shuffle_buffer, num_classes, label_offset)

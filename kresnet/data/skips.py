@@ -50,11 +50,49 @@ class SkipCounter:
         return counted
 
 
-def skipped_images_callback(counter, print_fn=print):
-    """A Keras callback that reports, at each epoch end, how many unreadable images were skipped.
+def skip_unreadable(dataset, counter, decode):
+    """`dataset` with `decode` mapped over it and the elements it fails on dropped and counted.
+
+    Only `decode` is guarded: errors in later maps (a bad mask, a bad label file)
+    still stop the run with their own message.
 
     Args:
-        counter: `SkipCounter` (from `DatasetInfo.skipped`).
+        dataset: `tf.data.Dataset` whose elements are tuples, the first a file path.
+        counter: `SkipCounter`.
+        decode: callable(path, *rest) -> element; reads and decodes the image.
+    """
+    return dataset.map(counter.wrap(decode), num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+
+
+def skip_counts(counters):
+    """{name: distinct images skipped} of named `SkipCounter`s (None counters count 0).
+
+    Args:
+        counters: dict {name: `SkipCounter` or None}, e.g. {"train": ..., "val": ...}.
+    """
+    return {name: 0 if counter is None else counter.count for name, counter in counters.items()}
+
+
+def skip_report(counts):
+    """The one console line for skip counts, or None when nothing was skipped.
+
+    Args:
+        counts: dict {name: int} from `skip_counts`.
+    """
+    if not any(counts.values()):
+        return None
+    listed = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return f"warning: skipped unreadable images (corrupt, truncated or not an image): {listed}"
+
+
+def skipped_images_callback(counter, print_fn=print):
+    """A Keras callback that reports, once per epoch end, how many unreadable images were skipped.
+
+    Args:
+        counter: `SkipCounter` (from `DatasetInfo.skipped`; its count goes to
+            `logs["skipped_images"]`, reported when it grows), or a dict
+            {name: `SkipCounter`} (e.g. train and val; reported each epoch
+            while any is non-zero).
         print_fn: callable. Where the one-line report goes.
     """
     import keras
@@ -65,6 +103,11 @@ def skipped_images_callback(counter, print_fn=print):
             self.reported = 0
 
         def on_epoch_end(self, epoch, logs=None):
+            if isinstance(counter, dict):
+                line = skip_report(skip_counts(counter))
+                if line:
+                    print_fn(line)
+                return
             count = counter.count
             if logs is not None:
                 logs["skipped_images"] = count

@@ -1,8 +1,10 @@
 """Where images come from: class-per-folder trees (ILSVRC layout included) and TFRecord shards.
 
-Class index = sorted folder order. When every folder is an ImageNet synset id
-(`n01440764`, ...), the index is the position in the 1000-synset list shipped with
-the package, so a subset of ImageNet still gets ImageNet's labels.
+Class index = sorted folder order of `train/`. When every folder is an ImageNet
+synset id (`n01440764`, ...), the index is the position in the 1000-synset list
+shipped with the package, so a subset of ImageNet still gets ImageNet's labels.
+A `val/` (or `validation/`) folder beside `train/` takes train's class list, so
+a label means the same class in both; its class folders must be train's.
 """
 
 import dataclasses
@@ -70,28 +72,65 @@ def resolve_split(root, split):
     return root
 
 
-def list_image_folder(root, class_names=None):
-    """All images of a class-per-folder tree with their labels.
-
-    Args:
-        root: str or path. Folder holding one sub-folder per class.
-        class_names: list of str or None. Class folder names in index order; by
-            default the ImageNet synset list when every folder is a synset id,
-            else the sorted folder names.
-
-    Returns:
-        (paths list of str, labels list of int, class_names list of str).
-    """
+def _class_folders(root):
     root = pathlib.Path(root)
     if not root.is_dir():
         raise UserError(f"dataset folder not found: {root} (expected {root}/<class>/<image>.JPEG; kresnet never downloads data)")
     folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
     if not folders:
         raise UserError(f"no class folders in {root}: expected {root}/<class>/<image>.JPEG")
-    if class_names is None:
-        synsets = imagenet_synsets()
-        known = set(synsets)
-        class_names = synsets if all(_SYNSET_PATTERN.match(f) and f in known for f in folders) else folders
+    return folders
+
+
+def folder_class_names(folders):
+    """The class list of a training tree's folders: ImageNet's 1000 synsets when every folder is one, else the folders.
+
+    Args:
+        folders: sorted list of class folder names.
+    """
+    synsets = imagenet_synsets()
+    known = set(synsets)
+    return synsets if all(_SYNSET_PATTERN.match(f) and f in known for f in folders) else list(folders)
+
+
+def _training_sibling(root):
+    """`root/../train` when `root` is a `val`/`validation` folder beside one, else None."""
+    sibling = root.parent / "train"
+    return sibling if root.name in ("val", "validation") and sibling.is_dir() else None
+
+
+def list_image_folder(root, class_names=None):
+    """All images of a class-per-folder tree with their labels.
+
+    Args:
+        root: str or path. Folder holding one sub-folder per class.
+        class_names: list of str or None. Class folder names in index order; by
+            default train's list for a `val/` beside `train/` (whose class
+            folders must then be the same), else `folder_class_names`.
+
+    Returns:
+        (paths list of str, labels list of int, class_names list of str).
+
+    Raises:
+        UserError: naming the folder, for a class folder without images, a
+            class folder not in the class list, or a `val/` class folder
+            missing or extra compared with `train/`.
+    """
+    root = pathlib.Path(root)
+    folders = _class_folders(root)
+    train = _training_sibling(root) if class_names is None else None
+    if train is not None:
+        train_folders = _class_folders(train)
+        extra = sorted(set(folders) - set(train_folders))
+        if extra:
+            raise UserError(f"class folder {root / extra[0]} has no counterpart in {train}: "
+                            "validation classes must be the training classes")
+        missing = sorted(set(train_folders) - set(folders))
+        if missing:
+            raise UserError(f"class folder {root / missing[0]} is missing: {train} has class {missing[0]!r}")
+        class_names = folder_class_names(train_folders)
+    elif class_names is None:
+        class_names = folder_class_names(folders)
     index = {name: i for i, name in enumerate(class_names)}
     unknown = [f for f in folders if f not in index]
     if unknown:
@@ -103,10 +142,11 @@ def list_image_folder(root, class_names=None):
             for entry in os.scandir(root / folder)
             if entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
         )
+        if not files:
+            raise UserError(f"class folder {root / folder} holds no images (extensions {sorted(IMAGE_EXTENSIONS)}): "
+                            "remove it or add its images")
         paths.extend(files)
         labels.extend([index[folder]] * len(files))
-    if not paths:
-        raise UserError(f"no images in {root}: expected {root}/<class>/<image>.JPEG (extensions {sorted(IMAGE_EXTENSIONS)})")
     return paths, labels, list(class_names)
 
 

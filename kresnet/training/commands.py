@@ -57,7 +57,8 @@ def evaluate(
     metrics = evaluate_weights(
         weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), parse_widths(widths)
     )
-    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images)")
+    skipped = f", {metrics['skipped_images']} unreadable skipped" if metrics.get("skipped_images") else ""
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images scored{skipped})")
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -17,6 +17,7 @@ class TrainingData:
         steps_per_epoch: optimizer steps per epoch.
         validation_steps: batches per validation pass, or None for the whole set.
         num_classes: label width.
+        skipped: dict {"train": SkipCounter, "val": SkipCounter} of unreadable images dropped.
     """
 
     train: object
@@ -25,6 +26,7 @@ class TrainingData:
     steps_per_epoch: int
     validation_steps: int | None
     num_classes: int
+    skipped: dict = None
 
 
 def dataset_root(config, progress=None):
@@ -71,14 +73,15 @@ def build_training_data(config, progress=None):
     common = dict(batch_size=t.batch_size, image_size=d.image_size, num_classes=config.model.num_classes)
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 
-    def training_stream(mixup_alpha):
+    def training_stream(mixup_alpha, skip_counter=None):
         dataset, info = build_dataset(
-            train_source, training=True, seed=t.seed, repeat=True, mixup_alpha=mixup_alpha, **common
+            train_source, training=True, seed=t.seed, repeat=True, mixup_alpha=mixup_alpha, skip_counter=skip_counter,
+            **common
         )
         return dataset, info
 
     train, info = training_stream(0.0)
-    train_mixup = training_stream(config.tricks.mixup_alpha)[0] if config.tricks.mixup_alpha > 0 else None
+    train_mixup = training_stream(config.tricks.mixup_alpha, info.skipped)[0] if config.tricks.mixup_alpha > 0 else None
     val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, **common)
     if info.num_classes != config.model.num_classes:
         raise UserError(f"model.num_classes: the dataset at {root} has {info.num_classes} classes, recipe says {config.model.num_classes}")
@@ -92,4 +95,5 @@ def build_training_data(config, progress=None):
     if validation_steps is None and val_info.num_examples:
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
         validation_steps = -(-val_info.num_examples // t.batch_size)
-    return TrainingData(train, train_mixup, val, steps, validation_steps, info.num_classes)
+    return TrainingData(train, train_mixup, val, steps, validation_steps, info.num_classes,
+                        skipped={"train": info.skipped, "val": val_info.skipped})

@@ -87,7 +87,9 @@ def evaluate_weights(
     return {
         "top1": float(results["top1"]) * 100,
         "top5": float(results["top5"]) * 100,
-        "images": info.num_examples,
+        # Counted after the pass: unreadable files were dropped, not scored.
+        "images": None if info.num_examples is None else info.num_examples - info.skipped.count,
+        "skipped_images": info.skipped.count,
         "model": model_name,
         "weights": str(weights),
         "image_size": image_size,

@@ -89,6 +89,10 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         checkpoint,
         *extra_callbacks,
     ]
+    if data.skipped:  # unreadable-image counts, once per epoch
+        from kresnet.data.skips import skipped_images_callback
+
+        callbacks.append(skipped_images_callback(data.skipped))
     if start_epoch or start_step:
         print(f"resuming {run} at epoch {start_epoch + 1}, step {start_step} of {data.steps_per_epoch}")
     mixup_epochs = config.train.epochs - config.tricks.mixup_off_epochs if data.train_mixup is not None else 0
@@ -126,6 +130,10 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         "paper_row": config.meta.paper_row,
         "expected_top1": config.meta.expected_top1,
     }
+    if data.skipped:
+        from kresnet.data.skips import skip_counts
+
+        metrics["skipped_images"] = skip_counts(data.skipped)
     classifier.save_weights(run / "model.weights.h5")
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

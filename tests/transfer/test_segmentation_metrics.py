@@ -75,3 +75,43 @@ def test_agrees_with_keras_mean_iou_on_logits():
     metric = ConfusionMatrix(5)
     metric.update(labels, logits.argmax(-1))
     np.testing.assert_allclose(float(keras_metric.result()), metric.mean_iou(), rtol=1e-6)
+
+
+def _gluoncv_miou(labels, predictions, num_classes):
+    """GluonCV's `batch_intersection_union` + `SegmentationMetric.get` (labels shifted by one, 0 = ignore)."""
+    target = np.where(labels == 255, -1, labels).astype("int64") + 1
+    predict = predictions.astype("int64") + 1
+    predict = predict * (target > 0).astype(predict.dtype)
+    intersection = predict * (predict == target)
+    area_inter, _ = np.histogram(intersection, bins=num_classes, range=(1, num_classes))
+    area_pred, _ = np.histogram(predict, bins=num_classes, range=(1, num_classes))
+    area_lab, _ = np.histogram(target, bins=num_classes, range=(1, num_classes))
+    area_union = area_pred + area_lab - area_inter
+    return (1.0 * area_inter / (np.spacing(1) + area_union)).mean()
+
+
+def test_all_classes_convention_equals_gluoncv_and_differs_when_a_class_is_absent():
+    rng = np.random.default_rng(3)
+    for case in range(20):
+        num_classes = int(rng.integers(3, 9))
+        labels = rng.integers(0, num_classes - 1, size=(12, 10))  # the last class never in the truth...
+        labels[rng.random(labels.shape) < 0.1] = 255
+        predictions = rng.integers(0, num_classes - 1 - case % 2, size=labels.shape)  # ...nor predicted
+        metric = ConfusionMatrix(num_classes)
+        metric.update(labels, predictions)
+        assert metric.mean_iou("all_classes") == _gluoncv_miou(labels, predictions, num_classes)
+        assert metric.mean_iou("present_classes") == np.nanmean(metric.class_iou())
+        assert metric.mean_iou("all_classes") < metric.mean_iou("present_classes")
+        assert metric.summary(None, "all_classes")["mean_iou_convention"] == "all_classes"
+
+
+def test_table9_recipes_score_as_gluoncv_and_others_as_mmsegmentation():
+    import pathlib
+
+    from transfer.segmentation.config import load_segmentation_recipe
+
+    recipes = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "transfer"
+    table9 = sorted(recipes.glob("ade20k_*.toml"))
+    assert len(table9) == 7
+    assert {load_segmentation_recipe(path).eval.mean_iou for path in table9} == {"all_classes"}
+    assert load_segmentation_recipe(recipes / "demo_segment.toml").eval.mean_iou == "present_classes"

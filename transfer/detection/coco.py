@@ -16,6 +16,8 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
     kept for COCO's size ranges (the box area where the JSON has none). A malformed annotation
     entry, a missing image or a box outside its image is reported in
     `problems`; the rest loads. A file that is not valid JSON is a `UserError`.
+    Boxes are clipped to the image in the records (training targets); COCO AP
+    is scored on `coco_truth`, the file's own unclipped entries with their ids.
 
     Args:
         annotation_file: path to the `instances_*.json`.
@@ -34,16 +36,19 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
     categories = sorted(categories, key=lambda category: category["id"])
     class_of = {category["id"]: index for index, category in enumerate(categories)}
     problems = []
-    objects = {}
+    objects, source_annotations = {}, {}
     for number, annotation in enumerate(annotations):
         try:
             x, y, w, h = (float(v) for v in annotation["bbox"])
             objects.setdefault(annotation["image_id"], []).append(
                 (annotation.get("id", number), (x, y, w, h), class_of[annotation["category_id"]],
                  bool(annotation.get("iscrowd", 0)), float(annotation.get("area", w * h))))
+            # pycocotools needs these keys; a file without them gets the reader's defaults.
+            source_annotations.setdefault(annotation["image_id"], []).append(
+                {"id": number, "area": w * h, "iscrowd": 0, **annotation})
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"{annotation_file} annotation {number}: malformed ({error!r}); skipped")
-    records = []
+    records, truth_images, truth_annotations = [], [], []
     for image in images:
         try:
             image_id, file_name = image["id"], image["file_name"]
@@ -68,5 +73,8 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
         if skip_empty and not boxes:
             continue
         records.append(make_record(image_id, image_path, width, height, boxes, labels, crowd, areas))
+        truth_images.append(image)
+        truth_annotations += source_annotations.get(image_id, [])
+    coco_truth = {"images": truth_images, "annotations": truth_annotations, "categories": categories}
     return DetectionDataset(records=records, class_names=[c["name"] for c in categories],
-                            problems=problems, category_ids=[c["id"] for c in categories])
+                            problems=problems, category_ids=[c["id"] for c in categories], coco_truth=coco_truth)

@@ -1,4 +1,11 @@
-"""COCO box mAP through pycocotools, for COCO-format data (and for any `DetectionDataset`)."""
+"""COCO box mAP through pycocotools, for COCO-format data (and for any `DetectionDataset`).
+
+For data read from a COCO JSON the numbers equal pycocotools run on that
+file: the ground truth is the file's own entries (original image and
+annotation ids, unclipped boxes, its areas), so tied scores rank across
+images as there, and -1 ("no ground truth in this area range") stays -1,
+reported as None.
+"""
 
 import contextlib
 import io
@@ -10,14 +17,16 @@ COCO_STAT_NAMES = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
 
 
 def coco_ground_truth(dataset):
-    """COCO-format dict of a dataset's boxes (iscrowd = the record's `difficult`).
+    """COCO-format dict to score against: the source JSON's entries for COCO data, else built from the records.
 
-    `area` is the record's COCO annotation area when it has one (so the
-    small/medium/large ranges match pycocotools on the original JSON), else the box area.
+    Built from records (VOC data): images numbered in order, iscrowd = the
+    record's `difficult`, `area` the record's when it has one, else the box area.
 
     Args:
         dataset: `DetectionDataset`.
     """
+    if dataset.coco_truth is not None:
+        return dataset.coco_truth
     category_ids = dataset.category_ids or list(range(1, len(dataset.class_names) + 1))
     images, annotations = [], []
     for number, record in enumerate(dataset.records):
@@ -44,30 +53,40 @@ def evaluate_coco(detections, dataset):
         dataset: `DetectionDataset` the detections belong to.
 
     Returns:
-        dict {name: float} for the twelve `COCO_STAT_NAMES`.
+        dict {name: float or None} for the twelve `COCO_STAT_NAMES`; None
+        where pycocotools gives -1 (no ground truth in that area range).
     """
-    from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     if len(detections) != len(dataset.records):
         raise ValueError(f"{len(detections)} detection entries for {len(dataset.records)} images")
     category_ids = dataset.category_ids or list(range(1, len(dataset.class_names) + 1))
+    truth_dict = coco_ground_truth(dataset)
+    image_ids = [record.image_id for record in dataset.records] if dataset.coco_truth is not None \
+        else list(range(len(dataset.records)))
     results = []
-    for number, detection in enumerate(detections):
+    for image_id, detection in zip(image_ids, detections):
         for box, score, label in zip(np.asarray(detection["boxes"]).reshape(-1, 4),
                                      detection["scores"], detection["labels"]):
-            results.append({"image_id": number, "category_id": int(category_ids[int(label)]),
+            results.append({"image_id": image_id, "category_id": int(category_ids[int(label)]),
                             "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
                             "score": float(score)})
-    if not results:
-        return {name: 0.0 for name in COCO_STAT_NAMES}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-        truth = COCO()
-        truth.dataset = coco_ground_truth(dataset)
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+        truth = _index(truth_dict)
+        # loadRes cannot take an empty list; an empty result set scores 0 as it should.
+        found = truth.loadRes(results) if results else _index({**truth_dict, "annotations": []})
+        evaluation = COCOeval(truth, found, "bbox")
+        evaluation.params.imgIds = sorted(image_ids)  # the scored images (all of the file's when none was skipped)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    # pycocotools reports -1 where a category/area range has no ground truth.
-    return {name: float(max(value, 0.0)) for name, value in zip(COCO_STAT_NAMES, evaluation.stats)}
+    return {name: None if value < 0 else float(value) for name, value in zip(COCO_STAT_NAMES, evaluation.stats)}
+
+
+def _index(dataset_dict):
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = dataset_dict
+    coco.createIndex()
+    return coco

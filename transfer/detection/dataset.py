@@ -51,12 +51,16 @@ class DetectionDataset:
         problems: list of str, each naming the file and what was wrong.
         category_ids: list of int or None. COCO category id per class index
             (None for VOC), so detections can be written back in COCO ids.
+        coco_truth: dict or None. For COCO data, the source JSON's entries of
+            the loaded images (original image and annotation ids, unclipped
+            boxes): what COCO AP is scored against, as pycocotools on the file.
     """
 
     records: list
     class_names: list
     problems: list = dataclasses.field(default_factory=list)
     category_ids: list = None
+    coco_truth: dict = None
 
     def __len__(self):
         return len(self.records)

@@ -46,7 +46,7 @@ def pack_records(records, max_boxes):
 
 
 def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, training=False, flip=True,
-                 seed=0, repeat=False):
+                 seed=0, repeat=False, skip_counter=None):
     """Batches of {"images", "image_sizes", "scales", ...}; with `training`, also the padded ground truth.
 
     Each image is scaled by min(short_side / short, max_side / long) (the
@@ -63,15 +63,23 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         flip: bool. Random horizontal flip when training.
         seed: int. Shuffle and flip seed.
         repeat: bool. Repeat forever (training with `steps_per_epoch`).
+        skip_counter: `SkipCounter` or None. Unreadable images are dropped and
+            counted there; evaluation batches carry each image's record index
+            ("indices"), so the detections of the rest stay matched to their records.
     """
     import tensorflow as tf
+
+    from kresnet.data.skips import SkipCounter, skip_unreadable
 
     packed = pack_records(records, max_boxes)
     side = padded_size(max_side)
     mean = tf.constant(PIXEL_MEAN, tf.float32)
 
-    def load(path, boxes, labels, valid, size):
+    def decode(path, index, boxes, labels, valid, size):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return image, index, boxes, labels, valid, size
+
+    def load(image, index, boxes, labels, valid, size):
         image = tf.cast(image, tf.float32)
         height, width = size[0], size[1]
         scale = tf.minimum(short_side / tf.minimum(height, width), max_side / tf.maximum(height, width))
@@ -90,14 +98,18 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         example = {"images": image, "image_sizes": tf.stack([new_height, new_width]), "scales": scales}
         if training:
             example.update(gt_boxes=boxes * tf.cast(valid, tf.float32)[:, None], gt_labels=labels, gt_valid=valid)
+        else:
+            example["indices"] = index
         return example
 
     data = tf.data.Dataset.from_tensor_slices(
-        (packed["paths"], packed["boxes"], packed["labels"], packed["valid"], packed["sizes"]))
+        (packed["paths"], np.arange(len(records), dtype=np.int64), packed["boxes"], packed["labels"],
+         packed["valid"], packed["sizes"]))
     if training:
         data = data.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
+    data = skip_unreadable(data, skip_counter or SkipCounter(), decode)
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     data = data.batch(batch_size, drop_remainder=training)
     return data.prefetch(tf.data.AUTOTUNE)

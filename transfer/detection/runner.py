@@ -1,11 +1,11 @@
 """What the detection commands share: data from a recipe, the detector, backbone weights, training, evaluation."""
 
+import dataclasses
 import json
 import pathlib
 
 from kresnet.errors import UserError
 from kresnet.training.precision import set_precision
-from transfer.detection.dataset import VOC_CLASSES
 
 
 def load_splits(config, progress=None):
@@ -29,7 +29,8 @@ def load_splits(config, progress=None):
     elif data.format == "voc":
         from transfer.detection.voc import read_voc
 
-        train, test = (read_voc(data.root, splits, VOC_CLASSES) for splits in (data.train_splits, data.test_splits))
+        train, test = (read_voc(data.root, splits, data.class_names or None)
+                       for splits in (data.train_splits, data.test_splits))
     else:
         from transfer.detection.coco import read_coco
 
@@ -38,8 +39,11 @@ def load_splits(config, progress=None):
         test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
     for dataset in (train, test):
         dataset.warn_problems()
-    if not train.records or not test.records:
-        raise UserError(f"data.root {data.root}: no usable images in the {'training' if not train.records else 'test'} split")
+    keys = ("coco_train_json", "coco_test_json") if data.format == "coco" else ("train_splits", "test_splits")
+    for dataset, key in zip((train, test), keys):
+        if not dataset.records:
+            raise UserError(f"data.{key} {getattr(data, key)!r}: no usable images under {data.root} "
+                            "(an empty split, or every image skipped)")
     return train, test
 
 
@@ -133,13 +137,22 @@ def evaluate_detector(model, config, dataset, progress=None):
     from transfer.detection.inference import detect_records, ground_truths
     from transfer.detection.voc_eval import evaluate_voc
 
+    from kresnet.data.skips import SkipCounter, skip_report
+
+    skips = SkipCounter()
     detections = detect_records(model, dataset.records, config.train.eval_batch_size, config.data.short_side,
-                                config.data.max_side, progress)
-    result = evaluate_voc(detections, ground_truths(dataset.records), dataset.class_names)
+                                config.data.max_side, progress, skip_counter=skips)
+    # Unreadable images are dropped, not scored as misses: the numbers are over the images seen.
+    scored = dataclasses.replace(dataset, records=[r for r, d in zip(dataset.records, detections) if d is not None])
+    detections = [d for d in detections if d is not None]
+    if skip_report({"eval": skips.count}):
+        print(skip_report({"eval": skips.count}))
+    result = evaluate_voc(detections, ground_truths(scored.records), scored.class_names)
     metrics = {
         "map_voc07": 100 * result["map_voc07"],
         "map_area": 100 * result["map_area"],
-        "images": len(dataset.records),
+        "images": len(scored.records),
+        "skipped_images": {"eval": skips.count},
         "per_class_ap_voc07": {k: None if v["ap_voc07"] is None else 100 * v["ap_voc07"]
                                for k, v in result["per_class"].items()},
         "paper_table": config.meta.paper_table,
@@ -151,7 +164,7 @@ def evaluate_detector(model, config, dataset, progress=None):
     if config.data.format == "coco":
         from transfer.detection.coco_eval import evaluate_coco
 
-        metrics["coco"] = {k: 100 * v for k, v in evaluate_coco(detections, dataset).items()}
+        metrics["coco"] = {k: None if v is None else 100 * v for k, v in evaluate_coco(detections, scored).items()}
     return metrics
 
 

@@ -28,6 +28,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         verbose: Keras `fit` verbosity.
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
     """
+    from kresnet.data.skips import SkipCounter, skipped_images_callback
     from kresnet.training.optimizer import NesterovL2SGD
     from kresnet.training.schedules import build_schedule, scaled_learning_rate
     from transfer.detection.pipeline import make_dataset
@@ -40,6 +41,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
     model = build_detector(config, len(train.class_names))
     build_variables(model, config)  # BackupAndRestore needs a built model; evaluation reuses the compiled predict
     final = run / "model.weights.h5"
+    train_skips = None
     if final.is_file():
         log(f"{final} exists: training already finished, evaluating it")
         model.load_weights(final)
@@ -52,9 +54,10 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
                                   nesterov=config.optimizer.nesterov, l2=config.optimizer.weight_decay,
                                   no_bias_decay=config.optimizer.no_bias_decay)
         model.compile(optimizer=optimizer)
+        train_skips = SkipCounter()  # unreadable training images: reported per epoch, kept in metrics.json
         data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
                             config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
-                            repeat=True)
+                            repeat=True, skip_counter=train_skips)
         (run / "checkpoints").mkdir(exist_ok=True)
         # Loggers before the backup: see kresnet/training/history.py.
         callbacks = [
@@ -64,6 +67,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
             TrimHistoryOnResume(run / "history.csv", first_epoch_number=0),
             keras.callbacks.TerminateOnNaN(),
             *extra_callbacks,
+            skipped_images_callback({"train": train_skips}, log),
         ]
         log(f"training {config.train.epochs} epochs x {steps} steps, lr {base_lr:g}, {keras.config.dtype_policy().name}")
         history = model.fit(data, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
@@ -78,5 +82,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
     log(f"evaluating on {len(test)} images")
     metrics = evaluate_detector(model, config, test)
     metrics["epochs"] = config.train.epochs
+    if train_skips is not None:
+        metrics["skipped_images"]["train"] = train_skips.count
     write_json(metrics, run / "metrics.json")
     return metrics

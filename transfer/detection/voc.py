@@ -1,14 +1,72 @@
-"""Pascal VOC reader: VOCdevkit/VOC20xx with Annotations/*.xml, JPEGImages/, ImageSets/Main/<split>.txt."""
+"""VOC-layout detection reader: Pascal's VOCdevkit/VOC20xx, or one folder with Annotations/*.xml and JPEGImages/.
+
+The second is what labelme, CVAT and Roboflow export, often with their own
+class list (labelme's `class_names.txt`).
+"""
 
 import pathlib
 import xml.etree.ElementTree as ElementTree
 
 from kresnet.errors import UserError
+from transfer.class_list import read_class_list
 from transfer.detection.dataset import VOC_CLASSES, DetectionDataset, clip_box, make_record
 
 # The paper's training set (Table 8) and test set.
 VOC0712_TRAINVAL = ("VOC2007/trainval", "VOC2012/trainval")
 VOC07_TEST = ("VOC2007/test",)
+BACKGROUND_NAME = "_background_"  # labelme's class 0; not an object class
+
+
+def dataset_class_names(folders, default=VOC_CLASSES):
+    """Object classes from the first `class_names.txt` among `folders` (without `_background_`), else `default`.
+
+    Args:
+        folders: paths to look in, in order.
+        default: sequence of str. The classes when no folder has a list.
+    """
+    for folder in folders:
+        names = read_class_list(folder)
+        if names is not None:
+            objects = [name for name in names if name != BACKGROUND_NAME]
+            if not objects:
+                raise UserError(f"class list in {folder}: no object classes besides {BACKGROUND_NAME}")
+            return objects
+    return list(default)
+
+
+def split_files(root, splits):
+    """(dataset folder, split file) of each split entry; a missing split file is a `UserError` naming it.
+
+    An entry ending in `.txt` is a split file relative to `root`, read against
+    the nearest folder above it holding `Annotations/`. When `root` itself holds
+    `Annotations/` (one exported dataset), any other entry names
+    `ImageSets/Main/<entry>.txt`; otherwise entries are VOCdevkit's `year/split`.
+
+    Args:
+        root: path. VOCdevkit, or one VOC-layout folder.
+        splits: str or list of str.
+    """
+    root = pathlib.Path(root)
+    single = (root / "Annotations").is_dir()
+    entries = [splits] if isinstance(splits, str) else list(splits)
+    pairs = []
+    for entry in entries:
+        entry = str(entry)
+        if entry.endswith(".txt"):
+            split_file = root / entry
+            folder = next((parent for parent in split_file.parents
+                           if (parent / "Annotations").is_dir() and parent.is_relative_to(root)), root)
+            pairs.append((folder, split_file))
+        elif single and "/" not in entry:
+            pairs.append((root, root / "ImageSets" / "Main" / f"{entry}.txt"))
+        else:
+            pairs += [(root / year, root / year / "ImageSets" / "Main" / f"{split}.txt")
+                      for year, split in parse_splits(entry)]
+    for _, split_file in pairs:
+        if not split_file.is_file():
+            raise UserError(f"VOC split file {split_file} does not exist (split entries: 'VOC2007/trainval', "
+                            "a split name in ImageSets/Main of an exported folder, or a .txt path under data.root)")
+    return pairs
 
 
 def parse_splits(splits):
@@ -40,8 +98,8 @@ def parse_splits(splits):
     return pairs
 
 
-def read_voc(devkit_dir, splits=VOC0712_TRAINVAL, class_names=VOC_CLASSES):
-    """Read VOC splits into one `DetectionDataset`.
+def read_voc(devkit_dir, splits=VOC0712_TRAINVAL, class_names=None):
+    """Read VOC-layout splits into one `DetectionDataset`.
 
     The image of id `X` is `JPEGImages/X.jpg` (the devkit's rule); the XML's
     `<filename>` is not trusted, it sometimes names another file. Box corners
@@ -51,21 +109,27 @@ def read_voc(devkit_dir, splits=VOC0712_TRAINVAL, class_names=VOC_CLASSES):
     image are collected in `problems` (naming the file); the rest loads.
 
     Args:
-        devkit_dir: path to `VOCdevkit` (holding `VOC2007`, `VOC2012`...).
-        splits: str or list of str. See `parse_splits`; defaults to 07+12 trainval.
-        class_names: list of str. Class index = position.
+        devkit_dir: path to `VOCdevkit` (holding `VOC2007`, `VOC2012`...) or
+            to one VOC-layout folder (holding `Annotations/`, `JPEGImages/`).
+        splits: str or list of str. See `split_files`; defaults to 07+12 trainval.
+        class_names: list of str or None. Class index = position. None: the
+            dataset's `class_names.txt` (in `devkit_dir` or a split's folder)
+            when there is one, else the 20 Pascal classes.
     """
     devkit = pathlib.Path(devkit_dir)
     if not devkit.is_dir():
         raise UserError(f"VOC folder {devkit} does not exist: put VOCdevkit (with VOC2007/, VOC2012/) there")
+    pairs = split_files(devkit, splits)
+    if not class_names:
+        class_names = dataset_class_names([devkit] + [folder for folder, _ in pairs])
     index = {name: i for i, name in enumerate(class_names)}
     records, problems = [], []
-    for year, split in parse_splits(splits):
-        split_file = devkit / year / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
-            raise UserError(f"VOC split file {split_file} does not exist: expected VOCdevkit/{year}/ImageSets/Main/{split}.txt")
-        for image_id in split_file.read_text().split():
-            record = _read_annotation(devkit / year, image_id, index, problems)
+    for folder, split_file in pairs:
+        image_ids = split_file.read_text().split()
+        if not image_ids:
+            raise UserError(f"VOC split file {split_file} is empty: expected one image id per line")
+        for image_id in image_ids:
+            record = _read_annotation(folder, image_id, index, problems)
             if record is not None:
                 records.append(record)
     return DetectionDataset(records=records, class_names=list(class_names), problems=problems)

@@ -1,11 +1,16 @@
 """Pascal VOC average precision: the VOC2007 11-point metric (the paper's) and the VOC2010+ area metric.
 
-Follows the devkit's protocol: detections of a class, over all images, are
-sorted by score and each is matched to the unmatched ground-truth box of
-highest IoU (>= 0.5 is a hit). A detection whose best match is a `difficult`
-box counts neither as true nor as false positive, and difficult boxes do not
-count towards recall. Boxes are continuous coordinates, so IoU has no "+1"
-(the readers shift VOC's 1-based corners instead, which gives the same widths).
+Equals py-faster-rcnn's `voc_eval` (the code GluonCV's `VOC07MApMetric` and
+Detectron follow), which produced the published VOC07 numbers: detections of
+a class, listed image by image, are ranked by `np.argsort(-score)` (so tied
+scores rank as there) and each is matched to the ground-truth box of highest
+IoU. A detection whose best match is a `difficult` box counts neither as true
+nor as false positive, difficult boxes do not count towards recall, and a
+second hit on a matched box is a false positive. The one deliberate
+difference: a hit is IoU >= 0.5 (the devkit's and GluonCV's rule) where
+py-faster-rcnn has > 0.5; they differ only for an IoU of exactly 0.5.
+Boxes are continuous coordinates, so IoU has no "+1" (the readers shift VOC's
+1-based corners instead, which gives the same widths).
 """
 
 import numpy as np
@@ -17,17 +22,20 @@ def average_precision(recall, precision, use_07_metric):
     Args:
         recall: float array, non-decreasing, one entry per ranked detection.
         precision: float array, same length.
-        use_07_metric: bool. True: mean of the maximum precision at recall
-            >= t for t in 0, 0.1, ..., 1 (VOC2007). False: area under the
-            monotone precision envelope (VOC2010+).
+        use_07_metric: bool. True: VOC2007's 11 points, the maximum precision
+            at `recall >= t` for `t in np.arange(0., 1.1, 0.1)`, each added as
+            `p / 11.` (py-faster-rcnn's and GluonCV's code, bit for bit: three
+            of those thresholds lie just above 0.3, 0.6 and 0.7, so a recall of
+            exactly 0.3, 0.6 or 0.7 does not reach them). False: area under
+            the monotone precision envelope (VOC2010+).
     """
     recall, precision = np.asarray(recall, np.float64), np.asarray(precision, np.float64)
     if use_07_metric:
-        points = []
+        ap = 0.0
         for threshold in np.arange(0.0, 1.1, 0.1):
-            reached = recall >= threshold - 1e-12
-            points.append(precision[reached].max() if reached.any() else 0.0)
-        return float(np.mean(points))
+            reached = recall >= threshold
+            ap += (np.max(precision[reached]) if np.sum(reached) else 0.0) / 11.0
+        return float(ap)
     recall = np.concatenate([[0.0], recall, [1.0]])
     precision = np.concatenate([[0.0], precision, [0.0]])
     precision = np.maximum.accumulate(precision[::-1])[::-1]
@@ -80,7 +88,7 @@ def precision_recall(detections, ground_truths, class_index, iou_threshold=0.5):
         class_truths.append((np.asarray(truth["boxes"], np.float64).reshape(-1, 4)[keep], difficult,
                              np.zeros(int(keep.sum()), bool)))
         num_positives += int((~difficult).sum())
-    order = np.argsort(-scores, kind="stable")
+    order = np.argsort(-scores)  # py-faster-rcnn's ranking, ties included
     hits = []
     for detection in order:
         truth_boxes, difficult, matched = class_truths[images[detection]]

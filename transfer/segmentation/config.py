@@ -37,9 +37,11 @@ class Model:
 class Data:
     format: str = setting("ade20k", choices=["ade20k", "voc", "folder", "synthetic"])
     root: str = setting("data/ADEChallengeData2016", help="dataset folder (synthetic: generated there if missing)")
-    train_split: str = setting("train", help="ade20k: train/val; voc: a list in ImageSets/Segmentation; folder: a list file")
+    train_split: str = setting("train", help="ade20k: train/val; voc: a list in ImageSets/Segmentation or a .txt "
+                                             "under root; folder: a list file")
     val_split: str = setting("val")
-    class_names: list[str] = setting([], help="folder format: name of each class id")
+    class_names: list[str] = setting([], help="name of each class id; folder: required; voc: empty means root's "
+                                              "class_names.txt, else Pascal's 21")
     image_dir: str = setting("images", help="folder format: image folder")
     mask_dir: str = setting("masks", help="folder format: mask folder")
     image_suffix: str = setting(".jpg", help="folder format: image file name after the id")
@@ -84,6 +86,9 @@ class Eval:
     scales: list[float] = setting([1.0], exclusive_minimum=0.0, help="multi-scale factors")
     flip: bool = setting(False, help="also average horizontally flipped predictions")
     batch_size: int = setting(1, minimum=1)
+    mean_iou: str = setting("present_classes", choices=["all_classes", "present_classes"],
+                            help="all_classes: GluonCV's mean over every class (Table 9); "
+                                 "present_classes: mmsegmentation's, over classes in truth or prediction")
 
 
 @dataclasses.dataclass

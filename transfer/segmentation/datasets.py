@@ -1,21 +1,30 @@
 """From a recipe's `[data]` table to the `SegmentationSamples` of a split."""
 
+from kresnet.errors import UserError
 from transfer.segmentation import readers
 from transfer.segmentation.synthetic_scenes import scene_dataset, synthetic_class_names
 
 
 def load_samples(data, split):
-    """The samples of `split` ("train" or "val") for the recipe's `[data]` table.
+    """The samples of `split` ("train" or "val") for the recipe's `[data]` table; none is a `UserError`.
 
     Args:
         data: the recipe's `Data` table.
         split: str. "train" or "val"; mapped to `data.train_split` / `data.val_split`.
     """
+    samples = _read_samples(data, split)
+    if not len(samples):
+        key = "train_split" if split == "train" else "val_split"
+        raise UserError(f"data.{key} {getattr(data, key)!r}: no samples under {data.root}")
+    return samples
+
+
+def _read_samples(data, split):
     name = data.train_split if split == "train" else data.val_split
     if data.format == "ade20k":
         return readers.ade20k_samples(data.root, name)
     if data.format == "voc":
-        return readers.voc_samples(data.root, name)
+        return readers.voc_samples(data.root, name, data.class_names or None)
     if data.format == "folder":
         return readers.folder_samples(
             data.root,

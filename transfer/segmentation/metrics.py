@@ -1,15 +1,20 @@
 """Pixel accuracy and (mean) intersection-over-union from an accumulated confusion matrix.
 
-Convention for the mean IoU: a class that appears neither in the ground truth nor in the
-prediction of any evaluated pixel has no defined IoU (0/0); it is reported as NaN and left
-out of the mean (as mmsegmentation and Keras' `MeanIoU` do). GluonCV averages over all
-classes, counting such a class as 0; on the full ADE20K validation set every class occurs,
-so both conventions give the same number there. Pixels labelled `ignore_label` count nowhere.
+Two conventions for the mean IoU, which differ only when some class appears neither in
+the ground truth nor in the prediction of any evaluated pixel (its IoU is 0/0):
+- "all_classes" (GluonCV's `SegmentationMetric`, which produced the paper's Table 9): the
+  mean over every class of `intersection / (np.spacing(1) + union)`, so such a class counts as 0;
+- "present_classes" (mmsegmentation, Keras' `MeanIoU`): such a class is NaN and left out.
+On the full ADE20K validation set every class occurs and the two agree; on small or custom
+sets they differ. Per-class IoU is None for such a class either way. Pixels labelled
+`ignore_label` count nowhere.
 """
 
 import numpy as np
 
 from transfer.segmentation.readers import IGNORE_LABEL
+
+MEAN_IOU_CONVENTIONS = ("all_classes", "present_classes")
 
 
 def confusion_matrix(labels, predictions, num_classes, ignore_label=IGNORE_LABEL):
@@ -62,17 +67,33 @@ class ConfusionMatrix:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
 
-    def mean_iou(self):
-        """Mean of `class_iou()` over the classes that occur in truth or prediction."""
+    def mean_iou(self, convention="present_classes"):
+        """Mean IoU by one of `MEAN_IOU_CONVENTIONS` (see the module docstring).
+
+        Args:
+            convention: "all_classes" (GluonCV) or "present_classes" (mmsegmentation).
+        """
+        if convention == "all_classes":
+            intersection = np.diag(self.counts).astype(np.float64)
+            union = self.counts.sum(axis=0) + self.counts.sum(axis=1) - intersection
+            return float(np.mean(1.0 * intersection / (np.spacing(1) + union)))
+        if convention != "present_classes":
+            raise ValueError(f"mean IoU convention {convention!r}: expected one of {MEAN_IOU_CONVENTIONS}")
         iou = self.class_iou()
         return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
-    def summary(self, class_names=None):
-        """A JSON-ready dict: pixel_accuracy, mean_iou and per-class IoU (None where undefined)."""
+    def summary(self, class_names=None, mean_iou_convention="present_classes"):
+        """A JSON-ready dict: pixel_accuracy, mean_iou (and its convention) and per-class IoU (None where undefined).
+
+        Args:
+            class_names: list of str or None.
+            mean_iou_convention: one of `MEAN_IOU_CONVENTIONS`.
+        """
         names = class_names or [str(i) for i in range(self.num_classes)]
         return {
             "pixel_accuracy": self.pixel_accuracy(),
-            "mean_iou": self.mean_iou(),
+            "mean_iou": self.mean_iou(mean_iou_convention),
+            "mean_iou_convention": mean_iou_convention,
             "class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(names, self.class_iou())},
             "pixels": int(self.counts.sum()),
         }

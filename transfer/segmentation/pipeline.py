@@ -10,6 +10,7 @@ original resolution.
 
 import tensorflow as tf
 
+from kresnet.data.skips import SkipCounter, skip_unreadable
 from kresnet.errors import UserError
 from transfer.segmentation.readers import IGNORE_LABEL, read_mask
 
@@ -22,21 +23,28 @@ def normalize(image):
     return (tf.cast(image, tf.float32) - MEAN_RGB) / STD_RGB
 
 
-def _load(samples):
-    """A map function from a sample index to (uint8 image, uint8 mask with ignore label)."""
+def _decoded(samples, indices, skip_counter):
+    """(uint8 image, uint8 mask with ignore label) per sample index; unreadable images dropped and counted.
+
+    Only the image decode may skip an element: a bad mask stays a `UserError` naming its file.
+    """
     image_paths = tf.constant(samples.image_paths)
     mask_paths = tf.constant(samples.mask_paths)
+
+    def decode(path, index):
+        return index, tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
     def load_mask(path, height, width):
         return read_mask(path.decode(), samples.num_classes, samples.reduce_zero_label, (height, width))
 
-    def load(index):
-        image = tf.io.decode_image(tf.io.read_file(image_paths[index]), channels=3, expand_animations=False)
+    def attach_mask(index, image):
         shape = tf.shape(image)
         mask = tf.numpy_function(load_mask, [mask_paths[index], shape[0], shape[1]], tf.uint8, stateful=False)
         return image, tf.reshape(mask, shape[:2])
 
-    return load
+    pairs = indices.map(lambda index: (image_paths[index], index))
+    images = skip_unreadable(pairs, skip_counter or SkipCounter(), decode)
+    return images.map(attach_mask, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _resize_longer_side(image, mask, length):
@@ -84,7 +92,8 @@ def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0)):
     return stacked[..., :3], tf.cast(stacked[..., 3], tf.int32)
 
 
-def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2.0), seed=0, targets=("logits",)):
+def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2.0), seed=0, targets=("logits",),
+                  skip_counter=None):
     """An endless, shuffled, augmented training stream of (images, {target: masks}) batches.
 
     Args:
@@ -95,12 +104,13 @@ def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2
         scale_range: (low, high) random scale factor range.
         seed: int. Shuffle and augmentation seed.
         targets: names of the model outputs that all receive the same mask.
+        skip_counter: `SkipCounter` or None. Counts the unreadable images dropped.
     """
     if len(samples) == 0:
         raise UserError("training data: no samples")
     tf.random.set_seed(seed)
     indices = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 10_000), seed=seed)
-    dataset = indices.map(_load(samples), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _decoded(samples, indices, skip_counter)
     dataset = dataset.map(
         lambda image, mask: augment(image, mask, crop_size, base_size, scale_range),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -110,13 +120,14 @@ def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(samples, eval_size, batch_size=1):
+def eval_dataset(samples, eval_size, batch_size=1, skip_counter=None):
     """Evaluation batches: images resized (longer side `eval_size`) and padded to a square.
 
     Args:
         samples: `SegmentationSamples`.
         eval_size: int. Longer side after resizing, and the side of the padded square.
         batch_size: int. Images per batch.
+        skip_counter: `SkipCounter` or None. Counts the unreadable images dropped (not scored).
 
     Yields:
         dicts with "image" (B, eval_size, eval_size, 3) float32, "valid_size" (B, 2) int32
@@ -132,7 +143,7 @@ def eval_dataset(samples, eval_size, batch_size=1):
         padded = tf.ensure_shape(padded, [eval_size, eval_size, 3])
         return {"image": padded, "valid_size": valid_size, "mask": mask, "mask_size": mask_size}
 
-    dataset = tf.data.Dataset.range(len(samples)).map(_load(samples), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _decoded(samples, tf.data.Dataset.range(len(samples)), skip_counter)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.padded_batch(
         batch_size, padding_values={"image": 0.0, "valid_size": 0, "mask": tf.constant(IGNORE_LABEL, tf.uint8), "mask_size": 0}

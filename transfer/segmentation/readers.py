@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from kresnet.errors import UserError
+from transfer.class_list import read_class_list
 
 IGNORE_LABEL = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -177,27 +178,51 @@ def _read_split_list(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise UserError(f"split list {path}: not found")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not ids:
+        raise UserError(f"split list {path}: empty, expected one sample id per line")
+    return ids
 
 
-def voc_samples(root, split="train"):
-    """Pascal VOC segmentation: `ImageSets/Segmentation/<split>.txt`, `JPEGImages`, `SegmentationClass`.
+def voc_class_names(root, class_names=None):
+    """Class names of a VOC-layout segmentation folder: given, else its `class_names.txt`, else VOC's 21.
+
+    Args:
+        root: path. The folder holding `JPEGImages/`.
+        class_names: list of str or None. The recipe's `data.class_names`.
+    """
+    if class_names:
+        return list(class_names)
+    return read_class_list(root) or list(VOC_CLASSES)
+
+
+def voc_samples(root, split="train", class_names=None):
+    """VOC-layout segmentation: a split list, `JPEGImages/<id>.jpg` and `SegmentationClass/<id>.png`.
+
+    Pascal VOC2012 and labelme's export (`labelme2voc.py`, whose PNG masks are
+    in `SegmentationClassPNG/` in older versions) both read.
 
     Args:
         root: str. A `VOC2012`-style folder, or a `VOCdevkit` folder holding `VOC2012`.
-        split: str. Name of the split list, e.g. "train", "val", "trainval".
+        split: str. A list in `ImageSets/Segmentation`, e.g. "train", "val",
+            "trainval", or any `.txt` file path relative to `root`.
+        class_names: list of str or None. See `voc_class_names`.
     """
     root = pathlib.Path(root)
     if not (root / "SegmentationClass").is_dir() and (root / "VOC2012").is_dir():
         root = root / "VOC2012"
-    masks_dir = _require_dir(root / "SegmentationClass", "VOC masks")
-    ids = _read_split_list(root / "ImageSets" / "Segmentation" / f"{split}.txt")
+    masks_dir = root / "SegmentationClass"
+    if not any(masks_dir.glob("*.png")) and (root / "SegmentationClassPNG").is_dir():
+        masks_dir = root / "SegmentationClassPNG"  # older labelme: .npy in SegmentationClass, PNGs here
+    masks_dir = _require_dir(masks_dir, "VOC masks")
+    split_file = root / split if split.endswith(".txt") else root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    ids = _read_split_list(split_file)
     image_paths = [root / "JPEGImages" / f"{image_id}.jpg" for image_id in ids]
     for path in image_paths:
         if not path.is_file():
-            raise UserError(f"image {path}: listed in split {split} but not found")
+            raise UserError(f"image {path}: listed in {split_file} but not found")
     images, masks = _pair_masks(image_paths, lambda p: masks_dir / (p.stem + ".png"))
-    return SegmentationSamples(images, masks, list(VOC_CLASSES))
+    return SegmentationSamples(images, masks, voc_class_names(root, class_names))
 
 
 def folder_samples(

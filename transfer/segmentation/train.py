@@ -13,6 +13,7 @@ import time
 
 import keras
 
+from kresnet.data.skips import SkipCounter, skip_report, skipped_images_callback
 from kresnet.errors import UserError
 from kresnet.recipe import claim_run_folder
 from kresnet.training.checkpoint import TrainingDiverged
@@ -110,6 +111,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
     steps_per_epoch = config.train.steps_per_epoch or max(1, len(train_samples) // config.train.batch_size)
     model = build_segmenter(config.model, train_samples.num_classes)
     compile_segmenter(model, config, steps_per_epoch)
+    train_skips = SkipCounter()  # unreadable training images, reported per epoch and in metrics.json
     dataset = pipeline.train_dataset(
         train_samples,
         config.train.batch_size,
@@ -118,12 +120,13 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
         config.train.scale_range,
         seed=config.train.seed,
         targets=tuple(model.output),
+        skip_counter=train_skips,
     )
     log(
         f"training {config.model.backbone} FCN on {len(train_samples)} images, {train_samples.num_classes} classes, "
         f"{config.train.epochs} epochs x {steps_per_epoch} steps, backend {keras.backend.backend()}"
     )
-    callbacks = training_callbacks(run, extra_callbacks)
+    callbacks = [*training_callbacks(run, extra_callbacks), skipped_images_callback({"train": train_skips}, log)]
     start = time.time()
     try:
         history = model.fit(
@@ -145,6 +148,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
         )
     model.save_weights(str(run / "model.weights.h5"))
     metrics = evaluate_segmenter(model, config, val_samples, log)
+    metrics["skipped_images"]["train"] = train_skips.count
     metrics["train_seconds"] = round(time.time() - start, 1)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     log(f"pixAcc {100 * metrics['pixel_accuracy']:.2f}  mIoU {100 * metrics['mean_iou']:.2f}  ({metrics_path})")
@@ -153,16 +157,20 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=()):
 
 def evaluate_segmenter(model, config, samples, log=print):
     """Score `model` on `samples` with the recipe's `[eval]` table; a JSON-ready dict."""
-    dataset = pipeline.eval_dataset(samples, config.eval.size, config.eval.batch_size)
+    skips = SkipCounter()
+    dataset = pipeline.eval_dataset(samples, config.eval.size, config.eval.batch_size, skip_counter=skips)
     log(f"evaluating on {len(samples)} images (size {config.eval.size}, scales {config.eval.scales}, flip {config.eval.flip})")
     try:
         matrix = evaluate(model, dataset, samples.num_classes, config.eval.scales, config.eval.flip, len(samples))
     except Exception as error:
         pipeline.reraise_user_error(error)
-    metrics = matrix.summary(samples.class_names)
+    if skip_report({"eval": skips.count}):
+        log(skip_report({"eval": skips.count}))
+    metrics = matrix.summary(samples.class_names, config.eval.mean_iou)
     metrics.update(
         {
-            "num_images": len(samples),
+            "num_images": len(samples) - skips.count,  # the images scored
+            "skipped_images": {"eval": skips.count},
             "eval_size": config.eval.size,
             "scales": list(config.eval.scales),
             "flip": config.eval.flip,

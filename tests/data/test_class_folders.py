@@ -1,0 +1,64 @@
+"""Class-per-folder data: train/ sets the class list for val/ and for TFRecord conversion; mismatches are errors."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kresnet.data import sources, tfrecords
+from kresnet.data.pipeline import build_dataset
+from kresnet.errors import UserError
+
+
+def _image_tree(root, split, classes, per_class=1):
+    for name in classes:
+        (root / split / name).mkdir(parents=True)
+        for number in range(per_class):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((8, 8, 3), 30 * number, np.uint8)).save(buffer, "JPEG")
+            (root / split / name / f"{number}.jpg").write_bytes(buffer.getvalue())
+
+
+def test_val_uses_the_training_class_list(tmp_path):
+    _image_tree(tmp_path, "train", ["ant", "bee", "cat"])
+    _image_tree(tmp_path, "val", ["ant", "bee", "cat"])
+    _, labels, names = sources.list_image_folder(tmp_path / "val")
+    assert names == ["ant", "bee", "cat"] and labels == [0, 1, 2]
+    dataset, info = build_dataset(tmp_path / "val", training=False, batch_size=3, image_size=8, one_hot=False)
+    assert info.class_names == ["ant", "bee", "cat"]
+    assert sorted(next(iter(dataset))[1].numpy().tolist()) == [0, 1, 2]
+
+
+def test_a_missing_val_class_is_one_line_naming_it(tmp_path):
+    # Before: val/ built its own list, so "cat" became label 1 in val and 2 in train.
+    _image_tree(tmp_path, "train", ["ant", "bee", "cat"])
+    _image_tree(tmp_path, "val", ["ant", "cat"])
+    with pytest.raises(UserError, match=r"class folder .*val/bee is missing") as info:
+        build_dataset(tmp_path / "val", training=False, batch_size=2)
+    assert "\n" not in str(info.value)
+
+
+def test_an_extra_val_class_is_one_line_naming_it(tmp_path):
+    _image_tree(tmp_path, "train", ["ant", "bee"])
+    _image_tree(tmp_path, "val", ["ant", "bee", "dog"])
+    with pytest.raises(UserError, match=r"class folder .*val/dog has no counterpart in .*train") as info:
+        sources.list_image_folder(tmp_path / "val")
+    assert "\n" not in str(info.value)
+
+
+def test_an_empty_class_folder_is_an_error_not_a_phantom_class(tmp_path):
+    _image_tree(tmp_path, "train", ["ant", "cat"])
+    (tmp_path / "train" / "bee").mkdir()
+    with pytest.raises(UserError, match=r"class folder .*train/bee holds no images"):
+        build_dataset(tmp_path / "train", training=True, batch_size=1)
+    _image_tree(tmp_path, "val", ["ant", "cat"])
+    with pytest.raises(UserError, match=r"train/bee holds no images"):
+        tfrecords.convert_folder(tmp_path, tmp_path / "shards", workers=1)
+
+
+def test_conversion_refuses_val_classes_that_differ(tmp_path):
+    _image_tree(tmp_path, "train", ["ant", "bee", "cat"])
+    _image_tree(tmp_path, "val", ["ant", "bee", "cat", "dog"])
+    with pytest.raises(UserError, match=r"val/dog"):
+        tfrecords.convert_folder(tmp_path, tmp_path / "shards", workers=1)
