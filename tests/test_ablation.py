@@ -62,6 +62,11 @@ def test_rows_follow_tables_5_and_6_cumulatively():
     assert "schedule.kind='cosine'" in ablation.ROWS["+label-smoothing"] and ablation.ROWS["resnet-d"][-1] == "model.name=resnet50d"
 
 
+def test_step_rows_keep_the_recipes_boundaries_when_they_fit_in_training():
+    assert ablation.step_epochs_for(8, [4, 6]) == [4, 6]
+    assert ablation.step_epochs_for(16, [30, 60, 90]) == [4, 8, 12]
+
+
 def test_data_without_class_folders_is_a_one_line_error(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
     with pytest.raises(UserError, match=r"^--data: expected class folders in .*train and .*val"):

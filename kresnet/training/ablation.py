@@ -78,8 +78,19 @@ def parse_rows(text):
     return names
 
 
-def step_epochs_for(epochs):
-    """Step-decay boundaries at 1/4, 1/2 and 3/4 of training (30/60/90 of 120 in the paper)."""
+def step_epochs_for(epochs, recipe_step_epochs=()):
+    """The step-decay boundaries of the step rows.
+
+    The recipe's own when they all fall inside training (the CIFAR-10 recipe decays at 1/2 and
+    3/4, as He et al. 2016 on CIFAR: a few epochs are too few to spend only a quarter at the peak),
+    else 1/4, 1/2 and 3/4 of training (30/60/90 of 120 in the paper).
+
+    Args:
+        epochs: training epochs.
+        recipe_step_epochs: the base recipe's `schedule.step_epochs`.
+    """
+    if recipe_step_epochs and all(epoch < epochs for epoch in recipe_step_epochs):
+        return list(recipe_step_epochs)
     return sorted({max(1, round(epochs * f)) for f in (0.25, 0.5, 0.75)} - {epochs})
 
 
@@ -119,7 +130,7 @@ def run_ablation(recipe, rows, seeds, overrides, out):
     out = pathlib.Path(out)
     # Only the epoch count, before the rows make the recipe consistent (e.g. mixup's last epochs).
     base = load_recipe(recipe, ClassificationRecipe, list(overrides))
-    steps = f"schedule.step_epochs={step_epochs_for(base.train.epochs)}"
+    steps = f"schedule.step_epochs={step_epochs_for(base.train.epochs, base.schedule.step_epochs)}"
     results = {}
     for row in rows:
         for seed in seeds:
