@@ -27,7 +27,7 @@ def test_ablate_on_a_folder_dataset_writes_paired_table_and_chart(run_cli, capsy
     data = _folder_dataset(tmp_path / "photos")
     out = tmp_path / "ablation"
     tiny = ["model.stage_depths=[1,1,1,1]", "model.stage_widths=[4,4,8,8]", "data.image_size=32", "data.eval_resize=32",
-            "train.epochs=2", "train.batch_size=4", "schedule.warmup_epochs=0.5"]
+            "train.epochs=1", "train.batch_size=4", "schedule.warmup_epochs=0.5"]
     argv = ["ablate", "--data", data, "--rows", "resnet,resnet-d", "--seeds", "3,5", "--out", out]
     assert run_cli([*argv, *[arg for key in tiny for arg in ("--set", key)]]) == 0
     printed = capsys.readouterr().out
