@@ -47,6 +47,9 @@ def _register_commands():
     app.command("train")(training_commands.train)
     app.command("evaluate")(training_commands.evaluate)
     app.command("ablate")(training_commands.ablate)
+    from kresnet import plots
+
+    app.command("plot")(plots.plot)
 
 
 def _register_transfer():

@@ -1,4 +1,4 @@
-"""CLI commands of the data pipeline: `kresnet data synth|convert|check` and `kresnet bench data`."""
+"""CLI commands of the data pipeline: `kresnet data synth|cifar10|convert|check` and `kresnet bench data`."""
 
 import pathlib
 from typing import Optional
@@ -9,6 +9,7 @@ import typer
 def register(data_app, bench_app):
     """Attach the commands to the `data` and `bench` groups of the CLI."""
     data_app.command("synth")(synth)
+    data_app.command("cifar10")(cifar10)
     data_app.command("convert")(convert)
     data_app.command("check")(check)
     bench_app.command("data")(bench_data)
@@ -35,6 +36,22 @@ def synth(
 
         root = write_classification_dataset(out, classes, per_class, size, seed, val, progress)
     typer.echo(f"wrote {classes * (per_class + val)} images of {classes} classes to {root}/{{train,val}}")
+
+
+def cifar10(
+    out: pathlib.Path = typer.Argument(..., help="Output root; train/ and val/ (the test split) are written under it."),
+    train_per_class: int = typer.Option(0, help="First N training images of each class (0: all 5,000)."),
+    val_per_class: int = typer.Option(0, help="First N test images of each class (0: all 1,000)."),
+):
+    """Download CIFAR-10 (keras.datasets, once) and write it as JPEG class folders for `kresnet train` / `ablate`."""
+    from kresnet.data.cifar10 import write_cifar10_folders
+
+    def progress(done):
+        if done % 10000 == 0:
+            typer.echo(f"{done} images written", err=True)
+
+    counts = write_cifar10_folders(out, train_per_class, val_per_class, progress=progress)
+    typer.echo(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {out}/{{train,val}}")
 
 
 def convert(

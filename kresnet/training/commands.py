@@ -66,20 +66,22 @@ def evaluate(
 def ablate(
     rows: str = typer.Option("all", help="Comma-separated rows (see --list), or all."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
-    recipe: str = typer.Option(DEFAULT_RECIPE, help="Base recipe (synthetic data) the rows modify."),
+    recipe: str = typer.Option(DEFAULT_RECIPE, help="Base recipe the rows modify (e.g. demo, cifar10_ablation)."),
+    data: Optional[pathlib.Path] = typer.Option(None, "--data", help="Folder dataset ROOT/{train,val}/<class>/ instead of the recipe's data."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key in every run, e.g. --set train.epochs=5."),
     out: pathlib.Path = typer.Option(pathlib.Path("runs/ablation"), "--out", help="Folder for the runs and the table."),
     list_rows: bool = typer.Option(False, "--list", help="Print the rows and what they change, then exit."),
 ):
-    """Run recipe rows x seeds on the synthetic data and print mean +- std top-1 per row."""
+    """Run recipe rows x paired seeds; print mean +- std top-1 per row and the paired difference per step."""
     from kresnet.training import ablation
 
     if list_rows:
         for name, overrides in ablation.ROWS.items():
             typer.echo(f"{name:18s} {' '.join(overrides) or '(base recipe)'}")
         return
+    overrides = (ablation.folder_dataset_overrides(data) if data else []) + list(set_ or [])
     table = ablation.run_ablation(
-        resolve_recipe(recipe), ablation.parse_rows(rows), [_int(s, "--seeds") for s in seeds.split(",")], set_ or [], out
+        resolve_recipe(recipe), ablation.parse_rows(rows), [_int(s, "--seeds") for s in seeds.split(",")], overrides, out
     )
     typer.echo(table)
 
