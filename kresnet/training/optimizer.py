@@ -28,7 +28,7 @@ def is_bias_or_norm(variable):
 
 @keras.saving.register_keras_serializable(package="kresnet")
 class NesterovL2SGD(keras.optimizers.Optimizer):
-    """SGD with Nesterov momentum and coupled L2 decay (paper section 2.1 and 3.3, "no bias decay").
+    """SGD with Nesterov momentum and coupled L2 decay (paper section 2.1; "no bias decay", section 3.1).
 
     The update, identical to `torch.optim.SGD(momentum=mu, nesterov=True, weight_decay=l2)`
     and MXNet's `NAG(momentum=mu, wd=l2)`, at step t with rate lr_t:
@@ -37,7 +37,7 @@ class NesterovL2SGD(keras.optimizers.Optimizer):
         b <- mu * b + g            (b starts at 0)
         w <- w - lr_t * (g + mu * b)      (nesterov=False: w <- w - lr_t * b)
 
-    "No bias decay" (section 3.3) applies l2 to convolution and dense kernels only;
+    "No bias decay" (section 3.1) applies l2 to convolution and dense kernels only;
     `no_decay` replaces that rule for models whose variables it does not fit.
 
     Args:
