@@ -105,7 +105,7 @@ def zero_gamma(model, verbose=False):
     if not batchnorms:
         raise UserError(f"zero_gamma: found no residual block ending in BatchNormalization -> Add in model {model.name!r}")
     for batchnorm in batchnorms:
-        batchnorm.gamma.assign(keras.ops.zeros_like(batchnorm.gamma))
+        batchnorm.gamma.assign(keras.ops.zeros(batchnorm.gamma.shape, batchnorm.gamma.dtype))
     names = [b.name for b in batchnorms]
     if verbose:
         print(f"zero_gamma: gamma = 0 in {len(names)} BatchNormalization layers: {', '.join(names)}")
