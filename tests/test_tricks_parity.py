@@ -16,7 +16,8 @@ from kresnet.training.config import classification_recipe_from_dict
 EPOCHS, STEPS, BATCH, OFF_EPOCHS, SEED = 3, 2, 8, 1, 3
 RECIPE = {
     "model": {"name": "resnet18d", "num_classes": 3, "zero_gamma": True, "stage_depths": [1, 1, 1, 1], "stage_widths": [4, 4, 8, 8]},
-    "train": {"epochs": EPOCHS, "batch_size": BATCH, "seed": SEED},
+    # XLA off on both sides: compiling a ResNet costs minutes on a small CPU, 6 steps do not.
+    "train": {"epochs": EPOCHS, "batch_size": BATCH, "seed": SEED, "jit_compile": "off"},
     "optimizer": {"lr_per_256": 3.2, "weight_decay": 1e-3, "no_bias_decay": True},
     "schedule": {"kind": "cosine", "warmup_epochs": 1.0},
     "tricks": {"label_smoothing": 0.1, "mixup_alpha": 0.2, "mixup_off_epochs": OFF_EPOCHS},
@@ -60,6 +61,7 @@ def _public_tricks_run():
     model.compile(
         optimizer=kresnet.NesterovL2SGD(schedule, momentum=0.9, l2=1e-3, no_bias_decay=True),
         loss=kresnet.label_smoothing_loss(0.1),
+        jit_compile=False,
     )
     mixup = kresnet.MixupSchedule(alpha=0.2, epochs=EPOCHS, steps_per_epoch=STEPS, off_epochs=OFF_EPOCHS, seed=SEED)
     record = _StepLosses()
