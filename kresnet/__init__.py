@@ -17,14 +17,23 @@ _LAZY = {
     "ResNetClassifier": "kresnet.models.resnet_classifier",
     "UserError": "kresnet.errors",
 }
+# The paper's tricks (kresnet/tricks.py), importable as `kresnet.NAME` or `kresnet.tricks.NAME`.
+_TRICKS = (
+    "DistillationModel", "MixupSchedule", "NesterovL2SGD", "WarmupStepDecay", "apply_mixup", "distillation_loss",
+    "is_bias_or_norm", "label_smoothing_loss", "precision", "scaled_learning_rate", "warmup_cosine", "zero_gamma",
+)
+_LAZY.update({name: "kresnet.tricks" for name in _TRICKS})
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name):
+    import importlib
+
+    if name == "tricks":
+        return importlib.import_module("kresnet.tricks")
     if name not in _LAZY:
         raise AttributeError(f"module 'kresnet' has no attribute {name!r}")
-    import importlib
 
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value

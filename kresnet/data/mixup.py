@@ -38,18 +38,37 @@ def mix_batch(images, labels, seed, alpha):
     return mixed_images, mixed_labels
 
 
-def apply_mixup(dataset, alpha, seed=None):
-    """Mixup on a batched dataset of (images, one-hot labels).
+def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
+    """Mixup on a batched dataset of (images, one-hot labels), optionally for its first batches only.
+
+    Batch i of the stream (counted from `first_batch`) is mixed when i < `mixup_batches`
+    and passed through unchanged after, so "mixup off for the last epochs" happens at an
+    exact step whatever tf.data prefetches, on every backend.
 
     Args:
         dataset: `tf.data.Dataset` yielding (float images (B, ...), labels (B, num_classes)).
         alpha: float > 0. Beta(alpha, alpha) parameter.
         seed: int or None. Fixes lambdas and pairings when given.
+        mixup_batches: int or None. Mix batches [0, mixup_batches) of the whole run; None: all.
+        first_batch: int. Index of the dataset's first batch in the run (a resumed run
+            starting at optimizer step k passes k).
     """
     if alpha <= 0:
         return dataset
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(dataset, seeds).map(
-        lambda batch, s: mix_batch(batch[0], batch[1], s, float(alpha)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    if mixup_batches is None:
+        return tf.data.Dataset.zip(dataset, seeds).map(
+            lambda batch, s: mix_batch(batch[0], batch[1], s, float(alpha)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def mix_or_pass(batch, s, index):
+        images, labels = batch
+        return tf.cond(
+            index < mixup_batches,
+            lambda: mix_batch(images, labels, s, float(alpha)),
+            lambda: (images, tf.cast(labels, images.dtype)),
+        )
+
+    counter = tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
+    return tf.data.Dataset.zip(dataset, seeds, counter).map(mix_or_pass, num_parallel_calls=tf.data.AUTOTUNE)

@@ -22,17 +22,27 @@ def smooth_labels(targets, epsilon):
     return targets * (1.0 - epsilon) + epsilon / num_classes
 
 
-def classification_loss(label_smoothing=0.0):
-    """Cross-entropy on float32 logits against soft (one-hot, mixed) targets, with label smoothing.
+def label_smoothing_loss(epsilon=0.1):
+    """Label smoothing (paper section 5.2): cross-entropy on logits z against smoothed targets,
+
+        q = y * (1 - epsilon) + epsilon / K,    loss = -sum_k q_k log softmax(z)_k
+
+    with y one-hot or soft (mixup). This is Keras' `CategoricalCrossentropy(from_logits=True,
+    label_smoothing=epsilon)`, returned as is; see the module docstring for eps / K vs eps / (K - 1).
 
     Args:
-        label_smoothing: epsilon; 0 disables it.
+        epsilon: float in [0, 1). 0.1 in the paper; 0 gives the plain cross-entropy.
     """
-    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing, name="cross_entropy")
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=epsilon, name="cross_entropy")
+
+
+def classification_loss(label_smoothing=0.0):
+    """The recipe's loss: `label_smoothing_loss(label_smoothing)` (plain cross-entropy at 0)."""
+    return label_smoothing_loss(label_smoothing)
 
 
 def distillation_loss(targets, student_logits, teacher_logits, temperature=20.0, label_smoothing=0.0):
-    """The paper's distillation loss, averaged over the batch:
+    """The paper's distillation loss (section 5.3), averaged over the batch:
     CE(p, softmax(z)) + T^2 * CE(softmax(r / T), softmax(z / T)).
 
     Args:

@@ -1,11 +1,16 @@
-"""NAG with the paper's weight decay: L2 added to the gradient before momentum.
+"""NAG as the paper ran it: coupled L2 decay and PyTorch/MXNet's unscaled momentum buffer.
 
-Keras' own `weight_decay` argument is decoupled (`v -= lr * wd * v`, applied
-outside momentum, as in AdamW/SGDW). The paper and its code (GluonCV `wd`)
-use the classic coupled form, g <- g + wd * v, which then flows through the
-Nesterov momentum buffer. `NesterovL2SGD` adds that term to the gradients
-before handing them to Keras' SGD, so the update itself stays Keras' own on
-every backend (and under `LossScaleOptimizer`, which unscales first).
+Two details separate this from `keras.optimizers.SGD(nesterov=True, weight_decay=...)`:
+- Keras' `weight_decay` is decoupled (`w -= lr * wd * w`, outside momentum, as in
+  AdamW/SGDW). The paper (GluonCV `wd`) adds L2 to the gradient, g <- g + wd * w, so the
+  decay flows through the momentum buffer.
+- Keras' SGD keeps lr-scaled velocity (m <- mu m - lr_t g). PyTorch's
+  `SGD(nesterov=True)` and MXNet 1.3's `NAG`, which the paper's code used, keep the
+  buffer unscaled (b <- mu b + g) and multiply by the *current* rate. With a constant
+  rate the two agree; under warmup and cosine they do not (with warmup from 0 the first
+  batch never enters Keras' velocity at all).
+So `NesterovL2SGD` is its own `keras.optimizers.Optimizer`; loss scaling, clipping and
+gradient accumulation stay Keras' own (they act before `update_step`).
 """
 
 import keras
@@ -22,47 +27,80 @@ def is_bias_or_norm(variable):
 
 
 @keras.saving.register_keras_serializable(package="kresnet")
-class NesterovL2SGD(keras.optimizers.SGD):
-    """SGD with (Nesterov) momentum and coupled L2 weight decay, optionally sparing biases and BN.
+class NesterovL2SGD(keras.optimizers.Optimizer):
+    """SGD with Nesterov momentum and coupled L2 decay (paper section 2.1; "no bias decay", section 3.1).
+
+    The update, identical to `torch.optim.SGD(momentum=mu, nesterov=True, weight_decay=l2)`
+    and MXNet's `NAG(momentum=mu, wd=l2)`, at step t with rate lr_t:
+
+        g <- g + l2 * w            (only for decayed variables)
+        b <- mu * b + g            (b starts at 0)
+        w <- w - lr_t * (g + mu * b)      (nesterov=False: w <- w - lr_t * b)
+
+    "No bias decay" (section 3.1) applies l2 to convolution and dense kernels only;
+    `no_decay` replaces that rule for models whose variables it does not fit.
 
     Args:
-        learning_rate: float or `LearningRateSchedule`.
-        momentum: momentum coefficient (0.9 in the paper).
-        nesterov: Nesterov accelerated gradient (NAG) when True.
-        l2: coefficient of the L2 term added to each decayed variable's gradient (1e-4).
-        no_bias_decay: when True, biases and BN gamma/beta get no decay.
-        **kwargs: passed to `keras.optimizers.SGD` (name, clipnorm...); `weight_decay`
-            (the decoupled kind) is refused to avoid decaying twice.
+        learning_rate: float or `LearningRateSchedule`, evaluated at the step counter.
+        momentum: float. mu (0.9 in the paper).
+        nesterov: bool. Nesterov accelerated gradient (NAG) when True.
+        l2: float. coefficient of the L2 term added to each decayed variable's gradient (1e-4).
+        no_bias_decay: bool. When True, 1-D variables (biases, BN gamma/beta) get no decay.
+        no_decay: optional callable(variable) -> bool, True for variables without decay;
+            overrides the rank rule of `no_bias_decay`. Not serialized: pass it again after loading.
+        **kwargs: `keras.optimizers.Optimizer` arguments (name, clipnorm, loss_scale_factor...);
+            `weight_decay` (the decoupled kind) is refused to avoid decaying twice.
+
+    Example:
+        optimizer = NesterovL2SGD(learning_rate=warmup_cosine(0.1, 10, 100), l2=1e-4, no_bias_decay=True)
     """
 
-    def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=1e-4, no_bias_decay=False, **kwargs):
+    def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=1e-4, no_bias_decay=False, no_decay=None, **kwargs):
         if kwargs.get("weight_decay"):
             raise ValueError("NesterovL2SGD applies L2 decay itself (`l2`); do not pass `weight_decay`.")
         kwargs.pop("weight_decay", None)
-        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"NesterovL2SGD: `momentum` must be in [0, 1]. Received: momentum={momentum}")
+        super().__init__(learning_rate=learning_rate, name=kwargs.pop("name", "nesterov_l2_sgd"), **kwargs)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
         self.l2 = float(l2)
         self.no_bias_decay = bool(no_bias_decay)
+        self.no_decay = no_decay
 
     def decays(self, variable):
         """Whether `variable` receives the L2 term."""
-        return self.l2 > 0 and not (self.no_bias_decay and is_bias_or_norm(variable))
+        if self.l2 == 0:
+            return False
+        if self.no_decay is not None:
+            return not self.no_decay(variable)
+        return not (self.no_bias_decay and is_bias_or_norm(variable))
 
-    def apply(self, grads, trainable_variables=None):
-        if trainable_variables is None and not self.built:
-            return super().apply(grads)  # Keras raises its own clear error.
-        variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
-        # `apply` divides by `loss_scale_factor` when one is set; pre-multiply so the L2 term survives it.
-        factor = self.l2 * (self.loss_scale_factor or 1.0)
-        grads = [
-            g if g is None or not self.decays(v) else ops.add(g, ops.multiply(ops.cast(v, g.dtype), factor))
-            for g, v in zip(grads, variables)
-        ]
-        return super().apply(grads, trainable_variables)
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.momentum_buffers = self.add_optimizer_variables(variables, "momentum_buffer") if self.momentum else []
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.decays(variable):
+            gradient = ops.add(gradient, ops.multiply(variable, ops.cast(self.l2, variable.dtype)))
+        if not self.momentum:
+            self.assign_sub(variable, ops.multiply(gradient, learning_rate))
+            return
+        momentum = ops.cast(self.momentum, variable.dtype)
+        buffer = self.momentum_buffers[self._get_variable_index(variable)]
+        new_buffer = ops.add(ops.multiply(buffer, momentum), gradient)
+        self.assign(buffer, new_buffer)
+        step = ops.add(gradient, ops.multiply(new_buffer, momentum)) if self.nesterov else new_buffer
+        self.assign_sub(variable, ops.multiply(step, learning_rate))
 
     def get_config(self):
         config = super().get_config()
-        config.update({"l2": self.l2, "no_bias_decay": self.no_bias_decay})
         config.pop("weight_decay", None)
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov, "l2": self.l2, "no_bias_decay": self.no_bias_decay})
         return config
 
 

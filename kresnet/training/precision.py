@@ -54,10 +54,30 @@ def resolve_precision(precision, device=None):
     return "mixed_bfloat16" if native_bfloat16 else "mixed_float16"
 
 
-def set_precision(precision):
-    """Set Keras' global dtype policy for `precision` ("auto" resolved) and return the policy name."""
+def precision(policy="auto"):
+    """Low-precision training (paper section 3.2): set Keras' global dtype policy, return its name.
+
+    Layers then compute in half precision with float32 weights (the paper's FP16 with an
+    FP32 master copy); compile with `auto_scale_loss=True` (Keras' default) so that under
+    mixed_float16 the loss is scaled, i.e. gradients of S * loss are divided by S before the
+    update. Call it before building the model; keep logits in float32.
+
+    Args:
+        policy: str. "auto" (the fastest for this machine, see `resolve_precision`),
+            "float32", "mixed_float16" or "mixed_bfloat16".
+
+    Example:
+        precision("auto")   # "mixed_bfloat16" on an H100, "float32" on a CPU
+    """
     import keras
 
-    name = resolve_precision(precision)
+    if policy not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}. Received: policy={policy!r}")
+    name = resolve_precision(policy)
     keras.config.set_dtype_policy(name)
     return name
+
+
+def set_precision(precision_name):
+    """The recipe's `train.precision`: `precision(precision_name)`."""
+    return precision(precision_name)

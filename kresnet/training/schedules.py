@@ -9,7 +9,9 @@ from keras import ops
 
 
 def scaled_learning_rate(lr_per_256, batch_size):
-    """The linear scaling rule (Goyal et al.): lr = lr_per_256 * batch_size / 256.
+    """Linear scaling (paper section 3.1, Goyal et al.): lr = lr_per_256 * batch_size / 256.
+
+    The paper's rate is 0.1 for a batch of 256; pass the *global* batch (all devices).
 
     Args:
         lr_per_256: learning rate for a global batch of 256 images.
@@ -20,8 +22,12 @@ def scaled_learning_rate(lr_per_256, batch_size):
 
 @keras.saving.register_keras_serializable(package="kresnet")
 class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to `base_lr` over `warmup_steps`, then `base_lr * factor**k`
-    where k is the number of `boundaries` (in steps) already reached.
+    """Warmup + step decay (paper sections 3.1 and 2.1): per optimizer step t,
+
+        lr_t = base_lr * t / warmup_steps            for t < warmup_steps
+        lr_t = base_lr * factor ** k                 after, k = #boundaries <= t
+
+    (the paper's baseline: /10 at epochs 30, 60 and 90, 5 warmup epochs at batch 1024).
 
     Args:
         base_lr: the rate after warmup.
@@ -56,12 +62,29 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def warmup_cosine(base_lr, total_steps, warmup_steps=0):
+    """Warmup + cosine decay (paper sections 3.1 and 5.1): per optimizer step t,
+
+        lr_t = base_lr * t / warmup_steps                                  for t < warmup_steps
+        lr_t = 0.5 * (1 + cos(pi * (t - warmup_steps) / (total_steps - warmup_steps))) * base_lr
+
+    which is exactly `keras.optimizers.schedules.CosineDecay` with `warmup_target`, so that
+    one is returned (it saves and loads as Keras' own).
+
+    Args:
+        base_lr: float. The peak rate (after `scaled_learning_rate`).
+        total_steps: int. Steps of the whole run, warmup included (epochs x steps per epoch).
+        warmup_steps: int. Steps of linear warmup from 0.
+    """
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(base_lr, decay_steps=total_steps, alpha=0.0)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total_steps - warmup_steps, alpha=0.0, warmup_target=base_lr, warmup_steps=warmup_steps
+    )
+
+
 def build_schedule(kind, base_lr, steps_per_epoch, epochs, warmup_epochs=0.0, step_epochs=(30, 60, 90), step_factor=0.1):
     """The paper's schedule: linear warmup from 0, then step decay or cosine decay to 0, per step.
-
-    Cosine after warmup is lr_t = 0.5 * (1 + cos(pi * t / T)) * base_lr with t, T counted
-    from the end of warmup, which is exactly `keras.optimizers.schedules.CosineDecay`
-    with `warmup_target`, so that one is reused.
 
     Args:
         kind: "step" or "cosine".
@@ -75,11 +98,7 @@ def build_schedule(kind, base_lr, steps_per_epoch, epochs, warmup_epochs=0.0, st
     total_steps = steps_per_epoch * epochs
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     if kind == "cosine":
-        if warmup_steps == 0:
-            return keras.optimizers.schedules.CosineDecay(base_lr, decay_steps=total_steps, alpha=0.0)
-        return keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=total_steps - warmup_steps, alpha=0.0, warmup_target=base_lr, warmup_steps=warmup_steps
-        )
+        return warmup_cosine(base_lr, total_steps, warmup_steps)
     if kind == "step":
         boundaries = [e * steps_per_epoch for e in step_epochs]
         return WarmupStepDecay(base_lr, warmup_steps, boundaries, step_factor)
