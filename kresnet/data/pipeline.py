@@ -37,6 +37,7 @@ def build_dataset(
     class_names=None,
     label_offset=None,
     threads=None,
+    eval_preset=None,
 ):
     """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
 
@@ -65,6 +66,8 @@ def build_dataset(
         label_offset: int or None. Subtracted from TFRecord labels; default from
             `dataset.json`, else 1 (standard ImageNet shards keep 0 for background).
         threads: int or None. Size of a private tf.data thread pool (None: shared, all cores).
+        eval_preset: `kresnet.models.presets.Preset` or None. Evaluate with that pretrained tag's own
+            transform (its size, crop_pct, interpolation, mean/std) instead of the paper's.
 
     Returns:
         (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
@@ -110,7 +113,8 @@ def build_dataset(
 
         def load(item, label):
             contents, label = parse(item, label)
-            return decode.eval_image(contents, image_size, resize_size), _checked_label(label, info.num_classes)
+            image = decode.eval_image(contents, image_size, resize_size, eval_preset)
+            return image, _checked_label(label, info.num_classes)
 
         examples = records.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
     examples = examples.ignore_errors()

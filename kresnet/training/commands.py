@@ -39,7 +39,10 @@ def train(
 
 
 def evaluate(
-    weights: pathlib.Path = typer.Argument(..., help="A run folder, or a .weights.h5 (training run or imported)."),
+    weights: Optional[pathlib.Path] = typer.Argument(None, help="A run folder, or a .weights.h5 (training run or imported)."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
+    ),
     model: Optional[str] = typer.Option(None, help="Model name (default: from the run folder's recipe)."),
     data: Optional[pathlib.Path] = typer.Option(None, help="Validation folder or dataset root (default: the recipe's)."),
     num_classes: Optional[int] = typer.Option(None, help="Classes (default: the recipe's, else 1000)."),
@@ -53,8 +56,13 @@ def evaluate(
     from kresnet.models.commands import parse_depths
     from kresnet.training.evaluation import evaluate_weights
 
-    metrics = evaluate_weights(weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths))
-    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images)")
+    if pretrained is not None and weights is not None:
+        raise UserError("evaluate: pass either a run folder / .weights.h5 or --weights TAG, not both")
+    metrics = evaluate_weights(
+        weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), pretrained=pretrained
+    )
+    published = f"; published {metrics['published_top1']:.2f}% / {metrics['published_top5']:.2f}%" if "published_top1" in metrics else ""
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images{published})")
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2) + "\n")
 
