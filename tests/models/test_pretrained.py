@@ -1,0 +1,150 @@
+"""`weights=`: tags, Hub ids and local files resolve through a real (offline) Hub cache to timm's logits."""
+
+import keras
+import numpy as np
+import pytest
+
+import kresnet
+from kresnet.models import presets
+from tests.models.hub_cache import add_to_hub_cache, make_offline_hub
+
+ONE_BLOCK = {"stage_depths": [1, 1, 1, 1]}  # the reference files' depths (full widths)
+
+
+@pytest.fixture
+def reference(testdata):
+    return testdata / "reference"
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, reference):
+    return make_offline_hub(tmp_path, monkeypatch, reference)
+
+
+def _logits(model, reference, size=97):
+    return keras.ops.convert_to_numpy(model(np.load(reference / f"input_{size}_nhwc.npy"), training=False))
+
+
+@pytest.mark.parametrize(
+    "name, weights, stem",
+    [
+        ("resnet50d", "gluon_in1k", "bottleneck_d_1111"),
+        ("resnet50d", "hf-hub:timm/resnet50d.gluon_in1k", "bottleneck_d_1111"),
+        ("resnet50b", "resnet50b.gluon_in1k", "bottleneck_b_1111"),  # timm's resnet50 is kresnet's B layout
+        ("resnet18d", "ra2_in1k", "basic_d_1111"),
+    ],
+)
+def test_tags_and_hub_ids_load_timm_logits(hub, reference, name, weights, stem):
+    model = kresnet.create_model(name, weights=weights, **ONE_BLOCK)
+    assert model.num_classes == 10  # from the file
+    expected = np.load(reference / f"{stem}_input_97_logits.npy")
+    assert np.abs(_logits(model, reference) - expected).max() <= 1e-4
+
+
+def test_second_load_reuses_the_converted_cache(hub, reference, tmp_path, monkeypatch):
+    first = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
+    cached = list((tmp_path / "kresnet_cache").rglob("*.weights.h5"))
+    assert len(cached) == 1 and "timm--resnet50d.gluon_in1k" in str(cached[0])
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted a second time")
+
+    monkeypatch.setattr("kresnet.models.weight_import.import_state_dict", no_conversion)
+    second = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
+    np.testing.assert_array_equal(_logits(second, reference), _logits(first, reference))
+
+
+def test_other_classes_load_the_backbone_only_with_a_fresh_head(hub, reference, capsys):
+    full = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
+    model = kresnet.create_model("resnet50d", num_classes=3, weights="gluon_in1k", **ONE_BLOCK)
+    assert "loaded the backbone only; the 3-class head is fresh" in capsys.readouterr().err
+    assert model.num_classes == 3
+    images = np.load(reference / "input_96_nhwc.npy")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.backbone(images, training=False)),
+        keras.ops.convert_to_numpy(full.backbone(images, training=False)),
+        atol=1e-5,
+    )
+    backbone = kresnet.create_backbone("resnet50d", weights="gluon_in1k", output_stride=8, **ONE_BLOCK)
+    assert isinstance(backbone, kresnet.ResNetBackbone) and backbone.output_stride == 8
+
+
+def _one_line_error(call, *fragments):
+    with pytest.raises(kresnet.UserError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and all(fragment in message for fragment in fragments), message
+
+
+def test_unknown_tags_and_layout_mismatches_are_one_line_errors(hub):
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon"), "no such tag for resnet50d", "a1_in1k, a2_in1k")
+    # Same shapes, wrong strides: B weights into the A layout must not load silently.
+    _one_line_error(lambda: kresnet.create_model("resnet50", weights="resnet50b.gluon_in1k", **ONE_BLOCK), "ResNet-B layout", "resnet50b")
+    _one_line_error(
+        lambda: kresnet.create_model("resnet50", weights="hf-hub:timm/resnet50.gluon_in1k", **ONE_BLOCK), "ResNet-B layout"
+    )
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="resnet18d.ra2_in1k", **ONE_BLOCK), "basic blocks")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass --depths 1,1,1,1")
+
+
+def test_offline_without_cache_says_which_file_to_fetch(hub):
+    _one_line_error(
+        lambda: kresnet.create_model("resnet50d", weights="a1_in1k"),
+        "HF_HUB_OFFLINE",
+        "https://huggingface.co/timm/resnet50d.a1_in1k/resolve/main/model.safetensors",
+        "weights=",
+    )
+
+
+def test_corrupt_hub_file_is_an_error_and_removed(hub, tmp_path):
+    path = add_to_hub_cache(hub, "timm/resnet50d.a1_in1k", b"truncated download")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="a1_in1k", **ONE_BLOCK), "corrupt or partial", "removed")
+    assert not path.exists() and not path.resolve().exists()
+
+
+def test_local_files_load_with_classes_from_the_file(reference, tmp_path):
+    imported = kresnet.create_model("resnet50d", weights=reference / "bottleneck_d_1111.safetensors", **ONE_BLOCK)
+    expected = np.load(reference / "bottleneck_d_1111_input_97_logits.npy")
+    imported.save_weights(tmp_path / "model.weights.h5")
+    imported.save(tmp_path / "model.keras")
+    for path in (tmp_path / "model.weights.h5", tmp_path / "model.keras"):
+        model = kresnet.create_model("resnet50d", weights=path, **ONE_BLOCK)
+        assert model.num_classes == 10
+        assert np.abs(_logits(model, reference) - expected).max() <= 1e-4
+    _one_line_error(lambda: kresnet.create_model("resnet50c", weights=tmp_path / "model.keras"), "not resnet50c")
+
+
+def test_keras_hub_preset_folder_round_trip(reference, tmp_path):
+    import keras_hub
+
+    from kresnet.models.pretrained import save_preset
+
+    backbone = kresnet.create_backbone("resnet50d", weights=reference / "bottleneck_d_1111.safetensors", **ONE_BLOCK)
+    folder = save_preset(backbone, tmp_path / "resnet50d_preset")
+    images = np.load(reference / "input_96_nhwc.npy")
+    expected = keras.ops.convert_to_numpy(backbone(images, training=False))
+    from_hub = keras_hub.models.Backbone.from_preset(str(folder))
+    from_kresnet = kresnet.create_backbone("resnet50d", weights=folder)
+    for loaded in (from_hub, from_kresnet):
+        assert isinstance(loaded, kresnet.ResNetBackbone)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images, training=False)), expected, atol=1e-5)
+
+
+def test_preset_table_covers_timm_tags():
+    table = {preset.full_name: preset for preset in presets.all_presets()}
+    assert len(table) == 62
+    gluon = table["resnet50d.gluon_in1k"]
+    assert (gluon.hub_id, gluon.origin, gluon.top1, gluon.eval_size, gluon.resize_size, gluon.interpolation) == (
+        "timm/resnet50d.gluon_in1k", "GluonCV", 79.08, 224, 256, "bicubic",
+    )
+    assert table["resnet50b.tv_in1k"].hub_id == "timm/resnet50.tv_in1k" and table["resnet50b.tv_in1k"].origin == "torchvision"
+    assert {preset.name for preset in table.values()} <= set(kresnet.list_models())
+    assert presets.presets_of("resnet18b") == presets.presets_of("resnet18")  # basic blocks: A and B are one layout
+    assert not presets.presets_of("resnet50")
+
+
+def test_models_weights_prints_the_table(run_cli, capsys):
+    assert run_cli(["models", "--weights", "--match", "resnet50d."]) == 0
+    out = capsys.readouterr().out
+    assert "gluon_in1k" in out and "79.08" in out and "GluonCV" in out and "timm/resnet50d.gluon_in1k" in out
+    assert "resnet50b" not in out
