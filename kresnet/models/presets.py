@@ -96,7 +96,7 @@ def preset_for(name, tag):
     same_tag.sort(key=lambda p: registry.model_spec(p.name).depth != spec.depth)
     known = ", ".join(tags) or "none"
     hint = f"; {tag!r} is published for {same_tag[0].name}" if same_tag else ""
-    raise UserError(f"weights={tag!r}: no such tag for {name}; its tags are: {known}{hint}")
+    raise UserError(f"no such tag for {name}; its tags are: {known}{hint}")
 
 
 def check_layout(name, preset):
@@ -104,7 +104,7 @@ def check_layout(name, preset):
     if preset.name not in same_layout_names(name):
         ours, theirs = registry.model_spec(name), registry.model_spec(preset.name)
         raise UserError(
-            f"weights {preset.full_name} are the {theirs.variant_label} layout ({theirs.block_type} blocks) "
+            f"{preset.full_name} is the {theirs.variant_label} layout ({theirs.block_type} blocks) "
             f"but {name} is {ours.variant_label} ({ours.block_type} blocks); use create_model({preset.name!r}, ...)"
         )
 

@@ -39,7 +39,7 @@ def resolve(name, weights):
             presets.check_layout(name, preset)
         return WeightsSource(text, hub_id=text[len(presets.HUB_PREFIX) :], preset=preset)
     if "/" in text or text.endswith((*STATE_DICT_SUFFIXES, ".h5", ".keras")):
-        raise UserError(f"weights={text!r}: file not found (expected a tag such as 'gluon_in1k', 'hf-hub:<repo>' or a file)")
+        raise UserError("file not found (expected a tag such as 'gluon_in1k', 'hf-hub:<repo>' or a file)")
     preset = presets.find_preset(text)
     if preset is None:
         preset = presets.preset_for(name, text)
@@ -58,18 +58,17 @@ def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, lab
         label: str. How errors name the setting, e.g. `"model.backbone_weights"`.
         **kwargs: `ResNetBackbone` arguments (e.g. `stage_depths`, `output_stride`, `dtype`).
     """
-    source = resolve(name, weights)
     try:
+        source = resolve(name, weights)
         model = _source_model(name, source, kwargs)
     except UserError as error:
-        message = str(error)
-        raise UserError(message if message.startswith(label) else f"{label}={source.text!r}: {message}") from None
+        raise UserError(f"{label}={str(weights)!r}: {error}") from None
     if backbone_only:
         return getattr(model, "backbone", model)
     file_classes = getattr(model, "num_classes", None)
     if num_classes is None or num_classes == file_classes:
         if file_classes is None:
-            raise UserError(f"{label}={source.text!r} holds a backbone only; pass num_classes for a fresh head")
+            raise UserError(f"{label}={source.text!r}: holds a backbone only; pass num_classes for a fresh head")
         return model
     from kresnet.models.resnet_classifier import ResNetClassifier
 

@@ -148,3 +148,34 @@ def test_models_weights_prints_the_table(run_cli, capsys):
     out = capsys.readouterr().out
     assert "gluon_in1k" in out and "79.08" in out and "GluonCV" in out and "timm/resnet50d.gluon_in1k" in out
     assert "resnet50b" not in out
+
+
+def test_transfer_tasks_start_from_a_tag_through_the_one_loader(hub, reference, tmp_path):
+    from transfer.detection.config import load_detection_recipe
+    from transfer.detection.runner import build_detector
+    from transfer.segmentation.config import Model, load_segmentation_recipe
+    from transfer.segmentation.train import build_segmenter
+
+    full = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
+    conv = full.backbone.get_layer("stage4_block0_conv2").get_weights()[0]
+    segmenter = build_segmenter(Model(backbone="resnet50d", backbone_weights="gluon_in1k", aux=False, **ONE_BLOCK), num_classes=3)
+    np.testing.assert_array_equal(segmenter.get_layer("stage4_block0_conv2").get_weights()[0], conv)
+    detection = load_detection_recipe(
+        kresnet_recipe("voc_faster_rcnn_r50d_gluon"),
+        ["model.stage_depths=[1, 1, 1, 1]", "data.short_side=64", "data.max_side=64", "model.fpn_channels=8", "model.head_dim=8"],
+    )
+    detector = build_detector(detection, num_classes=3)
+    np.testing.assert_array_equal(detector.extractor.get_layer("backbone_pyramid").get_layer("stage4_block0_conv2").get_weights()[0], conv)
+    # The bundled Table 8/9 recipes on the paper's own weights name the tag; the old class-count key is a one-line error.
+    segmentation = load_segmentation_recipe(kresnet_recipe("ade20k_fcn_r50d_gluon"))
+    for config in (detection, segmentation):
+        assert config.model.backbone == "resnet50d" and config.model.backbone_weights == "gluon_in1k"
+        assert presets.preset_for("resnet50d", config.model.backbone_weights).top1 == pytest.approx(79.08)
+    with pytest.raises(kresnet.UserError, match=r"model\.backbone_classes: removed; the class count now comes from"):
+        load_segmentation_recipe(kresnet_recipe("ade20k_fcn_r50d_gluon"), ["model.backbone_classes=1000"])
+
+
+def kresnet_recipe(stem):
+    from kresnet.bundled_recipes import BUNDLED_RECIPES
+
+    return BUNDLED_RECIPES / "transfer" / f"{stem}.toml"
