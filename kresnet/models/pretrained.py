@@ -205,9 +205,3 @@ def _from_keras_hub_preset(name, folder, kwargs):
 
 def _saved_architecture(backbone):
     return {"stage_depths": backbone.stage_depths, "stage_widths": backbone.stage_widths, "stem_width": backbone.stem_width}
-
-
-def save_preset(backbone, folder):
-    """Save a `ResNetBackbone` as a keras-hub preset folder (config.json, model.weights.h5, metadata.json)."""
-    backbone.save_to_preset(str(folder))
-    return pathlib.Path(folder)

@@ -117,10 +117,9 @@ def test_local_files_load_with_classes_from_the_file(reference, tmp_path):
 def test_keras_hub_preset_folder_round_trip(reference, tmp_path):
     import keras_hub
 
-    from kresnet.models.pretrained import save_preset
-
     backbone = kresnet.create_backbone("resnet50d", weights=reference / "bottleneck_d_1111.safetensors", **ONE_BLOCK)
-    folder = save_preset(backbone, tmp_path / "resnet50d_preset")
+    folder = tmp_path / "resnet50d_preset"
+    backbone.save_to_preset(str(folder))
     images = np.load(reference / "input_96_nhwc.npy")
     expected = keras.ops.convert_to_numpy(backbone(images, training=False))
     from_hub = keras_hub.models.Backbone.from_preset(str(folder))
@@ -150,7 +149,9 @@ def test_models_weights_prints_the_table(run_cli, capsys):
     assert "resnet50b" not in out
 
 
-def test_transfer_tasks_start_from_a_tag_through_the_one_loader(hub, reference, tmp_path):
+def test_transfer_tasks_and_the_teacher_start_from_a_tag_through_the_one_loader(hub, reference, tmp_path):
+    from kresnet.training.build import load_teacher
+    from tests.training_helpers import tiny_recipe
     from transfer.detection.config import load_detection_recipe
     from transfer.detection.runner import build_detector
     from transfer.segmentation.config import Model, load_segmentation_recipe
@@ -162,7 +163,7 @@ def test_transfer_tasks_start_from_a_tag_through_the_one_loader(hub, reference, 
     np.testing.assert_array_equal(segmenter.get_layer("stage4_block0_conv2").get_weights()[0], conv)
     detection = load_detection_recipe(
         kresnet_recipe("voc_faster_rcnn_r50d_gluon"),
-        ["model.stage_depths=[1, 1, 1, 1]", "data.short_side=64", "data.max_side=64", "model.fpn_channels=8", "model.head_dim=8"],
+        ["model.stage_depths=[1, 1, 1, 1]", "data.short_side=64", "data.max_side=64", "model.fpn_channels=8", "model.head_dim=8", "train.precision=float32"],
     )
     detector = build_detector(detection, num_classes=3)
     np.testing.assert_array_equal(detector.extractor.get_layer("backbone_pyramid").get_layer("stage4_block0_conv2").get_weights()[0], conv)
@@ -171,6 +172,12 @@ def test_transfer_tasks_start_from_a_tag_through_the_one_loader(hub, reference, 
     for config in (detection, segmentation):
         assert config.model.backbone == "resnet50d" and config.model.backbone_weights == "gluon_in1k"
         assert presets.preset_for("resnet50d", config.model.backbone_weights).top1 == pytest.approx(79.08)
+    teacher_config = tiny_recipe(
+        model={"num_classes": 10},
+        distillation={"teacher_model": "resnet50d", "teacher_weights": "resnet50d.gluon_in1k", "teacher_stage_depths": [1, 1, 1, 1]},
+    )
+    teacher = load_teacher(teacher_config)
+    assert np.abs(_logits(teacher, reference) - _logits(full, reference)).max() <= 1e-5 and not teacher.trainable
     with pytest.raises(kresnet.UserError, match=r"model\.backbone_classes: removed; the class count now comes from"):
         load_segmentation_recipe(kresnet_recipe("ade20k_fcn_r50d_gluon"), ["model.backbone_classes=1000"])
 
