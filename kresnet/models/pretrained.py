@@ -192,7 +192,7 @@ def _from_keras_file(name, path, kwargs):
 def _from_keras_hub_preset(name, folder, kwargs):
     import keras_hub
 
-    from kresnet.models import resnet_backbone  # noqa: F401 - registers ResNetBackbone for keras-hub's loader
+    import kresnet.models.resnet_backbone  # noqa: F401 - registers ResNetBackbone for keras-hub's loader
 
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: not a keras-hub preset folder (no config.json)")

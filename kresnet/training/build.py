@@ -1,7 +1,5 @@
 """Recipe -> compiled Keras model: precision policy, classifier, optimizer, schedule, loss, metrics, teacher."""
 
-import pathlib
-
 import keras
 
 from kresnet.errors import UserError

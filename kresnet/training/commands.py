@@ -40,9 +40,6 @@ def train(
 
 def evaluate(
     weights: Optional[pathlib.Path] = typer.Argument(None, help="A run folder, or a .weights.h5 (training run or imported)."),
-    pretrained: Optional[str] = typer.Option(
-        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
-    ),
     model: Optional[str] = typer.Option(None, help="Model name (default: from the run folder's recipe)."),
     data: Optional[pathlib.Path] = typer.Option(None, help="Validation folder or dataset root (default: the recipe's)."),
     num_classes: Optional[int] = typer.Option(None, help="Classes (default: the recipe's, else 1000)."),
@@ -51,6 +48,9 @@ def evaluate(
     batch_size: int = typer.Option(64, help="Batch size."),
     json_out: Optional[pathlib.Path] = typer.Option(None, "--json", help="Also write the metrics to this file."),
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
+    ),
 ):
     """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""
     from kresnet.models.commands import parse_depths

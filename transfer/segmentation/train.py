@@ -7,13 +7,11 @@ per-class IoU on the val split).
 """
 
 import json
-import pathlib
 import sys
 import time
 
 import keras
 
-from kresnet.errors import UserError
 from kresnet.recipe import claim_run_folder
 from kresnet.training.checkpoint import TrainingDiverged
 from kresnet.training.optimizer import NesterovL2SGD
