@@ -46,12 +46,20 @@ def test_second_load_reuses_the_converted_cache(hub, reference, tmp_path, monkey
     cached = list((tmp_path / "kresnet_cache").rglob("*.weights.h5"))
     assert len(cached) == 1 and "timm--resnet50d.gluon_in1k" in str(cached[0])
 
+    from kresnet.models.weight_import import import_state_dict as converter
+
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted a second time")
 
     monkeypatch.setattr("kresnet.models.weight_import.import_state_dict", no_conversion)
     second = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
     np.testing.assert_array_equal(_logits(second, reference), _logits(first, reference))
+    # A damaged cache entry (a full disk, say) is removed and converted again, not trusted.
+    monkeypatch.setattr("kresnet.models.weight_import.import_state_dict", converter)
+    cached[0].write_bytes(b"damaged")
+    third = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
+    np.testing.assert_array_equal(_logits(third, reference), _logits(first, reference))
+    assert cached[0].stat().st_size > 1000
 
 
 def test_other_classes_load_the_backbone_only_with_a_fresh_head(hub, reference, capsys):
@@ -85,6 +93,7 @@ def test_unknown_tags_and_layout_mismatches_are_one_line_errors(hub):
     )
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="resnet18d.ra2_in1k", **ONE_BLOCK), "basic blocks")
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass --depths 1,1,1,1")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", dropout=0.2, **ONE_BLOCK), "dropout")
 
 
 def test_offline_without_cache_says_which_file_to_fetch(hub):
