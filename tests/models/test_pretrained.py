@@ -195,3 +195,20 @@ def kresnet_recipe(stem):
     from kresnet.bundled_recipes import BUNDLED_RECIPES
 
     return BUNDLED_RECIPES / "transfer" / f"{stem}.toml"
+
+
+def test_a_fresh_process_loads_a_preset_folder_with_keras_hub(tmp_path):
+    # In a new process nothing has registered kresnet's classes yet: the README's import must do it.
+    import os
+    import subprocess
+    import sys
+
+    backbone = kresnet.create_backbone("resnet18d", stage_widths=[4, 4, 8, 8], stem_width=4, **ONE_BLOCK)
+    backbone.save_to_preset(str(tmp_path / "preset"))
+    script = (
+        "import sys, keras_hub\nfrom kresnet import ResNetBackbone\n"
+        "loaded = keras_hub.models.Backbone.from_preset(sys.argv[1])\n"
+        "assert isinstance(loaded, ResNetBackbone) and loaded.stage_widths == [4, 4, 8, 8], loaded\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "preset")], check=True, env=env)
