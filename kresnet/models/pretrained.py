@@ -116,8 +116,8 @@ def _from_hub(name, hub_id, kwargs):
     check_state_dict_layout(state, name)
     architecture = f"{name}:{sorted(_architecture_kwargs(kwargs).items())}"
     cached = hub.converted_path(hub_file, architecture)
-    model = _build(name, _num_classes_of_state(state), kwargs)
     if cached.is_file():
+        model = _build(name, _num_classes_of_state(state), kwargs)
         try:
             model.load_weights(cached)
             return model
