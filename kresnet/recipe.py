@@ -206,6 +206,10 @@ def _build(schema, data, prefix):
     hints = typing.get_type_hints(schema)
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = sorted(set(data) - set(fields))
+    # A schema lists keys it no longer has as REMOVED_KEYS = {key: what replaces it}: old recipes get that, not "unknown".
+    removed = [key for key in unknown if key in getattr(schema, "REMOVED_KEYS", {})]
+    if removed:
+        raise UserError(f"{prefix}{removed[0]}: removed; {schema.REMOVED_KEYS[removed[0]]}")
     if unknown:
         known = ", ".join(sorted(fields))
         raise UserError(f"{prefix}{unknown[0]}: unknown key (known keys here: {known})")

@@ -206,6 +206,37 @@ def eval_transform(image, image_size, resize_size):
     return normalise(image)
 
 
+def published_eval_pixels(image, eval_size, resize_size, interpolation):
+    """timm's eval geometry for a pretrained tag: shorter side to `resize_size` (longer side truncated, as
+    torchvision's `Resize(int)`), centre crop `eval_size` (offset rounded half to even, as its `CenterCrop`),
+    antialiased `interpolation` as PIL's resize; float32 whole numbers in [0, 255], as PIL's 8-bit output."""
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    short = tf.minimum(h, w)
+    size = tf.cast(resize_size, tf.float32)
+    new_h = tf.where(h <= w, size, tf.floor(size * h / short))
+    new_w = tf.where(h <= w, tf.floor(size * w / short), size)
+    new_h, new_w = tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+    # PIL resizes rows, then columns, storing 8-bit pixels in between: overshoot at sharp edges is
+    # clipped after the first pass. Two 1-D passes with rounding reproduce that within one grey level.
+    image = _to_uint8_range(tf.image.resize(tf.cast(image, tf.float32), tf.stack([shape[0], new_w]), method=interpolation, antialias=True))
+    image = _to_uint8_range(tf.image.resize(image, tf.stack([new_h, new_w]), method=interpolation, antialias=True))
+    new_h, new_w = tf.cast(new_h, tf.float32), tf.cast(new_w, tf.float32)
+    top = tf.cast(tf.round((new_h - eval_size) / 2), tf.int32)
+    left = tf.cast(tf.round((new_w - eval_size) / 2), tf.int32)
+    return tf.ensure_shape(image[top : top + eval_size, left : left + eval_size], [eval_size, eval_size, 3])
+
+
+def _to_uint8_range(image):
+    return tf.clip_by_value(tf.round(image), 0.0, 255.0)
+
+
+def published_eval_transform(image, preset):
+    """A pretrained tag's own eval transform (`kresnet.models.presets.Preset`): its geometry, then its mean/std."""
+    pixels = published_eval_pixels(image, preset.eval_size, preset.resize_size, preset.interpolation)
+    return (pixels / 255.0 - tf.constant(preset.mean, tf.float32)) / tf.constant(preset.std, tf.float32)
+
+
 def default_resize_size(image_size):
     """The paper's 256 for 224: the shorter side before the centre crop keeps the ratio 256/224."""
     return int(round(image_size * 256 / 224))

@@ -61,7 +61,10 @@ def crop_and_resize(contents, seed, image_size):
     return tf.image.resize(image, [image_size, image_size], method="bilinear")
 
 
-def eval_image(contents, image_size, resize_size):
-    """The paper's evaluation transform of one encoded image; float32 (image_size, image_size, 3)."""
+def eval_image(contents, image_size, resize_size, preset=None):
+    """The paper's evaluation transform of one encoded image, or a pretrained tag's own (`preset`);
+    float32 (image_size, image_size, 3)."""
     image = tf.ensure_shape(_decode_any(contents), [None, None, 3])
+    if preset is not None:
+        return augment.published_eval_transform(image, preset)
     return augment.eval_transform(image, image_size, resize_size)

@@ -38,6 +38,7 @@ def build_dataset(
     label_offset=None,
     threads=None,
     skip_counter=None,
+    eval_preset=None,
 ):
     """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
 
@@ -68,6 +69,8 @@ def build_dataset(
         threads: int or None. Size of a private tf.data thread pool (None: shared, all cores).
         skip_counter: `SkipCounter` or None. Shared with another stream of the
             same files (training with and without mixup), so a file counts once.
+        eval_preset: `kresnet.models.presets.Preset` or None. Evaluate with that pretrained tag's own
+            transform (its size, crop_pct, interpolation, mean/std) instead of the paper's.
 
     Returns:
         (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
@@ -113,7 +116,8 @@ def build_dataset(
 
         def load(item, label):
             contents, label = parse(item, label)
-            return decode.eval_image(contents, image_size, resize_size), _checked_label(label, info.num_classes)
+            image = decode.eval_image(contents, image_size, resize_size, eval_preset)
+            return image, _checked_label(label, info.num_classes)
 
         examples = records.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
     examples = examples.ignore_errors()

@@ -11,9 +11,22 @@ from kresnet.errors import UserError
 def models(
     image_size: int = typer.Option(224, help="Input size at which multiply-accumulates are counted."),
     match: Optional[str] = typer.Option(None, "--match", help="Only names containing this text, e.g. 50."),
+    weights: bool = typer.Option(False, "--weights", help="Print the pretrained weights instead: tag, origin, published accuracy, eval transform."),
 ):
-    """Print every model: name, variant, trainable parameters and GMACs per image."""
+    """Print every model: name, variant, trainable parameters and GMACs per image (or, with --weights, its pretrained tags)."""
     from kresnet.models import registry
+
+    if weights:
+        from kresnet.models.presets import format_table
+
+        rows = format_table(match)
+        if len(rows) == 1:
+            raise UserError(f"no pretrained weights match {match!r}; see `kresnet models --weights`")
+        for row in rows:
+            typer.echo(row)
+        typer.echo("top-1/top-5: ImageNet val as published by timm (results-imagenet.csv) at size/crop/interp; "
+                   "use: kresnet.create_model(model, weights=tag)")
+        return
     from kresnet.models.complexity import count_macs, count_parameters, shape_only
 
     names = [name for name in registry.list_models() if match is None or match in name]
@@ -52,20 +65,21 @@ def parse_widths(text):
 def import_weights(
     file: pathlib.Path = typer.Argument(..., help="PyTorch state dict: .safetensors or .pth (float32 or float16)."),
     model: str = typer.Option(..., "--model", help="kresnet model name, e.g. resnet50d (see `kresnet models`)."),
-    source: str = typer.Option("timm", "--from", help="Where the state dict comes from: timm or torchvision."),
     out: pathlib.Path = typer.Option(..., "--out", help="Output: NAME.weights.h5 (weights) or NAME.keras (whole model)."),
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
 ):
-    """Import timm / torchvision ResNet weights into a kresnet model and save them for Keras."""
-    from kresnet.models.weight_import import SOURCES, build_model_for, import_state_dict, infer_num_classes, load_state_dict
+    """Import timm / torchvision ResNet weights into a kresnet model and save them for Keras.
 
-    if source not in SOURCES:
-        raise UserError(f"--from must be one of {', '.join(SOURCES)}; got {source!r}")
+    timm and torchvision share one key naming and one layout, so the file alone is enough; a file of
+    another layout than --model (B weights into ResNet, basic into bottleneck, ...) is an error.
+    """
+    from kresnet.models.weight_import import build_model_for, import_state_dict, infer_num_classes, load_state_dict
+
     if not (out.name.endswith(".weights.h5") or out.suffix == ".keras"):
         raise UserError(f"--out must end with .weights.h5 or .keras; got {out}")
     state = load_state_dict(file)
     keras_model = build_model_for(state, model, stage_depths=parse_depths(depths))
-    import_state_dict(keras_model, state, source=source)
+    import_state_dict(keras_model, state)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".keras":
         keras_model.save(out)

@@ -1,6 +1,7 @@
 """Import PyTorch ResNet state dicts (timm, torchvision) into kresnet models.
 
-Both libraries name their modules `conv1`, `bn1`, `layerN.M.convK`, `layerN.M.downsample.*`
+Both libraries share one naming and one layout (a bottleneck strides on its 3x3 conv), so one
+importer serves both. They name their modules `conv1`, `bn1`, `layerN.M.convK`, `layerN.M.downsample.*`
 and `fc`; timm's deep stem is `conv1.{0,1,3,4,6}`. The number of classes comes from the
 file's `fc.weight` (no `fc` gives a backbone), the blocks per stage from its keys, and the
 stage and deep-stem widths from its first convs (so narrow models import too).
@@ -15,7 +16,6 @@ import numpy as np
 from kresnet.errors import UserError
 from kresnet.models import registry
 
-SOURCES = ("timm", "torchvision")
 IGNORED_SUFFIXES = ("num_batches_tracked",)
 _BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
 
@@ -91,35 +91,55 @@ def infer_num_classes(state):
     return state["fc.weight"].shape[0] if "fc.weight" in state else None
 
 
-def build_model_for(state, name, stage_depths=None):
-    """The kresnet model (classifier, or backbone if headless) matching `name` and the file's shape."""
+def check_state_dict_layout(state, name):
+    """A one-line error when the file's layout is not `name`'s; weights of another layout often have the same shapes."""
     spec = registry.model_spec(name)
+    file_block_type = "bottleneck" if any(re.match(r"layer\d\.\d+\.conv3\.weight$", key) for key in state) else "basic"
+    if file_block_type != spec.block_type:
+        raise UserError(f"the state dict has {file_block_type} blocks but {name} has {spec.block_type} blocks; check the model name")
+    file_deep_stem = "conv1.0.weight" in state
+    file_avg_down = any(key.endswith("downsample.2.weight") for key in state)
+    if (file_deep_stem, file_avg_down) != (spec.flags["deep_stem"], spec.flags["avg_down"]):
+        stem = "a deep 3x3 stem" if file_deep_stem else "a 7x7 stem"
+        pool = "an average-pool shortcut" if file_avg_down else "a strided-conv shortcut"
+        raise UserError(f"the state dict has {stem} and {pool}, which {name} ({spec.variant_label}) does not; check the model name")
+    # timm and torchvision put a bottleneck's stride on its 3x3 conv (ResNet-B, "v1.5"): same shapes as
+    # the A layout, different predictions, so the A layout is refused rather than loaded silently.
+    if spec.block_type == "bottleneck" and spec.flags["stride_in_1x1"]:
+        raise UserError(
+            f"timm and torchvision bottleneck weights are the ResNet-B layout (stride on the 3x3 conv) but {name} is "
+            f"ResNet (stride on the first 1x1 conv); use resnet{spec.depth}b"
+        )
+
+
+def build_model_for(state, name, stage_depths=None, **kwargs):
+    """The kresnet model (classifier, or backbone if headless) matching `name` and the file's layout and shape.
+
+    Args:
+        state: dict. the state dict.
+        name: str. kresnet model name.
+        stage_depths: list or None. blocks per stage; must equal the file's.
+        **kwargs: other `ResNetBackbone` arguments (e.g. `stage_widths`, `output_stride`, `dtype`).
+    """
+    spec = registry.model_spec(name)
+    check_state_dict_layout(state, name)
     found = infer_stage_depths(state)
     if stage_depths is None:
         stage_depths = list(spec.stage_depths)
     if list(stage_depths) != found:
         raise UserError(
             f"the state dict has {found} blocks per stage but {name} is built with {list(stage_depths)}; "
-            f"pass --depths {','.join(map(str, found))}"
+            f"pass --depths {','.join(map(str, found))} (stage_depths={found} in Python)"
         )
-    file_block_type = "bottleneck" if any(re.match(r"layer\d\.\d+\.conv3\.weight$", key) for key in state) else "basic"
-    if file_block_type != spec.block_type:
-        raise UserError(
-            f"the state dict has {file_block_type} blocks but {name} has {spec.block_type} blocks; check --model"
-        )
-    file_deep_stem = "conv1.0.weight" in state
-    file_avg_down = any(key.endswith("downsample.2.weight") for key in state)
-    if (file_deep_stem, file_avg_down) != (spec.flags["deep_stem"], spec.flags["avg_down"]):
-        stem = "a deep 3x3 stem" if file_deep_stem else "a 7x7 stem"
-        pool = "an average-pool shortcut" if file_avg_down else "a strided-conv shortcut"
-        raise UserError(f"the state dict has {stem} and {pool}, which {name} ({spec.variant_label}) does not; check --model")
-    shape = {"stage_depths": list(stage_depths), "stage_widths": infer_stage_widths(state)}
-    if file_deep_stem:
-        shape["stem_width"] = int(state["conv1.0.weight"].shape[0])
+    # Narrow files import too: the widths come from the file unless the caller fixes them.
+    if kwargs.get("stage_widths") is None:
+        kwargs["stage_widths"] = infer_stage_widths(state)
+    if "conv1.0.weight" in state and kwargs.get("stem_width") is None:
+        kwargs["stem_width"] = int(state["conv1.0.weight"].shape[0])
     num_classes = infer_num_classes(state)
     if num_classes is None:
-        return registry.create_backbone(name, **shape)
-    return registry.create_model(name, num_classes=num_classes, **shape)
+        return registry.create_backbone(name, stage_depths=list(stage_depths), **kwargs)
+    return registry.create_model(name, num_classes=num_classes, stage_depths=list(stage_depths), **kwargs)
 
 
 def torch_name(keras_layer_name, deep_stem):
@@ -175,7 +195,7 @@ def _convert(layer, torch_prefix, state, used):
     return [array for _, array in arrays]
 
 
-def import_state_dict(model, state, source="timm"):
+def import_state_dict(model, state):
     """Copy a timm/torchvision state dict into a kresnet classifier or backbone, in place.
 
     Every weight of the model must be found and every tensor of the file used; otherwise
@@ -183,8 +203,6 @@ def import_state_dict(model, state, source="timm"):
     """
     from keras import layers
 
-    if source not in SOURCES:
-        raise UserError(f"unknown weight source {source!r}; expected one of {list(SOURCES)}")
     backbone = getattr(model, "backbone", model)
     shortcut_names = _shortcut_names(backbone)
     used = set()
@@ -194,11 +212,11 @@ def import_state_dict(model, state, source="timm"):
             continue
         name = torch_name(layer.name, backbone.deep_stem)
         if name is None:
-            raise UserError(f"layer {layer.name} has no counterpart in a {source} ResNet")
+            raise UserError(f"layer {layer.name} has no counterpart in a timm/torchvision ResNet")
         for part, replacement in shortcut_names.items():
             name = name.replace(part, replacement)
         layer.set_weights(_convert(layer, name, state, used))
     unused = sorted(set(state) - used)
     if unused:
-        raise UserError(f"unknown key {unused[0]!r} in the state dict ({len(unused)} unused); is --model the right variant?")
+        raise UserError(f"unknown key {unused[0]!r} in the state dict ({len(unused)} unused); is it the right model name?")
     return model

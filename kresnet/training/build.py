@@ -1,7 +1,5 @@
 """Recipe -> compiled Keras model: precision policy, classifier, optimizer, schedule, loss, metrics, teacher."""
 
-import pathlib
-
 import keras
 
 from kresnet.errors import UserError
@@ -34,32 +32,29 @@ def build_classifier(model_config, input_size=None):
 
 
 def load_teacher(config, input_size=None):
-    """The frozen distillation teacher from a `.weights.h5` (kresnet run or imported weights).
+    """The frozen distillation teacher from `distillation.teacher_weights`: a kresnet `.weights.h5`, a PyTorch
+    state dict, or a pretrained tag such as `resnet152d.gluon_in1k`; its classes come from the file.
 
     Args:
         config: the whole recipe.
         input_size: fixed square input size, or None.
     """
-    import kresnet
+    from kresnet.models.pretrained import load_pretrained
 
-    path = pathlib.Path(config.distillation.teacher_weights).expanduser()
-    if not path.is_file():
-        raise UserError(
-            f"distillation.teacher_weights: {path} not found (expected the teacher's .weights.h5, "
-            "e.g. model.weights.h5 of a `kresnet train recipes/teacher_r152d.toml` run or `kresnet import-weights`)"
-        )
     shape = (input_size, input_size, 3) if input_size else (None, None, 3)
-    teacher = kresnet.create_model(
+    teacher = load_pretrained(
         config.distillation.teacher_model,
-        num_classes=config.model.num_classes,
+        config.distillation.teacher_weights,
+        label="distillation.teacher_weights",
         input_shape=shape,
         stage_depths=config.distillation.teacher_stage_depths,
         stage_widths=config.distillation.teacher_stage_widths,
     )
-    try:
-        teacher.load_weights(path)
-    except ValueError as error:
-        raise UserError(f"distillation.teacher_weights: {path} does not fit {config.distillation.teacher_model}: {error}".splitlines()[0]) from None
+    if teacher.num_classes != config.model.num_classes:
+        raise UserError(
+            f"distillation.teacher_weights: the teacher has {teacher.num_classes} classes but model.num_classes is "
+            f"{config.model.num_classes}; a teacher needs the student's classes"
+        )
     teacher.trainable = False
     return teacher
 

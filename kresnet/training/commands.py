@@ -39,7 +39,7 @@ def train(
 
 
 def evaluate(
-    weights: pathlib.Path = typer.Argument(..., help="A run folder, or a .weights.h5 (training run or imported)."),
+    weights: Optional[pathlib.Path] = typer.Argument(None, help="A run folder, or a .weights.h5 (training run or imported)."),
     model: Optional[str] = typer.Option(None, help="Model name (default: from the run folder's recipe)."),
     data: Optional[pathlib.Path] = typer.Option(None, help="Validation folder or dataset root (default: the recipe's)."),
     num_classes: Optional[int] = typer.Option(None, help="Classes (default: the recipe's, else 1000)."),
@@ -49,16 +49,25 @@ def evaluate(
     json_out: Optional[pathlib.Path] = typer.Option(None, "--json", help="Also write the metrics to this file."),
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
     widths: Optional[str] = typer.Option(None, help="Stage widths when they differ from 64,128,256,512 (narrow imported weights)."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
+    ),
 ):
     """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""
     from kresnet.models.commands import parse_depths, parse_widths
     from kresnet.training.evaluation import evaluate_weights
 
+    if pretrained is not None and weights is not None:
+        raise UserError("evaluate: pass either a run folder / .weights.h5 or --weights TAG, not both")
     metrics = evaluate_weights(
-        weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), parse_widths(widths)
+        weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), parse_widths(widths),
+        pretrained=pretrained,
     )
     skipped = f", {metrics['skipped_images']} unreadable skipped" if metrics.get("skipped_images") else ""
-    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images scored{skipped})")
+    published = f"; published {metrics['published_top1']:.2f}% / {metrics['published_top5']:.2f}%" if "published_top1" in metrics else ""
+    typer.echo(
+        f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images scored{skipped}{published})"
+    )
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2) + "\n")
 

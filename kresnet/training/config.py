@@ -64,7 +64,7 @@ class Tricks:
 @dataclasses.dataclass
 class Distillation:
     teacher_model: str = setting("", help="teacher architecture; empty: no distillation")
-    teacher_weights: str = setting("", help=".weights.h5 of the teacher (kresnet checkpoint or imported)")
+    teacher_weights: str = setting("", help="teacher weights: .weights.h5, .safetensors/.pth, or a pretrained tag (resnet152d.gluon_in1k)")
     teacher_stage_depths: list[int] | None = setting(None, minimum=1, help="the teacher's blocks per stage, when not its name's")
     teacher_stage_widths: list[int] | None = setting(None, minimum=1, help="the teacher's stage widths, when not the default")
     temperature: float = setting(20.0, exclusive_minimum=0.0)

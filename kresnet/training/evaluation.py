@@ -6,8 +6,8 @@ from kresnet.errors import UserError
 
 
 def evaluate_weights(
-    weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64,
-    stage_depths=None, stage_widths=None,
+    weights, model_name=None, data=None, num_classes=None, image_size=None, resize=None, batch_size=64, stage_depths=None,
+    stage_widths=None, pretrained=None,
 ):
     """Evaluate a run folder or a `.weights.h5` file; returns a metrics dict (percentages).
 
@@ -24,7 +24,13 @@ def evaluate_weights(
         batch_size: evaluation batch size.
         stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
         stage_widths: stage widths when they differ from the default (narrow imported weights).
+        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, or `"gluon_in1k"` with `model_name`),
+            Hub id or weights file, evaluated with the tag's own eval transform; `weights` is then None.
     """
+    if pretrained is not None:
+        return _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths)
+    if weights is None:
+        raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --weights`)")
     weights = pathlib.Path(weights)
     config = None
     if weights.is_dir():
@@ -51,18 +57,9 @@ def evaluate_weights(
     num_classes, image_size = num_classes or 1000, image_size or 224
     resize = resize or round(image_size * 256 / 224)
 
-    import keras
-
     import kresnet
-    from kresnet.data.pipeline import build_dataset
-    from kresnet.data.sources import resolve_split
 
-    source = resolve_split(pathlib.Path(data).expanduser(), "val")
-    if not pathlib.Path(str(source).split("*")[0]).parent.exists():
-        raise UserError(f"--data: {data} not found (expected a folder of class folders, or a root holding val/)")
-    dataset, info = build_dataset(
-        source, training=False, batch_size=batch_size, image_size=image_size, resize_size=resize, num_classes=num_classes
-    )
+    dataset, info = _validation_data(data, batch_size, num_classes, image_size=image_size, resize_size=resize)
     stage_overrides = {"stage_depths": stage_depths, "stage_widths": stage_widths}
     if config is not None:
         stage_overrides = {
@@ -74,8 +71,61 @@ def evaluate_weights(
         model.load_weights(weights)
     except ValueError as error:
         raise UserError(f"{weights}: does not fit {model_name} with {num_classes} classes ({str(error).splitlines()[0]})") from None
+    results = _measure(model, dataset)
+    return {**results, **_scored(info), "model": model_name, "weights": str(weights), "image_size": image_size, "resize": resize}
+
+
+def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths):
+    """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers."""
+    from kresnet.models import presets
+    from kresnet.models.pretrained import load_pretrained, resolve
+
+    if model_name is None:
+        preset = presets.find_preset(pretrained)
+        if preset is None:
+            raise UserError(f"--weights {pretrained!r}: give a full tag like resnet50d.gluon_in1k, or add --model NAME")
+        model_name = preset.name
+    if data is None:
+        raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
+    preset = resolve(model_name, pretrained).preset
+    model = load_pretrained(model_name, pretrained, label="--weights", stage_depths=stage_depths)
+    dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset)
+    metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}
+    if preset is not None:
+        metrics.update(
+            published_top1=preset.top1, published_top5=preset.top5, image_size=preset.eval_size, resize=preset.resize_size,
+            interpolation=preset.interpolation, crop_pct=preset.crop_pct,
+        )
+    return metrics
+
+
+def _validation_data(data, batch_size, num_classes, eval_preset=None, image_size=None, resize_size=None):
+    from kresnet.data.pipeline import build_dataset
+    from kresnet.data.sources import resolve_split
+
+    source = resolve_split(pathlib.Path(data).expanduser(), "val")
+    if not pathlib.Path(str(source).split("*")[0]).parent.exists():
+        raise UserError(f"--data: {data} not found (expected a folder of class folders, or a root holding val/)")
+    if eval_preset is not None:
+        image_size, resize_size = eval_preset.eval_size, eval_preset.resize_size
+    return build_dataset(
+        source, training=False, batch_size=batch_size, image_size=image_size, resize_size=resize_size,
+        num_classes=num_classes, eval_preset=eval_preset,
+    )
+
+
+def _scored(info):
+    """Images scored and skipped, counted after the pass: unreadable files were dropped, not scored."""
+    images = None if info.num_examples is None else info.num_examples - info.skipped.count
+    return {"images": images, "skipped_images": info.skipped.count}
+
+
+def _measure(model, dataset):
+    import keras
+
     from kresnet.training.losses import classification_loss
 
+    num_classes = model.num_classes
     model.compile(
         loss=classification_loss(),
         metrics=[
@@ -84,14 +134,4 @@ def evaluate_weights(
         ],
     )
     results = model.evaluate(dataset, verbose="auto", return_dict=True)
-    return {
-        "top1": float(results["top1"]) * 100,
-        "top5": float(results["top5"]) * 100,
-        # Counted after the pass: unreadable files were dropped, not scored.
-        "images": None if info.num_examples is None else info.num_examples - info.skipped.count,
-        "skipped_images": info.skipped.count,
-        "model": model_name,
-        "weights": str(weights),
-        "image_size": image_size,
-        "resize": resize,
-    }
+    return {"top1": float(results["top1"]) * 100, "top5": float(results["top5"]) * 100}

@@ -92,7 +92,8 @@ def test_unreadable_files_and_wrong_block_type_are_one_line_errors(testdata, tmp
         ([tmp_path / "whole_module.pth", "--model", "resnet18d"], "whole_module.pth: not a readable PyTorch state dict"),
         ([tmp_path / "corrupt.safetensors", "--model", "resnet18d"], "corrupt.safetensors: not a readable PyTorch state dict"),
         ([basic, "--model", "resnet50d", "--depths", "1,1,1,1"], "basic blocks but resnet50d has bottleneck blocks"),
-        ([basic, "--model", "resnet18d", "--depths", "1,1,1,1", "--from", "caffe"], "--from must be one of timm, torchvision"),
+        # timm/torchvision bottlenecks stride on the 3x3 conv (B): the A layout has the same shapes but must refuse them.
+        ([testdata / "reference" / "bottleneck_b_1111.safetensors", "--model", "resnet50", "--depths", "1,1,1,1"], "use resnet50b"),
     ]:
         assert run_cli(["import-weights", *argv, "--out", out]) == 2
         error = capsys.readouterr().err.strip()
@@ -116,7 +117,7 @@ def test_cli_imports_torchvision_naming_into_a_whole_keras_model(testdata, tmp_p
     # layerN.M.*, downsample.{0,1}, fc), which the B reference file has.
     out = tmp_path / "imported.keras"
     weights = testdata / "reference" / "bottleneck_b_1111.safetensors"
-    argv = ["import-weights", weights, "--model", "resnet50b", "--from", "torchvision", "--depths", "1,1,1,1", "--out", out]
+    argv = ["import-weights", weights, "--model", "resnet50b", "--depths", "1,1,1,1", "--out", out]
     assert run_cli(argv) == 0
     model = kresnet.load_model(out)
     images = np.load(testdata / "reference" / "input_97_nhwc.npy")

@@ -113,7 +113,7 @@ def test_backbone_weights_come_from_a_classifier_checkpoint(tmp_path):
     classifier = kresnet.create_model("resnet18", num_classes=7, **TINY)
     path = tmp_path / "classifier.weights.h5"
     classifier.save_weights(path)
-    config = Model(backbone="resnet18", backbone_weights=str(path), backbone_classes=7, **TINY)
+    config = Model(backbone="resnet18", backbone_weights=str(path), **TINY)  # 7 classes: read from the file
     segmenter = build_segmenter(config, num_classes=3)
     conv = "stage4_block0_conv1"
     source = classifier.backbone.get_layer(conv)

@@ -32,7 +32,8 @@ def test_shipped_recipes_load(path):
     assert config.task == "segmentation"
     if path.name.startswith("ade20k_"):
         assert config.model.output_stride == 8 and config.data.format == "ade20k"
-        assert config.meta.paper_table == "Table 9" and config.meta.expected_mean_iou is not None
+        assert config.meta.paper_table == "Table 9"
+        assert config.meta.expected_mean_iou is not None or path.stem.endswith("_gluon")  # no paper row for the pretrained tag
 
 
 TABLE_9 = {  # recipe: (paper row, backbone, backbone run folder, pixAcc, mIoU) from the paper's Table 9
@@ -47,7 +48,8 @@ TABLE_9 = {  # recipe: (paper row, backbone, backbone run folder, pixAcc, mIoU) 
 
 
 def test_one_recipe_per_table_9_row_with_the_papers_numbers_and_gluoncv_setup():
-    assert sorted(p.stem for p in RECIPES.glob("ade20k_*.toml")) == sorted(TABLE_9)
+    # ade20k_fcn_r50d_gluon starts from a pretrained tag, not a Table 6 run (tests/models/test_pretrained.py).
+    assert sorted(p.stem for p in RECIPES.glob("ade20k_*.toml") if not p.stem.endswith("_gluon")) == sorted(TABLE_9)
     for name, (row, backbone, backbone_run, pixel_accuracy, mean_iou) in TABLE_9.items():
         config = load_segmentation_recipe(RECIPES / f"{name}.toml")
         assert config.meta.paper_row == row, name

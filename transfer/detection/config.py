@@ -21,7 +21,7 @@ class Meta(PaperReference):
 @dataclasses.dataclass
 class Model:
     backbone: str = setting("resnet50d", help="a name from `kresnet models`")
-    backbone_weights: str = setting("", help="classifier .weights.h5 from `kresnet train`/`import-weights`; empty: random init")
+    backbone_weights: str = setting("", help="pretrained tag (gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth; empty: random init")
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
     fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")

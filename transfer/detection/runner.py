@@ -55,16 +55,15 @@ def build_detector(config, num_classes, load_backbone=True):
         num_classes: int.
         load_backbone: bool. False when full detector weights are loaded next anyway.
     """
-    import kresnet
+    from transfer.backbone import build_backbone
     from transfer.detection.faster_rcnn import FasterRCNN
     from transfer.detection.pipeline import padded_size
 
     set_precision(config.train.precision)
     side = padded_size(config.data.max_side)
     m = config.model
-    backbone = kresnet.create_backbone(m.backbone, input_shape=[side, side, 3], stage_depths=m.stage_depths)
-    if load_backbone and m.backbone_weights:
-        load_backbone_weights(backbone, m.backbone_weights, m.backbone, m.stage_depths)
+    weights = m.backbone_weights if load_backbone else ""
+    backbone = build_backbone(m.backbone, weights, input_shape=[side, side, 3], stage_depths=m.stage_depths)
     return FasterRCNN(
         backbone, num_classes, fpn_channels=m.fpn_channels, anchor_sizes=m.anchor_sizes, aspect_ratios=m.aspect_ratios,
         rpn_batch_size=m.rpn_batch_size, rpn_pre_nms_topk_train=m.rpn_pre_nms_topk_train,
@@ -72,35 +71,6 @@ def build_detector(config, num_classes, load_backbone=True):
         rpn_post_nms_topk_test=m.rpn_post_nms_topk_test, roi_batch_size=m.roi_batch_size, head_dim=m.head_dim,
         pooler_size=m.pooler_size, score_threshold=m.score_threshold, max_detections=m.max_detections,
         freeze_bn=m.freeze_bn, freeze_stem=m.freeze_stem, fpn=m.fpn, seed=config.train.seed)
-
-
-def load_backbone_weights(backbone, path, name, stage_depths):
-    """Copy the backbone out of a classifier `.weights.h5` (any number of classes).
-
-    Args:
-        backbone: the detector's `ResNetBackbone`.
-        path: str. `model.weights.h5` of `kresnet train`, or of `kresnet import-weights`.
-        name: str. Model name of the classifier.
-        stage_depths: list or None, as the classifier was built.
-    """
-    import h5py
-
-    import kresnet
-
-    path = pathlib.Path(path)
-    if not path.is_file() or not path.name.endswith(".weights.h5"):
-        raise UserError(f"model.backbone_weights: {path} not found (expected a classifier .weights.h5 from kresnet train)")
-    kernels = []
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda key, item: kernels.append(item.shape) if getattr(item, "ndim", 0) == 2 else None)
-    if len(kernels) != 1:
-        raise UserError(f"model.backbone_weights: {path} is not a kresnet classifier (expected one dense kernel)")
-    classifier = kresnet.create_model(name, num_classes=int(kernels[0][1]), stage_depths=stage_depths)
-    try:
-        classifier.load_weights(path)
-    except ValueError as error:
-        raise UserError(f"model.backbone_weights: {path} does not fit model.backbone={name} ({error})") from None
-    backbone.set_weights(classifier.backbone.get_weights())
 
 
 def build_variables(model, config):

@@ -22,9 +22,12 @@ class Meta(PaperReference):
 
 @dataclasses.dataclass
 class Model:
+    REMOVED_KEYS = {"backbone_classes": "the class count now comes from the file in model.backbone_weights; delete the key"}
+
     backbone: str = setting("resnet50d", help="a name from `kresnet models`")
-    backbone_weights: str = setting("", help="classifier .weights.h5 to start from ('' = random init)")
-    backbone_classes: int = setting(1000, minimum=2, help="classes of the classifier in backbone_weights")
+    backbone_weights: str = setting(
+        "", help="pretrained tag (e.g. gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth ('' = random init)"
+    )
     output_stride: int = setting(8, choices=[8, 16, 32], help="8: dilated stages 3 and 4 (the paper)")
     aux: bool = setting(True, help="auxiliary FCN head on stage 3")
     aux_weight: float = setting(0.2, minimum=0.0, help="loss weight of the auxiliary head")

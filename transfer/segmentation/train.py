@@ -7,7 +7,6 @@ per-class IoU on the val split).
 """
 
 import json
-import pathlib
 import sys
 import time
 
@@ -36,36 +35,16 @@ def build_segmenter(model_config, num_classes):
         model_config: the recipe's `Model` table.
         num_classes: int. Segmentation classes.
     """
-    import kresnet
+    from transfer.backbone import build_backbone
 
-    backbone_kwargs = {"stage_depths": model_config.stage_depths, "stage_widths": model_config.stage_widths}
-    backbone = kresnet.create_backbone(model_config.backbone, output_stride=model_config.output_stride, **backbone_kwargs)
-    if model_config.backbone_weights:
-        load_backbone_weights(backbone, model_config, backbone_kwargs)
+    backbone = build_backbone(
+        model_config.backbone,
+        model_config.backbone_weights,
+        output_stride=model_config.output_stride,
+        stage_depths=model_config.stage_depths,
+        stage_widths=model_config.stage_widths,
+    )
     return build_fcn(backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout)
-
-
-def load_backbone_weights(backbone, model_config, backbone_kwargs):
-    """Copy the backbone of a kresnet classifier checkpoint into a (possibly dilated) backbone.
-
-    Dilation changes no weight shape, so the classifier is built at output stride 32, loaded,
-    and its backbone's weights are copied over in layer order.
-    """
-    import kresnet
-
-    path = pathlib.Path(model_config.backbone_weights).expanduser()
-    if not path.is_file():
-        raise UserError(
-            f"model.backbone_weights: {path} not found (expected a classifier .weights.h5, e.g. model.weights.h5 "
-            "of a `kresnet train` run or the output of `kresnet import-weights`)"
-        )
-    classifier = kresnet.create_model(model_config.backbone, num_classes=model_config.backbone_classes, **backbone_kwargs)
-    try:
-        classifier.load_weights(path)
-    except ValueError as error:
-        first_line = str(error).splitlines()[0]
-        raise UserError(f"model.backbone_weights: {path} does not fit {model_config.backbone}: {first_line}") from None
-    backbone.set_weights(classifier.backbone.get_weights())
 
 
 def compile_segmenter(model, config, steps_per_epoch):

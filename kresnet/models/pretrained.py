@@ -1,0 +1,207 @@
+"""The one loader of pretrained weights: `weights=` of `create_model` / `create_backbone`, and the transfer tasks.
+
+`weights` is a tag of the model name (`"gluon_in1k"`), a full name (`"resnet50d.gluon_in1k"`), a Hub id
+(`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
+a Keras `.weights.h5` / `.keras`, or a keras-hub preset folder. The number of classes comes from the
+file. Asked for the file's classes, the head loads too; asked for others, only the backbone loads and
+the head is fresh (as in timm).
+"""
+
+import dataclasses
+import pathlib
+import sys
+
+from kresnet.errors import UserError
+from kresnet.models import hub, presets, registry
+
+STATE_DICT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsSource:
+    """What `weights=` names: a local path or a Hub id, and its published preset when it has one."""
+
+    text: str
+    path: pathlib.Path = None
+    hub_id: str = None
+    preset: presets.Preset = None
+
+
+def resolve(name, weights):
+    """The `WeightsSource` of `weights` for model `name`; unknown tags and layout mismatches are errors."""
+    text = str(weights)
+    path = pathlib.Path(text).expanduser()
+    if path.exists():
+        return WeightsSource(text, path=path)
+    if text.startswith(presets.HUB_PREFIX):
+        preset = presets.find_preset(text)
+        if preset is not None:
+            presets.check_layout(name, preset)
+        return WeightsSource(text, hub_id=text[len(presets.HUB_PREFIX) :], preset=preset)
+    if "/" in text or text.endswith((*STATE_DICT_SUFFIXES, ".h5", ".keras")):
+        raise UserError("file not found (expected a tag such as 'gluon_in1k', 'hf-hub:<repo>' or a file)")
+    preset = presets.find_preset(text)
+    if preset is None:
+        preset = presets.preset_for(name, text)
+    presets.check_layout(name, preset)
+    return WeightsSource(text, hub_id=preset.hub_id, preset=preset)
+
+
+def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", **kwargs):
+    """A classifier (or, with `backbone_only`, a backbone) of `name` holding `weights`.
+
+    Args:
+        name: str. kresnet model name.
+        weights: see the module docstring.
+        num_classes: int or None. None: the file's classes (1000 for the Hub tags).
+        backbone_only: bool. Return the `ResNetBackbone` only.
+        label: str. How errors name the setting, e.g. `"model.backbone_weights"`.
+        **kwargs: `ResNetBackbone` arguments (e.g. `stage_depths`, `output_stride`, `dtype`).
+    """
+    try:
+        source = resolve(name, weights)
+        model = _source_model(name, source, kwargs)
+    except UserError as error:
+        raise UserError(f"{label}={str(weights)!r}: {error}") from None
+    if backbone_only:
+        return getattr(model, "backbone", model)
+    file_classes = getattr(model, "num_classes", None)
+    if num_classes is None or num_classes == file_classes:
+        if file_classes is None:
+            raise UserError(f"{label}={source.text!r}: holds a backbone only; pass num_classes for a fresh head")
+        return model
+    from kresnet.models.resnet_classifier import ResNetClassifier
+
+    what = f"its {file_classes}-class head is not used" if file_classes else "it has no head"
+    print(f"{source.text}: loaded the backbone only; the {num_classes}-class head is fresh ({what})", file=sys.stderr)
+    return ResNetClassifier(model.backbone if file_classes else model, num_classes=num_classes, name=name)
+
+
+def _source_model(name, source, kwargs):
+    """The model the file describes (its classes, or a backbone), built as `name` with `kwargs`, weights loaded."""
+    if source.hub_id is not None:
+        return _from_hub(name, source.hub_id, kwargs)
+    path = source.path
+    if path.is_dir():
+        return _from_keras_hub_preset(name, path, kwargs)
+    if path.suffix in STATE_DICT_SUFFIXES:
+        from kresnet.models.weight_import import load_state_dict
+
+        return _from_state_dict(name, load_state_dict(path), kwargs)
+    if path.name.endswith(".weights.h5"):
+        return _from_weights_h5(name, path, kwargs)
+    if path.suffix == ".keras":
+        return _from_keras_file(name, path, kwargs)
+    raise UserError(f"{path}: expected .safetensors, .pth, .weights.h5, .keras or a keras-hub preset folder")
+
+
+def _from_state_dict(name, state, kwargs):
+    from kresnet.models.weight_import import build_model_for, import_state_dict
+
+    model = build_model_for(state, name, **kwargs)
+    return import_state_dict(model, state)
+
+
+def _from_hub(name, hub_id, kwargs):
+    from kresnet.models.weight_import import check_state_dict_layout, load_state_dict
+
+    hub_file = hub.fetch(hub_id)
+    try:
+        state = load_state_dict(hub_file.path)
+    except UserError:
+        hub.evict(hub_file)
+        raise UserError(
+            f"{hub_file.path} is corrupt or partial; removed it from the Hugging Face cache, run again to download it anew"
+        ) from None
+    check_state_dict_layout(state, name)
+    architecture = f"{name}:{sorted(_architecture_kwargs(kwargs).items())}"
+    cached = hub.converted_path(hub_file, architecture)
+    if cached.is_file():
+        model = _build(name, _num_classes_of_state(state), kwargs)
+        try:
+            model.load_weights(cached)
+            return model
+        except Exception:  # noqa: BLE001 - h5py and Keras raise many kinds; all mean "unusable cache entry"
+            cached.unlink()
+            print(f"{cached}: unreadable cache entry removed; converting again", file=sys.stderr)
+    model = _from_state_dict(name, state, kwargs)
+    hub.save_atomically(model, cached)
+    return model
+
+
+def _architecture_kwargs(kwargs):
+    """The arguments that change weight shapes (output stride, dtype and input size do not)."""
+    return {key: value for key, value in kwargs.items() if key in ("stage_depths", "stage_widths", "stem_width", "block_type")}
+
+
+def _num_classes_of_state(state):
+    from kresnet.models.weight_import import infer_num_classes
+
+    return infer_num_classes(state)
+
+
+def _build(name, num_classes, kwargs):
+    if num_classes is None:
+        return registry.create_backbone(name, **kwargs)
+    return registry.create_model(name, num_classes=num_classes, **kwargs)
+
+
+def _dense_kernels(path):
+    import h5py
+
+    kernels = []
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda key, item: kernels.append(item.shape) if getattr(item, "ndim", 0) == 2 else None)
+    return kernels
+
+
+def _from_weights_h5(name, path, kwargs):
+    try:
+        kernels = _dense_kernels(path)
+    except OSError as error:
+        raise UserError(f"{path}: not a readable .weights.h5 ({str(error).splitlines()[0]})") from None
+    if len(kernels) > 1:
+        raise UserError(f"{path}: not a kresnet classifier or backbone ({len(kernels)} dense kernels)")
+    model = _build(name, int(kernels[0][1]) if kernels else None, kwargs)
+    try:
+        model.load_weights(path)
+    except ValueError as error:
+        raise UserError(f"{path}: does not fit {name} ({str(error).splitlines()[0]})") from None
+    return model
+
+
+def _check_flags(name, path, backbone):
+    spec = registry.model_spec(name)
+    # A basic block has no 1x1 conv, so stride_in_1x1 does not change its layout.
+    flags = [flag for flag in spec.flags if not (flag == "stride_in_1x1" and spec.block_type == "basic")]
+    found = {flag: getattr(backbone, flag) for flag in flags}
+    wanted = {flag: spec.flags[flag] for flag in flags}
+    if backbone.block_type != spec.block_type or found != wanted:
+        raise UserError(f"{path}: holds a {backbone.block_type} backbone with {found}, not {name} ({spec.variant_label}, {spec.block_type})")
+
+
+def _from_keras_file(name, path, kwargs):
+    saved = registry.load_model(path, compile=False)
+    backbone = getattr(saved, "backbone", saved)
+    _check_flags(name, path, backbone)
+    model = _build(name, getattr(saved, "num_classes", None), {**_saved_architecture(backbone), **kwargs})
+    model.set_weights(saved.get_weights())
+    return model
+
+
+def _from_keras_hub_preset(name, folder, kwargs):
+    import keras_hub
+
+    import kresnet.models.resnet_backbone  # noqa: F401 - registers ResNetBackbone for keras-hub's loader
+
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{folder}: not a keras-hub preset folder (no config.json)")
+    saved = keras_hub.models.Backbone.from_preset(str(folder))
+    _check_flags(name, folder, saved)
+    model = registry.create_backbone(name, **{**_saved_architecture(saved), **kwargs})
+    model.set_weights(saved.get_weights())
+    return model
+
+
+def _saved_architecture(backbone):
+    return {"stage_depths": backbone.stage_depths, "stage_widths": backbone.stage_widths, "stem_width": backbone.stem_width}

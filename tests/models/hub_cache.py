@@ -1,0 +1,37 @@
+"""A Hugging Face Hub cache in the real `huggingface_hub` layout, built from the timm reference files."""
+
+import hashlib
+
+# Hub repo -> reference file (shared/testdata/reference). Each is a narrow stand-in: one block per stage, 10 classes.
+REFERENCE_REPOS = {
+    "timm/resnet50d.gluon_in1k": "bottleneck_d_1111",
+    "timm/resnet50.gluon_in1k": "bottleneck_b_1111",
+    "timm/resnet18d.ra2_in1k": "basic_d_1111",
+}
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def add_to_hub_cache(hub_dir, repo_id, data, revision=REVISION):
+    """models--<org>--<name>/{blobs/<sha256>, snapshots/<rev>/model.safetensors -> blob, refs/main}."""
+    root = hub_dir / f"models--{repo_id.replace('/', '--')}"
+    sha256 = hashlib.sha256(data).hexdigest()
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    (root / "blobs" / sha256).write_bytes(data)
+    snapshot = root / "snapshots" / revision
+    snapshot.mkdir(parents=True, exist_ok=True)
+    (snapshot / "model.safetensors").symlink_to(f"../../blobs/{sha256}")
+    (root / "refs").mkdir(exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    return snapshot / "model.safetensors"
+
+
+def make_offline_hub(tmp_path, monkeypatch, reference_dir):
+    """Populate a Hub cache under tmp_path and point HF_HOME / HF_HUB_OFFLINE / KRESNET_CACHE at it."""
+    hub_dir = tmp_path / "hf_home" / "hub"
+    for repo_id, stem in REFERENCE_REPOS.items():
+        add_to_hub_cache(hub_dir, repo_id, (reference_dir / f"{stem}.safetensors").read_bytes())
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "kresnet_cache"))
+    return hub_dir
