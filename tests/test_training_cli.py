@@ -37,9 +37,9 @@ def test_evaluate_needs_a_model_for_bare_weights(tmp_path):
     weights = tmp_path / "x.weights.h5"
     weights.write_bytes(b"")
     with pytest.raises(UserError, match="--model"):
-        commands.evaluate(weights, None, tmp_path, None, None, None, 8, None, None, None)
+        commands.evaluate(weights, None, tmp_path, None, None, None, 8, None, None, None, None)
     with pytest.raises(UserError, match="not a run folder"):
-        commands.evaluate(tmp_path, None, None, None, None, None, 8, None, None, None)
+        commands.evaluate(tmp_path, None, None, None, None, None, 8, None, None, None, None)
 
 
 def test_ablation_rows_are_cumulative():

@@ -103,7 +103,7 @@ def _from_state_dict(name, state, kwargs):
 
 
 def _from_hub(name, hub_id, kwargs):
-    from kresnet.models.weight_import import check_state_dict_layout, load_state_dict
+    from kresnet.models.weight_import import check_state_dict_layout, load_state_dict, with_file_widths
 
     hub_file = hub.fetch(hub_id)
     try:
@@ -114,6 +114,7 @@ def _from_hub(name, hub_id, kwargs):
             f"{hub_file.path} is corrupt or partial; removed it from the Hugging Face cache, run again to download it anew"
         ) from None
     check_state_dict_layout(state, name)
+    kwargs = with_file_widths(state, kwargs)
     architecture = f"{name}:{sorted(_architecture_kwargs(kwargs).items())}"
     cached = hub.converted_path(hub_file, architecture)
     if cached.is_file():

@@ -86,6 +86,16 @@ def infer_stage_widths(state):
     return [int(state[key].shape[0]) for key in keys]
 
 
+def with_file_widths(state, kwargs):
+    """`kwargs` with the stage and deep-stem widths of the file where the caller set none (narrow files import too)."""
+    kwargs = dict(kwargs)
+    if kwargs.get("stage_widths") is None:
+        kwargs["stage_widths"] = infer_stage_widths(state)
+    if "conv1.0.weight" in state and kwargs.get("stem_width") is None:
+        kwargs["stem_width"] = int(state["conv1.0.weight"].shape[0])
+    return kwargs
+
+
 def infer_num_classes(state):
     """Classes of the file's `fc` head, or None for a headless (backbone) state dict."""
     return state["fc.weight"].shape[0] if "fc.weight" in state else None
@@ -131,11 +141,7 @@ def build_model_for(state, name, stage_depths=None, **kwargs):
             f"the state dict has {found} blocks per stage but {name} is built with {list(stage_depths)}; "
             f"pass --depths {','.join(map(str, found))} (stage_depths={found} in Python)"
         )
-    # Narrow files import too: the widths come from the file unless the caller fixes them.
-    if kwargs.get("stage_widths") is None:
-        kwargs["stage_widths"] = infer_stage_widths(state)
-    if "conv1.0.weight" in state and kwargs.get("stem_width") is None:
-        kwargs["stem_width"] = int(state["conv1.0.weight"].shape[0])
+    kwargs = with_file_widths(state, kwargs)
     num_classes = infer_num_classes(state)
     if num_classes is None:
         return registry.create_backbone(name, stage_depths=list(stage_depths), **kwargs)

@@ -8,7 +8,8 @@ import kresnet
 from kresnet.models import presets
 from tests.models.hub_cache import add_to_hub_cache, make_offline_hub
 
-ONE_BLOCK = {"stage_depths": [1, 1, 1, 1]}  # the reference files' depths (full widths)
+ONE_BLOCK = {"stage_depths": [1, 1, 1, 1]}  # the reference files' depths; their narrow widths come from the files
+NARROW = {**ONE_BLOCK, "stage_widths": [8, 16, 24, 32]}  # a Keras weights file carries no shape: say it
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_local_files_load_with_classes_from_the_file(reference, tmp_path):
     imported.save_weights(tmp_path / "model.weights.h5")
     imported.save(tmp_path / "model.keras")
     for path in (tmp_path / "model.weights.h5", tmp_path / "model.keras"):
-        model = kresnet.create_model("resnet50d", weights=path, **ONE_BLOCK)
+        model = kresnet.create_model("resnet50d", weights=path, **NARROW)
         assert model.num_classes == 10
         assert np.abs(_logits(model, reference) - expected).max() <= 1e-4
     _one_line_error(lambda: kresnet.create_model("resnet50c", weights=tmp_path / "model.keras"), "not resnet50c")
