@@ -54,9 +54,9 @@ def _class_names(weights):
 
 def _summary(metrics):
     """One line: VOC07 and area mAP (with the paper's number when the recipe has one), COCO AP for COCO data."""
-    paper = f" (paper {metrics['expected_map']:.2f})" if metrics.get("expected_map") is not None else ""
-    coco = f"  COCO AP {metrics['coco']['ap']:.2f}" if "coco" in metrics else ""
-    return f"VOC07 mAP {metrics['map_voc07']:.2f}{paper}  area mAP {metrics['map_area']:.2f}{coco}"
+    paper = f" (paper {metrics['expected_map']:.2f}%)" if metrics.get("expected_map") is not None else ""
+    coco = f"  COCO AP {metrics['coco']['ap']:.2f}%" if "coco" in metrics else ""
+    return f"VOC07 mAP {metrics['map_voc07']:.2f}%{paper}  area mAP {metrics['map_area']:.2f}%{coco}"
 
 
 def detect_command(recipe, overrides=(), out=None):
