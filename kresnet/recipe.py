@@ -77,6 +77,8 @@ def load_recipe(path, schema, overrides=()):
         raise UserError(f"{path}: recipe not found (expected a TOML file)")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
     return recipe_from_dict(data, schema, overrides=overrides, source=str(path))
@@ -235,6 +237,8 @@ def _check_scalar(key, kind, value, metadata):
 
 def _describe(kind, metadata):
     choices = metadata.get("choices")
+    if choices is not None and len(choices) > 8:  # model names: a few examples, not the whole list
+        return f"one of {len(choices)} names such as " + ", ".join(repr(c) for c in choices[-4:])
     if choices is not None:
         return "one of " + ", ".join(repr(c) for c in choices)
     noun = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[kind]

@@ -107,3 +107,10 @@ def test_write_recipe_round_trips(tmp_path):
     text = dumps_recipe(config)
     assert tomllib.loads(text)["train"]["steps"] == [1, 2]
     assert "teacher" not in dumps_recipe(Outer())  # None is omitted: TOML has no null.
+
+
+def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('seed = 1 # réglé\n'.encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1\.toml: not UTF-8 text \(byte 12\); save the recipe as UTF-8$"):
+        load_recipe(path, Outer)

@@ -52,6 +52,29 @@ def plan_segments(epochs, steps_per_epoch, mixup_epochs, start_epoch=0, start_st
     return segments
 
 
+def epoch_steps(images, global_batch, steps_per_epoch=0):
+    """Optimizer steps per epoch: the recipe's `train.steps_per_epoch`, else full batches of the training set.
+
+    A global batch larger than the training set is a one-line error here, before any model
+    is built (it would otherwise run out of memory without a message).
+
+    Args:
+        images: training images, or None when the dataset does not state its size.
+        global_batch: the recipe's `train.batch_size`.
+        steps_per_epoch: the recipe's `train.steps_per_epoch` (0: one pass over the data).
+    """
+    from kresnet.errors import UserError
+
+    if images is not None and global_batch > images:
+        raise UserError(f"train.batch_size: the global batch ({global_batch}) is larger than the {images} training "
+                        "images; lower it or use more data")
+    if steps_per_epoch:
+        return steps_per_epoch
+    if images is None:
+        raise UserError("train.steps_per_epoch: the training set does not state its size; set it")
+    return max(1, images // global_batch)
+
+
 @dataclasses.dataclass
 class FitResult:
     """What `fit_run` did: seconds spent training in this process, the backends the run used, optimizer steps."""

@@ -6,7 +6,7 @@ metrics.json, finished), plus classes.json; a finished run is only evaluated aga
 
 import keras
 
-from kresnet.runs.fit import fit_run
+from kresnet.runs.fit import epoch_steps, fit_run
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits
@@ -39,7 +39,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
             log(f"{run.path}: training already finished, evaluating {run / FINAL_WEIGHTS}")
             model.load_weights(run / FINAL_WEIGHTS)
         else:
-            steps = config.train.steps_per_epoch or max(1, len(train) // config.train.batch_size)
+            steps = epoch_steps(len(train), config.train.batch_size, config.train.steps_per_epoch)
             base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
             s = config.schedule
             schedule = build_schedule(s.kind, base_lr, steps, config.train.epochs, s.warmup_epochs, s.step_epochs,

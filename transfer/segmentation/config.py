@@ -9,6 +9,7 @@ crop 480, evaluation over scales 0.5..1.75 with flips.
 import dataclasses
 
 from kresnet.errors import UserError
+from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer
 from kresnet.training.precision import PRECISIONS
@@ -22,7 +23,7 @@ class Meta(PaperReference):
 
 @dataclasses.dataclass
 class Model:
-    backbone: str = setting("resnet50d", help="a name from `kresnet models`")
+    backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="classifier .weights.h5 to start from ('' = random init)")
     backbone_classes: int = setting(1000, minimum=2, help="classes of the classifier in backbone_weights")
     output_stride: int = setting(8, choices=[8, 16, 32], help="8: dilated stages 3 and 4 (the paper)")

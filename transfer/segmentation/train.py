@@ -11,7 +11,7 @@ import sys
 import keras
 
 from kresnet.errors import UserError
-from kresnet.runs.fit import fit_run
+from kresnet.runs.fit import epoch_steps, fit_run
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from kresnet.training.optimizer import build_optimizer
@@ -97,7 +97,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
         set_precision(config.train.precision)
         train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
         run.write_json(CLASSES, train_samples.class_names)
-        steps_per_epoch = config.train.steps_per_epoch or max(1, len(train_samples) // config.train.batch_size)
+        steps_per_epoch = epoch_steps(len(train_samples), config.train.batch_size, config.train.steps_per_epoch)
         model = build_segmenter(config.model, train_samples.num_classes)
         compile_segmenter(model, config, steps_per_epoch)
         dataset = pipeline.train_dataset(
