@@ -106,6 +106,7 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     for name in ("recipe.toml", "classes.json", "history.csv", "model.weights.h5", "metrics.json",
                  "checkpoints/state.json", "finished"):
         assert (run / name).is_file(), name
+    assert any((run / "logs" / "train").iterdir())  # TensorBoard scalars, as every task
     assert 0.0 <= metrics["map_voc07"] <= 100.0 and set(metrics["per_class_ap_voc07"]) == set(
         json.loads((run / "classes.json").read_text()))
     written = json.loads((run / "metrics.json").read_text())

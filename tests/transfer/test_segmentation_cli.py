@@ -81,7 +81,8 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     assert (run / "checkpoints").is_dir() and not (run / "model.weights.h5").exists()
     output = _invoke("segment", recipe, "--out", run)
     assert "Epoch 1/2" not in output and f"resuming {run} at epoch 2, step 0 of 1" in output
-    for name in ("recipe.toml", "classes.json", "history.csv", "model.weights.h5", "metrics.json", "checkpoints"):
+    for name in ("recipe.toml", "classes.json", "history.csv", "model.weights.h5", "metrics.json", "checkpoints",
+                 "logs/train", "finished"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["pixel_accuracy"] <= 100.0 and metrics["num_images"] == 3  # percent, as the paper
