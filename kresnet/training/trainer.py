@@ -36,7 +36,8 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
             data = build_training_data(config)
         with plan.scope:
             model, classifier = build_training_model(config, data.steps_per_epoch)
-        log(run_header("classification", config.model.name, f"{config.data.source} data, {data.num_classes} classes",
+        where = config.data.root if config.data.source == "imagenet" else "synthetic data"
+        log(run_header("classification", config.model.name, f"{where}, {data.num_classes} classes",
                        config.train.epochs, data.steps_per_epoch, config.train.batch_size, run.path))
         mixup_epochs = config.train.epochs - config.tricks.mixup_off_epochs
         run.unfinish()

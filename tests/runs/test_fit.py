@@ -40,7 +40,7 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
         raise KeyboardInterrupt()
 
 
-def test_a_resumed_run_says_so_and_records_every_backend_it_used(tmp_path):
+def test_a_resumed_run_says_so_and_records_every_backend_it_used(tmp_path, recwarn):
     config = tiny_recipe()
     lines = []
     with pytest.raises(KeyboardInterrupt):
@@ -59,3 +59,4 @@ def test_a_resumed_run_says_so_and_records_every_backend_it_used(tmp_path):
     assert {"task", "backends", "precision", "epochs", "steps", "train_seconds", "paper_row"} <= set(written)
     assert (written["task"], written["epochs"], written["steps"]) == ("classification", 2, 8)
     assert (tmp_path / "finished").is_file()
+    assert not [w for w in recwarn if "shuffle=True" in str(w.message)]  # Keras' warning for tf.data streams
