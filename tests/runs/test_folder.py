@@ -178,3 +178,16 @@ def test_a_checkpoint_that_does_not_fit_on_disk_fails_cleanly_and_the_previous_o
     fresh.compile(optimizer="sgd", loss="mse")
     assert RunCheckpoint(tmp_path / "checkpoints", steps_per_epoch=4).restore(fresh) == (1, 0)
     assert float(keras.ops.convert_to_numpy(fresh.weights[0])[0, 0]) == 1.0
+
+
+def test_by_default_only_the_primary_process_of_a_multi_worker_job_writes(tmp_path, monkeypatch):
+    from kresnet.training.distribution import is_primary_process
+
+    monkeypatch.setattr(keras.config, "backend", lambda: "tensorflow")
+    cluster = {"worker": ["host0:1", "host1:1"]}
+    for index, primary in ((0, True), (1, False)):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        assert is_primary_process() is primary
+        assert RunFolder(tmp_path).writer is primary
+    monkeypatch.delenv("TF_CONFIG")
+    assert is_primary_process() and RunFolder(tmp_path).writer
