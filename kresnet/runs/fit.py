@@ -11,7 +11,7 @@ import time
 
 import keras
 
-from kresnet.runs.folder import CHECKPOINTS, HISTORY, LOGS
+from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
 from kresnet.training.checkpoint import RunCheckpoint
 from kresnet.training.history import HistoryCSV, trim_history
 from kresnet.training.tensorboard_log import ScalarEventLog
@@ -113,8 +113,6 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup_
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
         log: callable for one-line messages.
     """
-    from kresnet.runs.folder import FINAL_WEIGHTS
-
     checkpoint = RunCheckpoint(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
                                writer=run.writer, fault=run.fault)
     start_epoch, start_step = checkpoint.restore(model)

@@ -6,7 +6,7 @@ holds the classifier after each finished epoch, so `kresnet evaluate` works mid-
 
 import keras
 
-from kresnet.runs.fit import Segment, fit_run, plan_segments  # noqa: F401  (plan_segments: part of this module's API)
+from kresnet.runs.fit import fit_run
 from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from kresnet.training.build import build_training_model
