@@ -10,10 +10,10 @@ import tensorflow as tf
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
+from kresnet.runs.fit import Segment, plan_segments
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.config import ClassificationRecipe
 from kresnet.training.history import trim_history
-from kresnet.runs.fit import Segment, plan_segments
 from kresnet.training.trainer import train
 from tests.training_helpers import tiny_data, tiny_recipe
 
