@@ -77,6 +77,8 @@ def load_recipe(path, schema, overrides=()):
         raise UserError(f"{path}: recipe not found (expected a TOML file)")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML: {error}") from None
     return recipe_from_dict(data, schema, overrides=overrides, source=str(path))
@@ -159,33 +161,6 @@ def write_recipe(config, path):
     return path
 
 
-# What a run folder holds once training has started: the classification checkpoints, the
-# transfer trainers' resumable backup, or the finished model.
-RUN_STATE = ("checkpoints", "backup", "model.weights.h5")
-
-
-def claim_run_folder(run, config):
-    """Write the resolved recipe into the run folder, or check that a started run there used the same one.
-
-    Rerunning a command resumes the run in its folder, so resuming with other settings would
-    silently mix two recipes in one run; that is a one-line error instead.
-
-    Args:
-        run: path of the run folder (created if missing).
-        config: the resolved recipe (dataclass instance).
-    """
-    run = pathlib.Path(run)
-    recipe_path = run / "recipe.toml"
-    started = any((run / name).exists() for name in RUN_STATE)
-    if started and recipe_path.is_file() and recipe_path.read_text(encoding="utf-8") != dumps_recipe(config):
-        raise UserError(
-            f"{run}: this run folder holds a different recipe ({recipe_path}); "
-            "resume with the same recipe and --set values, or choose another --out"
-        )
-    write_recipe(config, recipe_path)
-    return run
-
-
 def _deep_copy(data):
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
 
@@ -266,6 +241,8 @@ def _check_scalar(key, kind, value, metadata):
 
 def _describe(kind, metadata):
     choices = metadata.get("choices")
+    if choices is not None and len(choices) > 8:  # model names: a few examples, not the whole list
+        return f"one of {len(choices)} names such as " + ", ".join(repr(c) for c in choices[-4:])
     if choices is not None:
         return "one of " + ", ".join(repr(c) for c in choices)
     noun = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}[kind]

@@ -7,7 +7,7 @@ import pytest
 
 from kresnet.errors import UserError
 from kresnet.recipe import (
-    claim_run_folder, dumps_recipe, load_recipe, parse_override, recipe_from_dict, section, setting, write_recipe,
+    dumps_recipe, load_recipe, parse_override, recipe_from_dict, section, setting, write_recipe,
 )
 
 
@@ -109,21 +109,8 @@ def test_write_recipe_round_trips(tmp_path):
     assert "teacher" not in dumps_recipe(Outer())  # None is omitted: TOML has no null.
 
 
-def test_a_started_run_folder_keeps_its_recipe(tmp_path):
-    run = tmp_path / "run"
-    claim_run_folder(run, Outer())
-    assert load_recipe(run / "recipe.toml", Outer) == Outer()
-    # Nothing trained yet (a run that stopped before its first checkpoint): another recipe may take the folder.
-    other = recipe_from_dict({"seed": 7}, Outer)
-    claim_run_folder(run, other)
-    assert load_recipe(run / "recipe.toml", Outer) == other
-    for state in ("checkpoints", "backup"):  # classification's checkpoints, the transfer trainers' backup
-        (run / state).mkdir()
-        claim_run_folder(run, other)  # the same recipe resumes
-        with pytest.raises(UserError, match=r"run: this run folder holds a different recipe .*recipe\.toml"):
-            claim_run_folder(run, Outer())
-        assert load_recipe(run / "recipe.toml", Outer) == other  # left as it was
-        (run / state).rmdir()
-    (run / "model.weights.h5").write_bytes(b"")  # a finished run
-    with pytest.raises(UserError, match="different recipe"):
-        claim_run_folder(run, Outer())
+def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('seed = 1 # réglé\n'.encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1\.toml: not UTF-8 text \(byte 12\); save the recipe as UTF-8$"):
+        load_recipe(path, Outer)

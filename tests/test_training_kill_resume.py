@@ -53,4 +53,4 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(tmp_path):
     assert metrics["optimizer_steps"] == EPOCHS * STEPS_PER_EPOCH  # nothing repeated, nothing skipped
     with open(run_dir / "history.csv") as f:
         # A restart from scratch would append the finished epochs a second time.
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(EPOCHS))
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(1, EPOCHS + 1))

@@ -10,10 +10,11 @@ import tensorflow as tf
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
+from kresnet.runs.fit import Segment, plan_segments
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.config import ClassificationRecipe
 from kresnet.training.history import trim_history
-from kresnet.training.trainer import Segment, plan_segments, train
+from kresnet.training.trainer import train
 from tests.training_helpers import tiny_data, tiny_recipe
 
 
@@ -50,7 +51,7 @@ def test_two_epoch_run_decreases_loss_and_writes_the_run_folder(tmp_path):
     config = tiny_recipe()
     metrics = train(config, tmp_path, data=tiny_data(), verbose=0)
     rows = _history(tmp_path)
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])
     assert {"top1", "top5", "val_top1", "val_loss"} <= set(rows[0])
     assert json.loads((tmp_path / "metrics.json").read_text())["top1"] == pytest.approx(metrics["top1"])
@@ -101,16 +102,16 @@ def test_interrupted_run_resumes_at_the_right_step_with_identical_optimizer_stat
 
     metrics = train(config, tmp_path, data=tiny_data(), verbose=0)
     assert metrics["optimizer_steps"] == 8  # 2 epochs x 4 steps: nothing lost, nothing repeated
-    assert [int(r["epoch"]) for r in _history(tmp_path)] == [0, 1]
+    assert [int(r["epoch"]) for r in _history(tmp_path)] == [1, 2]
 
 
 def test_history_keeps_only_the_epochs_the_checkpoint_finished(tmp_path):
     history = tmp_path / "history.csv"
-    history.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n")
-    trim_history(history, finished_epochs=2)  # killed after epoch 2's row, before its checkpoint
-    assert [row["epoch"] for row in _history(tmp_path)] == ["0", "1"]
+    history.write_text("epoch,loss\n1,2.0\n2,1.5\n3,1.2\n")
+    trim_history(history, finished_epochs=2)  # killed after epoch 3's row, before its checkpoint
+    assert [row["epoch"] for row in _history(tmp_path)] == ["1", "2"]
     trim_history(history, finished_epochs=2)
-    assert [(row["epoch"], row["loss"]) for row in _history(tmp_path)] == [("0", "2.0"), ("1", "1.5")]
+    assert [(row["epoch"], row["loss"]) for row in _history(tmp_path)] == [("1", "2.0"), ("2", "1.5")]
     trim_history(tmp_path / "missing.csv", finished_epochs=0)  # a fresh run has none
 
 
@@ -123,7 +124,7 @@ def test_resume_refuses_a_different_recipe(tmp_path):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_recipe()
-    with pytest.raises(TrainingDiverged, match=r"NaN/inf at epoch 2, step 2.*epoch 1, step 0"):
+    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf at epoch 2, step 2.*epoch 1, step 0"):
         train(config, tmp_path, data=tiny_data(poison_after=1), verbose=0)
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)

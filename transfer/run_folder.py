@@ -7,8 +7,8 @@ Weights sit at `<run>/model.weights.h5` or one level down (`<run>/checkpoints/..
 import json
 import pathlib
 
-RUN_RECIPE = "recipe.toml"  # the resolved recipe every run folder holds
-CLASSES_FILE = "classes.json"  # the class names of the run, so `predict` needs no dataset
+from kresnet.runs.folder import CLASSES as CLASSES_FILE  # the class names of the run, so `predict` needs no dataset
+from kresnet.runs.folder import RECIPE as RUN_RECIPE
 
 
 def run_folder_of(weights, marker=RUN_RECIPE):

@@ -23,8 +23,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-MEAN_RGB = (123.68, 116.779, 103.939)
-STD_RGB = (58.393, 57.12, 57.375)
+from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+
 # AlexNet's PCA of ImageNet RGB pixels (0-255 scale), as used by the authors' code.
 EIGVAL = (55.46, 4.794, 1.148)
 EIGVEC = (

@@ -1,51 +1,59 @@
-"""Checkpoints that resume exactly (weights and optimizer state) and stop on a non-finite loss.
+"""Checkpoints that resume exactly (weights and optimizer state) and are never poisoned.
 
 `model.save_weights` of a compiled Keras 3 model stores the optimizer variables
 (momentum buffers, step counter, loss scale) too, so loading it back restores
 the optimizer bit for bit; the learning rate follows from the step counter.
-The state file names the weights file it belongs to and is replaced
-atomically after that file is complete; every save writes a new file, so a
-kill at any moment leaves a consistent pair behind.
+Each save writes a new weights file (through a temporary name), then replaces
+`state.json`, which names it: a kill at any moment leaves a consistent pair.
+Before any save, the loss, every weight (BatchNorm moving statistics included) and
+the optimizer state are checked finite: a diverged state is never written.
 """
 
 import json
 import math
-import os
 import pathlib
 
 import keras
+import numpy as np
 
 from kresnet.errors import UserError
+from kresnet.runs.atomic import save_weights_atomically, write_text_atomically
 
 STATE_FILE = "state.json"
 
 
 class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Saves the training state at epoch ends and every `every_steps` steps; never after a bad loss.
+    """Saves the training state at epoch ends and every `every_steps` steps; never a non-finite state.
 
     Args:
         directory: folder for the state files (created on demand).
         steps_per_epoch: optimizer steps per full epoch.
         every_steps: also save every this many steps inside an epoch (0: epoch ends only).
-        export_model: optional model (the student) whose weights are also written to
-            `export_path` at each epoch end, for `kresnet evaluate`.
+        export_model: optional model (the student, the bare classifier) whose weights are also
+            written to `export_path` at each epoch end, for `kresnet evaluate`.
         export_path: where those weights go.
+        writer: bool. False in the processes of a multi-process job that do not write files.
+        fault: optional `(phase, path)` hook of the atomic writer (tests simulate kills with it).
     """
 
-    def __init__(self, directory, steps_per_epoch, every_steps=0, export_model=None, export_path=None):
+    def __init__(self, directory, steps_per_epoch, every_steps=0, export_model=None, export_path=None, writer=True,
+                 fault=None):
         super().__init__()
         self.directory = pathlib.Path(directory)
         self.steps_per_epoch = int(steps_per_epoch)
         self.every_steps = int(every_steps)
         self.export_model = export_model
         self.export_path = export_path
+        self.writer = writer
+        self.fault = fault
         self.step_offset = 0  # Steps of the current epoch done before this `fit` call (partial epoch on resume).
-        self.diverged = None  # (epoch, step) of the first non-finite loss.
+        self.diverged = None  # (epoch, step, what) of the first non-finite loss or weight.
         self.saved = None  # (epoch, step) of the last saved state.
+        self.backends = [keras.backend.backend()]  # every backend this run trained on, in order
         self._epoch = 0
 
     def read_state(self):
@@ -71,19 +79,31 @@ class RunCheckpoint(keras.callbacks.Callback):
         if iterations != state["iterations"]:
             raise UserError(f"{self.directory}: checkpoint holds optimizer step {iterations}, state says {state['iterations']}")
         self.saved = (state["epoch"], state["step"])
+        backends = list(state.get("backends", []))
+        self.backends = backends + [b for b in self.backends if b not in backends]
         return state["epoch"], state["step"]
+
+    def raise_if_diverged(self):
+        """After `fit`: a `TrainingDiverged` naming where and what, and the checkpoint kept, if it diverged."""
+        if self.diverged is None:
+            return
+        epoch, step, what = self.diverged
+        kept = ("no checkpoint yet" if self.saved is None
+                else f"last good checkpoint (epoch {self.saved[0]}, step {self.saved[1]}) kept in {self.directory}")
+        raise TrainingDiverged(
+            f"{what} became NaN/inf at epoch {epoch + 1}, step {step}; training stopped, {kept}; "
+            "lower optimizer.lr_per_256, add warmup or use float32 / mixed_bfloat16"
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        step = self.step_offset + batch + 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            if self.diverged is None:
-                self.diverged = (self._epoch, self.step_offset + batch + 1)
-            self.model.stop_training = True
+            self._stop(self._epoch, step, "loss")
             return
-        step = self.step_offset + batch + 1
         if self.every_steps and step % self.every_steps == 0 and step < self.steps_per_epoch:
             self._save(self._epoch, step)
 
@@ -91,26 +111,46 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.step_offset = 0
         if self.diverged is not None:
             return
-        self._save(epoch + 1, 0)
-        if self.export_model is not None:
-            path = pathlib.Path(self.export_path)
-            scratch = path.with_name("partial-" + path.name)
-            self.export_model.save_weights(scratch)
-            os.replace(scratch, path)
+        if not self._save(epoch + 1, 0):
+            return
+        if self.export_model is not None and self.writer:
+            save_weights_atomically(self.export_model, self.export_path, self.fault)
+
+    def _stop(self, epoch, step, what):
+        if self.diverged is None:
+            self.diverged = (epoch, step, what)
+        self.model.stop_training = True
 
     def _save(self, epoch, step):
+        """Write the state after `step` steps of epoch `epoch`; False (and stop) when it is not finite."""
+        bad = first_non_finite(list(self.model.weights) + list(self.model.optimizer.variables))
+        if bad is not None:
+            # Keras counts the finished epoch's steps: report the step the state belongs to.
+            self._stop(epoch - 1 if step == 0 else epoch, step or self.steps_per_epoch, f"weight {bad}")
+            return False
+        self.saved = (epoch, step)
+        if not self.writer:
+            return True
         self.directory.mkdir(parents=True, exist_ok=True)
         iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         # Named by the batches trained, not the optimizer's counter: under float16 loss scaling an
         # overflowing batch applies no update, and two saves with one counter would rewrite the file
         # that state.json still names.
         name = f"state-{epoch * self.steps_per_epoch + step:09d}.weights.h5"
-        self.model.save_weights(self.directory / name)
-        state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name}
-        scratch = self.directory / (STATE_FILE + ".partial")
-        scratch.write_text(json.dumps(state))
-        os.replace(scratch, self.directory / STATE_FILE)
+        save_weights_atomically(self.model, self.directory / name, self.fault)
+        state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name, "backends": self.backends}
+        write_text_atomically(self.directory / STATE_FILE, json.dumps(state), self.fault)
         for old in self.directory.glob("state-*.weights.h5"):
             if old.name != name:
                 old.unlink()
-        self.saved = (epoch, step)
+        return True
+
+
+def first_non_finite(variables):
+    """The path of the first floating-point variable holding a NaN or infinity, or None."""
+    for variable in variables:
+        if "float" not in str(variable.dtype):
+            continue
+        if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
+            return getattr(variable, "path", variable.name)
+    return None

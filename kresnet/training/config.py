@@ -8,6 +8,7 @@ images, 120 epochs, step decay /10 at epochs 30/60/90, no tricks.
 import dataclasses
 
 from kresnet.errors import UserError
+from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
 from kresnet.training.precision import PRECISIONS
@@ -21,7 +22,7 @@ class Meta(PaperReference):
 
 @dataclasses.dataclass
 class Model:
-    name: str = setting("resnet50", help="a name from `kresnet models`")
+    name: str = setting("resnet50", choices=list_models(), help="a name from `kresnet models`")
     num_classes: int = setting(1000, minimum=2)
     zero_gamma: bool = setting(False, help="zero-init the last BN gamma of every residual block")
     kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
@@ -125,6 +126,8 @@ def check_consistency(config, source):
         problems.append(f"tricks.mixup_off_epochs: expected fewer than train.epochs ({epochs}), got {config.tricks.mixup_off_epochs}")
     if bool(config.distillation.teacher_model) != bool(config.distillation.teacher_weights):
         problems.append("distillation: set both teacher_model and teacher_weights, or neither")
+    if config.distillation.teacher_model and config.distillation.teacher_model not in list_models():
+        problems.append(f"distillation.teacher_model: expected a name from `kresnet models`, got {config.distillation.teacher_model!r}")
     if config.data.eval_resize < config.data.image_size:
         problems.append(f"data.eval_resize: expected >= data.image_size ({config.data.image_size}), got {config.data.eval_resize}")
     if problems:

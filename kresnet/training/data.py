@@ -66,6 +66,7 @@ def build_training_data(config, progress=None):
         progress: optional callable while generating synthetic data.
     """
     from kresnet.data.pipeline import build_dataset
+    from kresnet.runs.fit import epoch_steps
     from kresnet.data.sources import resolve_split
 
     root = dataset_root(config, progress)
@@ -85,12 +86,10 @@ def build_training_data(config, progress=None):
     val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, **common)
     if info.num_classes != config.model.num_classes:
         raise UserError(f"model.num_classes: the dataset at {root} has {info.num_classes} classes, recipe says {config.model.num_classes}")
-    if t.steps_per_epoch:
-        steps = t.steps_per_epoch
-    elif info.num_examples:
-        steps = max(1, info.num_examples // t.batch_size)
-    else:
-        raise UserError(f"train.steps_per_epoch: the training set at {train_source} does not state its size; set it")
+    try:
+        steps = epoch_steps(info.num_examples or None, t.batch_size, t.steps_per_epoch)
+    except UserError as error:
+        raise UserError(f"{error} ({train_source})") from None
     validation_steps = t.validation_steps or None
     if validation_steps is None and val_info.num_examples:
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.

@@ -14,6 +14,7 @@ linear scaling rule applies to the global batch.
 """
 
 import contextlib
+import json
 import dataclasses
 import os
 
@@ -87,3 +88,20 @@ def _tensorflow_data_parallel(multi_host):
         accelerators = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         strategy = tf.distribute.MirroredStrategy([device.name for device in accelerators])
     return DistributionPlan("tensorflow", strategy.num_replicas_in_sync, strategy.scope())
+
+
+def is_primary_process():
+    """True in the one process of a multi-process job that writes the run folder (and in a single process)."""
+    import keras
+
+    if keras.config.backend() == "jax":
+        import jax
+
+        return jax.process_index() == 0
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    if keras.config.backend() == "tensorflow" and task:
+        # MultiWorkerMirroredStrategy's chief: the `chief` task, or worker 0 when there is none.
+        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+        chief_type = "chief" if "chief" in cluster else "worker"
+        return task.get("type") == chief_type and int(task.get("index", 0)) == 0
+    return True

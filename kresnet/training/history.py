@@ -1,4 +1,4 @@
-"""history.csv across interruptions: every finished epoch appears exactly once.
+"""history.csv across interruptions: every finished epoch appears exactly once, numbered from 1 as the console.
 
 Loggers run before the checkpoint callback, so a checkpoint that counts an epoch as
 finished is written only after that epoch's row; a run killed between the two redoes
@@ -6,13 +6,15 @@ the epoch on resume, and `trim_history` drops the row it is about to write again
 """
 
 import csv
-import os
+import io
 import pathlib
 
 import keras
 
+from kresnet.runs.atomic import write_text_atomically
 
-def trim_history(path, finished_epochs, first_epoch_number=0):
+
+def trim_history(path, finished_epochs, first_epoch_number=1):
     """Keep only the header and the rows of the `finished_epochs` epochs the checkpoint holds.
 
     Args:
@@ -30,10 +32,7 @@ def trim_history(path, finished_epochs, first_epoch_number=0):
     kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < last_kept]
     if len(kept) == len(rows):
         return
-    scratch = path.with_suffix(".tmp")
-    with open(scratch, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-    os.replace(scratch, path)
+    write_text_atomically(path, _csv_text(kept))
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -56,27 +55,14 @@ class HistoryCSV(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         keys = sorted(logs)
-        new_file = not self.path.is_file()
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            if new_file:
-                writer.writerow(["epoch"] + keys)
-            writer.writerow([epoch + self.first_epoch_number] + [float(logs[key]) for key in keys])
+        # Rewritten whole through a temporary file (a few hundred rows at most): a kill mid-write
+        # leaves the previous file, never half a row.
+        text = self.path.read_text(encoding="utf-8") if self.path.is_file() else _csv_text([["epoch"] + keys])
+        row = _csv_text([[epoch + self.first_epoch_number] + [float(logs[key]) for key in keys]])
+        write_text_atomically(self.path, text + row)
 
 
-class TrimHistoryOnResume(keras.callbacks.Callback):
-    """After `keras.callbacks.BackupAndRestore` (listed before it) restored a run, trim its history.
-
-    BackupAndRestore tells the resumed epoch only through the model's `_initial_epoch`;
-    without it nothing is trimmed, so no finished epoch's row can be lost.
-    """
-
-    def __init__(self, path, first_epoch_number=0):
-        super().__init__()
-        self.path = path
-        self.first_epoch_number = first_epoch_number
-
-    def on_train_begin(self, logs=None):
-        resumed_epoch = getattr(self.model, "_initial_epoch", None)
-        if isinstance(resumed_epoch, int):
-            trim_history(self.path, resumed_epoch, self.first_epoch_number)
+def _csv_text(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()

@@ -1,61 +1,19 @@
-"""The training driver: wires recipe, data, model, callbacks and the resume plan; nothing else.
+"""The classification driver: wires recipe, data, model and evaluation into the shared run engine.
 
-Run folder: recipe.toml (resolved), history.csv, logs/ (TensorBoard),
-checkpoints/ (full state, resumable), model.weights.h5 (the classifier after the
-last finished epoch) and metrics.json at the end.
+The run folder (layout, lock, checkpoints, resume) is `kresnet.runs`'; model.weights.h5
+holds the classifier after each finished epoch, so `kresnet evaluate` works mid-run.
 """
-
-import dataclasses
-import json
-import pathlib
-import time
 
 import keras
 
-from kresnet.recipe import claim_run_folder
+from kresnet.runs.fit import fit_run
+from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
+from kresnet.runs.report import core_metrics, run_header
 from kresnet.training.build import build_training_model
-from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
 from kresnet.training.distribution import setup_distribution
-from kresnet.training.history import HistoryCSV, trim_history
-from kresnet.training.tensorboard_log import ScalarEventLog
 
 
-@dataclasses.dataclass
-class Segment:
-    """One `fit` call: epochs [start, end), `steps` per epoch, mixup or not, `offset` steps already done."""
-
-    start: int
-    end: int
-    steps: int
-    mixup: bool
-    offset: int = 0
-
-
-def plan_segments(epochs, steps_per_epoch, mixup_epochs, start_epoch=0, start_step=0):
-    """Split the remaining training into `fit` calls: a partial epoch after a mid-epoch resume,
-    then the mixup epochs, then the final epochs without mixup.
-
-    Args:
-        epochs: total epochs.
-        steps_per_epoch: steps per epoch.
-        mixup_epochs: the first this many epochs use mixup (0: none).
-        start_epoch: first unfinished epoch.
-        start_step: steps of `start_epoch` already done.
-    """
-    segments = []
-    epoch = start_epoch
-    if start_step and epoch < epochs:
-        segments.append(Segment(epoch, epoch + 1, steps_per_epoch - start_step, epoch < mixup_epochs, start_step))
-        epoch += 1
-    if epoch < mixup_epochs:
-        segments.append(Segment(epoch, mixup_epochs, steps_per_epoch, True))
-        epoch = mixup_epochs
-    if epoch < epochs:
-        segments.append(Segment(epoch, epochs, steps_per_epoch, False))
-    return segments
-
-
-def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
+def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=print, fault=None):
     """Train (or resume) the recipe into `out_dir`; returns the final metrics dict.
 
     Args:
@@ -64,76 +22,46 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         data: a `TrainingData`; built from the recipe by default.
         verbose: Keras verbosity (progress bar by default).
         extra_callbacks: more Keras callbacks (tests use them to interrupt a run).
+        log: callable for one-line messages.
+        fault: the run folder's fault hook (tests simulate kills and full disks with it).
     """
-    run = pathlib.Path(out_dir)
-    claim_run_folder(run, config)
     plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host)
     plan.check_batch(config.train.batch_size)
-    keras.utils.set_random_seed(config.train.seed)
-    if data is None:
-        from kresnet.training.data import build_training_data
+    with RunFolder(out_dir, fault=fault) as run:
+        run.claim(config)
+        keras.utils.set_random_seed(config.train.seed)
+        if data is None:
+            from kresnet.training.data import build_training_data
 
-        data = build_training_data(config)
-    with plan.scope:
-        model, classifier = build_training_model(config, data.steps_per_epoch)
-    checkpoint = RunCheckpoint(
-        run / "checkpoints", data.steps_per_epoch, config.train.checkpoint_every_steps, classifier, run / "model.weights.h5"
-    )
-    start_epoch, start_step = checkpoint.restore(model)
-    trim_history(run / "history.csv", start_epoch)
-    # The checkpoint comes after the loggers: a state that counts an epoch as done is only ever
-    # written after that epoch's history row, so a kill between the two loses no row.
-    callbacks = [
-        HistoryCSV(run / "history.csv", first_epoch_number=0),
-        ScalarEventLog(run / "logs"),
-        checkpoint,
-        *extra_callbacks,
-    ]
-    if data.skipped:  # unreadable-image counts, once per epoch
-        from kresnet.data.skips import skipped_images_callback
+            data = build_training_data(config)
+        with plan.scope:
+            model, classifier = build_training_model(config, data.steps_per_epoch)
+        where = config.data.root if config.data.source == "imagenet" else "synthetic data"
+        log(run_header("classification", config.model.name, f"{where}, {data.num_classes} classes",
+                       config.train.epochs, data.steps_per_epoch, config.train.batch_size, run.path))
+        mixup_epochs = config.train.epochs - config.tricks.mixup_off_epochs
+        if data.skipped:  # unreadable-image counts, once per epoch
+            from kresnet.data.skips import skipped_images_callback
 
-        callbacks.append(skipped_images_callback(data.skipped))
-    if start_epoch or start_step:
-        print(f"resuming {run} at epoch {start_epoch + 1}, step {start_step} of {data.steps_per_epoch}")
-    mixup_epochs = config.train.epochs - config.tricks.mixup_off_epochs if data.train_mixup is not None else 0
-    started = time.time()
-    for segment in plan_segments(config.train.epochs, data.steps_per_epoch, mixup_epochs, start_epoch, start_step):
-        checkpoint.step_offset = segment.offset
-        model.fit(
-            data.train_mixup if segment.mixup else data.train,
-            initial_epoch=segment.start,
-            epochs=segment.end,
-            steps_per_epoch=segment.steps,
-            validation_data=data.val,
-            validation_steps=data.validation_steps,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        if checkpoint.diverged is not None:
-            epoch, step = checkpoint.diverged
-            kept = "no checkpoint yet" if checkpoint.saved is None else f"last good checkpoint (epoch {checkpoint.saved[0]}, step {checkpoint.saved[1]}) kept in {checkpoint.directory}"
-            raise TrainingDiverged(
-                f"loss became NaN/inf at epoch {epoch + 1}, step {step}; training stopped, {kept}; "
-                "lower optimizer.lr_per_256, add warmup or use float32 / mixed_bfloat16"
-            )
-    results = model.evaluate(data.val, steps=data.validation_steps, verbose=0, return_dict=True)
-    metrics = {
-        "top1": float(results["top1"]) * 100,
-        "top5": float(results["top5"]) * 100,
-        "val_loss": float(results["loss"]),
-        "epochs": config.train.epochs,
-        "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-        "backend": keras.backend.backend(),
-        "precision": keras.config.dtype_policy().name,
-        "train_seconds_this_session": round(time.time() - started, 1),
-        "paper_table": config.meta.paper_table,
-        "paper_row": config.meta.paper_row,
-        "expected_top1": config.meta.expected_top1,
-    }
-    if data.skipped:
-        from kresnet.data.skips import skip_counts
+            extra_callbacks = [*extra_callbacks, skipped_images_callback(data.skipped)]
+        run.unfinish()
+        fit = fit_run(run, model, data.train, epochs=config.train.epochs, steps_per_epoch=data.steps_per_epoch,
+                      every_steps=config.train.checkpoint_every_steps, mixup_train=data.train_mixup,
+                      mixup_epochs=mixup_epochs, validation=data.val, validation_steps=data.validation_steps,
+                      export_model=classifier, verbose=verbose, extra_callbacks=extra_callbacks, log=log)
+        results = model.evaluate(data.val, steps=data.validation_steps, verbose=0, return_dict=True)
+        metrics = {
+            "top1": float(results["top1"]) * 100,
+            "top5": float(results["top5"]) * 100,
+            "val_loss": float(results["loss"]),
+            **core_metrics("classification", fit, config.train.epochs, config.meta),
+        }
+        metrics["optimizer_steps"] = metrics["steps"]
+        metrics["train_seconds_this_session"] = metrics["train_seconds"]
+        if data.skipped:
+            from kresnet.data.skips import skip_counts
 
-        metrics["skipped_images"] = skip_counts(data.skipped)
-    classifier.save_weights(run / "model.weights.h5")
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            metrics["skipped_images"] = skip_counts(data.skipped)
+        run.save_weights(classifier, FINAL_WEIGHTS)
+        run.finish(metrics)
     return metrics

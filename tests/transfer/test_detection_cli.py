@@ -7,7 +7,7 @@ import keras
 import pytest
 
 from kresnet.errors import UserError
-from kresnet.recipe import claim_run_folder
+from kresnet.runs.folder import RunFolder
 from transfer.detection.commands import detect_command, predict_command
 from transfer.detection.config import load_detection_recipe
 from transfer.detection.trainer import train_detector
@@ -77,25 +77,43 @@ class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
         raise _Interrupted()
 
 
+class _Killed(Exception):
+    pass
+
+
+def _kill_before_the_final_weights_are_complete(phase, path):
+    if path.name == ".partial-model.weights.h5" and phase == "replace":
+        path.write_bytes(path.read_bytes()[:100])  # half written, as a kill leaves it
+        raise _Killed()
+
+
 def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli, capsys):
     monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     # Interrupt the first run after its first epoch; the same command then resumes at epoch 2.
     with pytest.raises(_Interrupted):
         train_detector(load_detection_recipe(DEMO, TINY), run, extra_callbacks=[_InterruptAfterFirstEpoch()])
-    assert (run / "backup").is_dir() and not (run / "model.weights.h5").exists()
+    assert (run / "checkpoints" / "state.json").is_file() and not (run / "model.weights.h5").exists()
+    capsys.readouterr()
+    # Killed after the last epoch, while model.weights.h5 is being written: no training is lost.
+    with pytest.raises(_Killed):
+        train_detector(load_detection_recipe(DEMO, TINY), run, fault=_kill_before_the_final_weights_are_complete)
+    assert f"resuming {run} at epoch 2, step 0 of 1" in capsys.readouterr().out
+    assert not (run / "model.weights.h5").exists() and not (run / "finished").exists()
     metrics = detect_command(DEMO, TINY, run)
+    assert "Epoch 1/" not in capsys.readouterr().out  # nothing trained again
     epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().strip().splitlines()[1:]]
-    assert epochs == ["0", "1"]  # epoch 0 from the interrupted run, epoch 1 from the resumed one
+    assert epochs == ["1", "2"]  # epoch 1 from the interrupted run, epoch 2 from the resumed one
     for name in ("recipe.toml", "classes.json", "history.csv", "model.weights.h5", "metrics.json",
-                 "checkpoints/last.weights.h5"):
+                 "checkpoints/state.json", "finished"):
         assert (run / name).is_file(), name
-    assert not (run / "backup").exists()  # removed once training finished
+    assert any((run / "logs" / "train").iterdir())  # TensorBoard scalars, as every task
     assert 0.0 <= metrics["map_voc07"] <= 100.0 and set(metrics["per_class_ap_voc07"]) == set(
         json.loads((run / "classes.json").read_text()))
     written = json.loads((run / "metrics.json").read_text())
     assert written["map_voc07"] == pytest.approx(metrics["map_voc07"]) and written["epochs"] == 2
-    assert written["backend"] == keras.backend.backend() and written["precision"] == "float32"
+    assert written["backends"] == [keras.backend.backend()] and written["precision"] == "float32"
+    assert written["task"] == "detection" and written["steps"] == 2
     assert "expected_map" in written and "paper_row" in written  # the paper's number for Table 8 recipes
     # Rerun: training is complete, so it only re-evaluates the saved detector, to the same numbers.
     again = detect_command(DEMO, TINY, run)
@@ -111,7 +129,8 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert scored["map_voc07"] == pytest.approx(metrics["map_voc07"], abs=1e-6)
     drawn_dir = tmp_path / "drawn"
     photo = testdata / "voc" / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg"
-    assert run_cli(["transfer", "predict", "--checkpoint", run / "checkpoints" / "last.weights.h5", photo,
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert run_cli(["transfer", "predict", "--checkpoint", run / "checkpoints" / state["weights"], photo,
                     "--out", drawn_dir]) == 0
     drawn = drawn_dir / "predictions" / "000001.png"
     from PIL import Image
@@ -130,8 +149,9 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
 
 def test_a_run_folder_refuses_to_resume_with_another_recipe(tmp_path):
     run = tmp_path / "run"
-    (run / "backup").mkdir(parents=True)  # an interrupted run of the TINY recipe
-    claim_run_folder(run, load_detection_recipe(DEMO, TINY))
+    (run / "checkpoints").mkdir(parents=True)  # an interrupted run of the TINY recipe
+    with RunFolder(run, writer=True) as folder:
+        folder.claim(load_detection_recipe(DEMO, TINY))
     with pytest.raises(UserError, match="holds a different recipe"):
         detect_command(DEMO, [*TINY, "train.epochs=3"], run)
 
@@ -144,16 +164,3 @@ def test_coco_format_recipe_trains_and_reports_coco_ap(tmp_path, testdata, capsy
     assert len(metrics["per_class_ap_voc07"]) == 133  # the sample's categories, ids up to 200
     assert set(metrics["coco"]) >= {"ap", "ap50", "ap_small", "ar100"}
     assert "COCO AP" in capsys.readouterr().out
-
-
-def test_a_nan_epoch_does_not_overwrite_the_last_good_backup(tmp_path):
-    from transfer.detection.trainer import FiniteBackupAndRestore
-
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    backup = FiniteBackupAndRestore(str(tmp_path / "backup"))
-    backup.set_model(model)
-    backup.on_epoch_end(0, {"loss": float("nan")})
-    assert not list((tmp_path / "backup").glob("**/*.h5"))
-    backup.on_epoch_end(0, {"loss": 0.5})
-    assert any((tmp_path / "backup").glob("**/*.h5"))

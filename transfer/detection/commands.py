@@ -54,14 +54,14 @@ def _class_names(weights):
 
 def _summary(metrics):
     """One line: VOC07 and area mAP (with the paper's number when the recipe has one), COCO AP for COCO data."""
-    paper = f" (paper {metrics['expected_map']:.2f})" if metrics.get("expected_map") is not None else ""
+    paper = f" (paper {metrics['expected_map']:.2f}%)" if metrics.get("expected_map") is not None else ""
     coco = f"  COCO AP {_percent(metrics['coco']['ap'])}" if "coco" in metrics else ""
-    return f"VOC07 mAP {metrics['map_voc07']:.2f}{paper}  area mAP {metrics['map_area']:.2f}{coco}"
+    return f"VOC07 mAP {metrics['map_voc07']:.2f}%{paper}  area mAP {metrics['map_area']:.2f}%{coco}"
 
 
 def _percent(value):
     """A COCO number for the console: pycocotools' -1 (no ground truth there) is stored as null, shown as n/a."""
-    return "n/a" if value is None else f"{value:.2f}"
+    return "n/a" if value is None else f"{value:.2f}%"
 
 
 def detect_command(recipe, overrides=(), out=None):

@@ -8,6 +8,7 @@ SGD momentum 0.9, L2 1e-4, lr 0.02 for 16 images (0.32 per 256) with warmup.
 import dataclasses
 
 from kresnet.errors import UserError
+from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
 from kresnet.training.precision import PRECISIONS
@@ -20,7 +21,7 @@ class Meta(PaperReference):
 
 @dataclasses.dataclass
 class Model:
-    backbone: str = setting("resnet50d", help="a name from `kresnet models`")
+    backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="pretrained tag (gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth; empty: random init")
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")

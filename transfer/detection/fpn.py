@@ -3,15 +3,15 @@
 import keras
 from keras import layers
 
-# Paper normalisation (Section 2), applied inside the detector so it takes 0-255 pixels.
-PIXEL_MEAN = (123.68, 116.779, 103.939)
-PIXEL_STD = (58.393, 57.12, 57.375)
+from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+
 LEVELS = ("P2", "P3", "P4", "P5")
 
 
 def _normalised_pyramid(backbone, levels, dtype):
     images = keras.Input(shape=backbone.input.shape[1:], name="pixels")
-    normalised = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD], dtype=dtype,
+    # Normalised inside the detector, so it takes 0-255 pixels.
+    normalised = layers.Normalization(mean=MEAN_RGB, variance=[s * s for s in STD_RGB], dtype=dtype,
                                       name="pixel_normalization")(images)
     pyramid = keras.Model(backbone.inputs, [backbone.pyramid_outputs[level] for level in levels], name="backbone_pyramid")
     return images, pyramid(normalised)

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from transfer.detection.fpn import PIXEL_MEAN
+from kresnet.data.imagenet_stats import MEAN_RGB
 
 
 def padded_size(max_side, divisor=32):
@@ -73,7 +73,7 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
 
     packed = pack_records(records, max_boxes)
     side = padded_size(max_side)
-    mean = tf.constant(PIXEL_MEAN, tf.float32)
+    mean = tf.constant(MEAN_RGB, tf.float32)
 
     def decode(path, index, boxes, labels, valid, size):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)

@@ -1,25 +1,19 @@
 """`kresnet transfer detect`: train a detector from a recipe into a run folder, resumably, then evaluate it.
 
-Run folder: recipe.toml (resolved), classes.json, history.csv, backup/ (full
-state at each epoch end, removed when training ends; a rerun resumes from it),
-checkpoints/last.weights.h5, model.weights.h5 (final detector), metrics.json.
+The run folder is `kresnet.runs`' (recipe, history, logs, checkpoints, model.weights.h5,
+metrics.json, finished), plus classes.json; a finished run is only evaluated again.
 """
-
-import math
 
 import keras
 
-from kresnet.recipe import claim_run_folder
-from kresnet.training.checkpoint import TrainingDiverged
-from kresnet.training.history import HistoryCSV, TrimHistoryOnResume
-from transfer.detection.runner import (build_detector, build_variables, evaluate_detector, load_splits,
-                                      write_json)
-from transfer.finite_backup import FiniteBackupAndRestore
-from transfer.run_folder import CLASSES_FILE
+from kresnet.runs.fit import epoch_steps, fit_run
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
+from kresnet.runs.report import core_metrics, run_header
+from transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits
 
 
-def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=()):
-    """Train (or resume, or skip if finished) and evaluate; returns the metrics dict.
+def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(), fault=None):
+    """Train (or resume, or only evaluate if finished); returns the metrics dict.
 
     Args:
         config: `DetectionRecipe`.
@@ -27,62 +21,54 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         log: callable for one-line progress messages.
         verbose: Keras `fit` verbosity.
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
+        fault: the run folder's fault hook (tests simulate kills and full disks with it).
     """
     from kresnet.data.skips import SkipCounter, skipped_images_callback
-    from kresnet.training.optimizer import NesterovL2SGD
+    from kresnet.training.optimizer import build_optimizer
     from kresnet.training.schedules import build_schedule, scaled_learning_rate
     from transfer.detection.pipeline import make_dataset
 
-    run = claim_run_folder(run_dir, config)
-    keras.utils.set_random_seed(config.train.seed)
-    train, test = load_splits(config, progress=log)
-    write_json(train.class_names, run / CLASSES_FILE)
-    log(f"{len(train)} training images, {len(test)} test images, {len(train.class_names)} classes")
-    model = build_detector(config, len(train.class_names))
-    build_variables(model, config)  # BackupAndRestore needs a built model; evaluation reuses the compiled predict
-    final = run / "model.weights.h5"
-    train_skips = None
-    if final.is_file():
-        log(f"{final} exists: training already finished, evaluating it")
-        model.load_weights(final)
-    else:
-        steps = config.train.steps_per_epoch or max(1, len(train) // config.train.batch_size)
-        base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
-        schedule = build_schedule(config.schedule.kind, base_lr, steps, config.train.epochs,
-                                  config.schedule.warmup_epochs, config.schedule.step_epochs, config.schedule.step_factor)
-        optimizer = NesterovL2SGD(learning_rate=schedule, momentum=config.optimizer.momentum,
-                                  nesterov=config.optimizer.nesterov, l2=config.optimizer.weight_decay,
-                                  no_bias_decay=config.optimizer.no_bias_decay)
-        model.compile(optimizer=optimizer)
-        train_skips = SkipCounter()  # unreadable training images: reported per epoch, kept in metrics.json
-        data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
-                            config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
-                            repeat=True, skip_counter=train_skips)
-        (run / "checkpoints").mkdir(exist_ok=True)
-        # Loggers before the backup: see kresnet/training/history.py.
-        callbacks = [
-            HistoryCSV(run / "history.csv", first_epoch_number=0),
-            keras.callbacks.ModelCheckpoint(str(run / "checkpoints" / "last.weights.h5"), save_weights_only=True),
-            FiniteBackupAndRestore(str(run / "backup")),
-            TrimHistoryOnResume(run / "history.csv", first_epoch_number=0),
-            keras.callbacks.TerminateOnNaN(),
-            *extra_callbacks,
-            skipped_images_callback({"train": train_skips}, log),
-        ]
-        log(f"training {config.train.epochs} epochs x {steps} steps, lr {base_lr:g}, {keras.config.dtype_policy().name}")
-        history = model.fit(data, epochs=config.train.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                            verbose=verbose)
-        losses = history.history.get("loss", [])
-        if losses and not math.isfinite(losses[-1]):
-            raise TrainingDiverged(
-                f"training diverged (loss {losses[-1]}); the last good state (end of the last finite epoch) is in "
-                f"{run / 'backup'}; lower optimizer.lr_per_256 or add warmup, then rerun to resume"
-            )
-        model.save_weights(final)
-    log(f"evaluating on {len(test)} images")
-    metrics = evaluate_detector(model, config, test)
-    metrics["epochs"] = config.train.epochs
-    if train_skips is not None:
-        metrics["skipped_images"]["train"] = train_skips.count
-    write_json(metrics, run / "metrics.json")
+    with RunFolder(run_dir, fault=fault) as run:
+        run.claim(config)
+        keras.utils.set_random_seed(config.train.seed)
+        train, test = load_splits(config, progress=log)
+        run.write_json(CLASSES, train.class_names)
+        model = build_detector(config, len(train.class_names))
+        build_variables(model, config)  # restoring a checkpoint needs a built model; evaluation reuses the compiled predict
+        fit = None
+        train_skips = None
+        if run.finished:
+            log(f"{run.path}: training already finished, evaluating {run / FINAL_WEIGHTS}")
+            model.load_weights(run / FINAL_WEIGHTS)
+        else:
+            steps = epoch_steps(len(train), config.train.batch_size, config.train.steps_per_epoch)
+            base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
+            s = config.schedule
+            schedule = build_schedule(s.kind, base_lr, steps, config.train.epochs, s.warmup_epochs, s.step_epochs,
+                                      s.step_factor)
+            model.compile(optimizer=build_optimizer(config.optimizer, schedule))
+            train_skips = SkipCounter()  # unreadable training images: reported per epoch, kept in metrics.json
+            data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
+                                config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
+                                repeat=True, skip_counter=train_skips)
+            dataset = f"{config.data.format} {config.data.root or ''}".strip()
+            log(run_header("detection", config.model.backbone, f"{dataset}, {len(train)} images, "
+                           f"{len(train.class_names)} classes", config.train.epochs, steps, config.train.batch_size,
+                           run.path))
+            fit = fit_run(run, model, data, epochs=config.train.epochs, steps_per_epoch=steps, verbose=verbose,
+                          extra_callbacks=[*extra_callbacks, skipped_images_callback({"train": train_skips}, log)], log=log)
+            run.save_weights(model, FINAL_WEIGHTS)
+        log(f"evaluating on {len(test)} images")
+        metrics = {**evaluate_detector(model, config, test),
+                   **core_metrics("detection", fit, config.train.epochs, config.meta)}
+        if fit is None and (run / "metrics.json").is_file():
+            # Only evaluated again: keep what the training session recorded about itself.
+            import json
+
+            previous = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+            metrics.update({key: previous[key] for key in ("backends", "steps", "train_seconds") if key in previous})
+            metrics["skipped_images"]["train"] = previous.get("skipped_images", {}).get("train", 0)
+        if train_skips is not None:
+            metrics["skipped_images"]["train"] = train_skips.count
+        run.finish(metrics)
     return metrics

@@ -92,7 +92,7 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     run = pathlib.Path(out or default_run_dir(recipe))
     run.mkdir(parents=True, exist_ok=True)
     (run / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"pixAcc {100 * metrics['pixel_accuracy']:.2f}  mIoU {100 * metrics['mean_iou']:.2f}  ({run / 'eval_metrics.json'})")
+    print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({run / 'eval_metrics.json'})")
     return metrics
 
 

@@ -9,6 +9,7 @@ crop 480, evaluation over scales 0.5..1.75 with flips.
 import dataclasses
 
 from kresnet.errors import UserError
+from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, section, setting
 from kresnet.recipe_sections import PaperReference, SgdOptimizer
 from kresnet.training.precision import PRECISIONS
@@ -24,7 +25,7 @@ class Meta(PaperReference):
 class Model:
     REMOVED_KEYS = {"backbone_classes": "the class count now comes from the file in model.backbone_weights; delete the key"}
 
-    backbone: str = setting("resnet50d", help="a name from `kresnet models`")
+    backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting(
         "", help="pretrained tag (e.g. gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth ('' = random init)"
     )

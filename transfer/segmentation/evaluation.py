@@ -117,7 +117,7 @@ def evaluate(model, dataset, num_classes, scales=(1.0,), flip=False, num_images=
 
 def resize_for_eval(image, eval_size):
     """Longer side to `eval_size`, normalized and padded like `pipeline.eval_dataset`, as NumPy."""
-    from transfer.segmentation.pipeline import MEAN_RGB, STD_RGB
+    from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
 
     height, width = image.shape[:2]
     scale = eval_size / max(height, width)

@@ -11,11 +11,10 @@ original resolution.
 import tensorflow as tf
 
 from kresnet.data.skips import SkipCounter, skip_unreadable
+from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
 from kresnet.errors import UserError
 from transfer.segmentation.readers import IGNORE_LABEL, read_mask
 
-MEAN_RGB = (123.68, 116.779, 103.939)
-STD_RGB = (58.393, 57.12, 57.375)
 
 
 def normalize(image):

@@ -1,0 +1,1 @@
+"""The run engine shared by classification, detection and segmentation: run folder, checkpoints, fit."""

@@ -1,0 +1,148 @@
+"""The one fit routine of every task: `model.fit` with the run folder's callbacks, resumed exactly.
+
+The task brings a compiled model, its training stream(s) and (optionally) validation; this
+restores the last checkpoint, trims `history.csv` to it, says where it resumes, and runs the
+remaining epochs — split into `fit` calls where the training stream changes (a partial
+epoch after a mid-epoch resume, mixup epochs, then the epochs without mixup).
+"""
+
+import dataclasses
+import time
+
+import keras
+
+from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
+from kresnet.training.checkpoint import RunCheckpoint
+from kresnet.training.history import HistoryCSV, trim_history
+from kresnet.training.tensorboard_log import ScalarEventLog
+
+
+@dataclasses.dataclass
+class Segment:
+    """One `fit` call: epochs [start, end), `steps` per epoch, mixup or not, `offset` steps already done."""
+
+    start: int
+    end: int
+    steps: int
+    mixup: bool
+    offset: int = 0
+
+
+def plan_segments(epochs, steps_per_epoch, mixup_epochs, start_epoch=0, start_step=0):
+    """Split the remaining training into `fit` calls: a partial epoch after a mid-epoch resume,
+    then the mixup epochs, then the final epochs without mixup.
+
+    Args:
+        epochs: total epochs.
+        steps_per_epoch: steps per epoch.
+        mixup_epochs: the first this many epochs use mixup (0: none).
+        start_epoch: first unfinished epoch.
+        start_step: steps of `start_epoch` already done.
+    """
+    segments = []
+    epoch = start_epoch
+    if start_step and epoch < epochs:
+        segments.append(Segment(epoch, epoch + 1, steps_per_epoch - start_step, epoch < mixup_epochs, start_step))
+        epoch += 1
+    if epoch < mixup_epochs:
+        segments.append(Segment(epoch, mixup_epochs, steps_per_epoch, True))
+        epoch = mixup_epochs
+    if epoch < epochs:
+        segments.append(Segment(epoch, epochs, steps_per_epoch, False))
+    return segments
+
+
+def epoch_steps(images, global_batch, steps_per_epoch=0):
+    """Optimizer steps per epoch: the recipe's `train.steps_per_epoch`, else full batches of the training set.
+
+    A global batch larger than the training set is a one-line error here, before any model
+    is built (it would otherwise run out of memory without a message).
+
+    Args:
+        images: training images, or None when the dataset does not state its size.
+        global_batch: the recipe's `train.batch_size`.
+        steps_per_epoch: the recipe's `train.steps_per_epoch` (0: one pass over the data).
+    """
+    from kresnet.errors import UserError
+
+    if images is not None and global_batch > images:
+        raise UserError(f"train.batch_size: the global batch ({global_batch}) is larger than the {images} training "
+                        "images; lower it or use more data")
+    if steps_per_epoch:
+        return steps_per_epoch
+    if images is None:
+        raise UserError("train.steps_per_epoch: the training set does not state its size; set it")
+    return max(1, images // global_batch)
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit_run` did: seconds spent training in this process, the backends the run used, optimizer steps."""
+
+    train_seconds: float
+    backends: list
+    optimizer_steps: int
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the learning rate after each epoch to the logs, so history.csv and TensorBoard show the schedule."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup_train=None, mixup_epochs=0,
+            validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=print):
+    """Train the compiled `model` into the claimed `run` folder (resuming its checkpoint); returns a `FitResult`.
+
+    Args:
+        run: a claimed `RunFolder`.
+        model: the compiled training model, built.
+        train: the training stream (repeating).
+        epochs: total epochs of the run.
+        steps_per_epoch: optimizer steps per epoch.
+        every_steps: also checkpoint every this many steps inside an epoch (0: epoch ends only).
+        mixup_train: the stream of the first `mixup_epochs` epochs, or None.
+        mixup_epochs: epochs that use `mixup_train`.
+        validation: optional validation stream, with `validation_steps`.
+        validation_steps: steps of `validation` (None: until it ends).
+        export_model: a model whose weights are written to `model.weights.h5` at each epoch end
+            (the bare classifier of a training wrapper), or None.
+        verbose: Keras `fit` verbosity.
+        extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
+        log: callable for one-line messages.
+    """
+    checkpoint = RunCheckpoint(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
+                               writer=run.writer, fault=run.fault)
+    start_epoch, start_step = checkpoint.restore(model)
+    if run.writer:
+        trim_history(run / HISTORY, start_epoch)
+    if start_epoch >= epochs:
+        log(f"resuming {run.path} after its last epoch ({epochs}): training is done, writing its final files")
+    elif start_epoch or start_step:
+        log(f"resuming {run.path} at epoch {start_epoch + 1}, step {start_step} of {steps_per_epoch}")
+    # The checkpoint comes after the loggers: a state that counts an epoch as done is only ever
+    # written after that epoch's history row, so a kill between the two loses no row.
+    loggers = [LearningRateLogger()]
+    if run.writer:
+        loggers += [HistoryCSV(run / HISTORY), ScalarEventLog(run / LOGS)]
+    callbacks = [*loggers, checkpoint, *extra_callbacks]
+    started = time.time()
+    for segment in plan_segments(epochs, steps_per_epoch, mixup_epochs if mixup_train is not None else 0,
+                                 start_epoch, start_step):
+        checkpoint.step_offset = segment.offset
+        model.fit(
+            mixup_train if segment.mixup else train,
+            initial_epoch=segment.start,
+            epochs=segment.end,
+            steps_per_epoch=segment.steps,
+            validation_data=validation,
+            validation_steps=validation_steps,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the tf.data streams shuffle themselves
+        )
+        checkpoint.raise_if_diverged()
+    return FitResult(round(time.time() - started, 1), list(checkpoint.backends),
+                     int(keras.ops.convert_to_numpy(model.optimizer.iterations)))

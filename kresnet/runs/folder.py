@@ -1,0 +1,137 @@
+"""The run folder every task trains into: its file names, its lock, and how each file is written.
+
+    <run>/recipe.toml        the resolved recipe (a rerun must use the same one: it resumes)
+    <run>/history.csv        one row per finished epoch, numbered from 1 as the console
+    <run>/logs/train/        TensorBoard scalars
+    <run>/checkpoints/       the full training state (weights, optimizer, epoch and step)
+    <run>/model.weights.h5   the trained model
+    <run>/metrics.json       the evaluation
+    <run>/finished           written last: only a folder holding it is a finished run
+
+Every file is written under a temporary name and renamed. One process writes
+(`writer=True`, by default the primary process of a multi-process job) and holds the
+folder's lock; the others write nothing and take no lock, but read checkpoints to resume.
+"""
+
+import json
+import pathlib
+
+from kresnet.errors import UserError
+from kresnet.runs.atomic import save_weights_atomically, write_text_atomically
+from kresnet.runs.lock import RunLock
+
+RECIPE = "recipe.toml"
+HISTORY = "history.csv"
+LOGS = "logs"
+CHECKPOINTS = "checkpoints"
+FINAL_WEIGHTS = "model.weights.h5"
+METRICS = "metrics.json"
+CLASSES = "classes.json"
+FINISHED = "finished"
+LOCK = ".lock"
+# What a run folder holds once training has started.
+RUN_STATE = (CHECKPOINTS, FINAL_WEIGHTS, FINISHED)
+# Resumable state of kresnet versions before the run engine (Keras BackupAndRestore); it cannot be resumed.
+LEGACY_BACKUPS = ("backup/training_metadata.json", "checkpoints/training_metadata.json")
+
+
+class RunFolder:
+    """A claimed run folder: `claim` it, write through it, `release` it (or use it as a context manager).
+
+    Args:
+        path: the folder (created when claimed).
+        writer: bool or None. Whether this process writes the folder; None: the primary process.
+        fault: optional `(phase, path)` hook called before each write and rename (tests simulate kills with it).
+    """
+
+    def __init__(self, path, writer=None, fault=None):
+        self.path = pathlib.Path(path)
+        self._writer = writer
+        self.fault = fault
+        self._lock = RunLock(self.path / LOCK)
+
+    @property
+    def writer(self):
+        # Decided on first use: on JAX, asking for the process index before a multi-host job is
+        # joined (`setup_distribution`) would start JAX too early.
+        if self._writer is None:
+            from kresnet.training.distribution import is_primary_process
+
+            self._writer = is_primary_process()
+        return bool(self._writer)
+
+    def __truediv__(self, name):
+        return self.path / name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    def claim(self, config):
+        """Lock the folder and record the resolved recipe, or check a started run there used the same one.
+
+        Args:
+            config: the resolved recipe (dataclass instance).
+        """
+        from kresnet.recipe import dumps_recipe
+
+        recipe_path = self.path / RECIPE
+        if not self.writer:
+            return self
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            for legacy in LEGACY_BACKUPS:
+                if (self.path / legacy).is_file():
+                    raise UserError(
+                        f"{self.path}: this run was started by an older kresnet ({legacy}), whose state cannot be "
+                        "resumed; choose another --out"
+                    )
+            text = dumps_recipe(config)
+            started = any((self.path / name).exists() for name in RUN_STATE)
+            if started and recipe_path.is_file() and recipe_path.read_text(encoding="utf-8") != text:
+                raise UserError(
+                    f"{self.path}: this run folder holds a different recipe ({recipe_path}); "
+                    "resume with the same recipe and --set values, or choose another --out"
+                )
+            self.write_text(RECIPE, text)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def release(self):
+        self._lock.release()
+
+    @property
+    def finished(self):
+        """True once the run wrote its last file (the `finished` marker)."""
+        return (self.path / FINISHED).is_file()
+
+    def write_text(self, name, text):
+        """Write `text` to `<run>/name` atomically (nothing when this process is not the writer)."""
+        if self.writer:
+            write_text_atomically(self.path / name, text, self.fault)
+        return self.path / name
+
+    def write_json(self, name, value):
+        return self.write_text(name, json.dumps(value, indent=2) + "\n")
+
+    def save_weights(self, model, name):
+        """`model.save_weights` to `<run>/name` atomically (nothing when this process is not the writer)."""
+        if self.writer:
+            (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+            save_weights_atomically(model, self.path / name, self.fault)
+        return self.path / name
+
+    def finish(self, metrics):
+        """Write `metrics.json`, then the `finished` marker: the run is complete only once both exist."""
+        self.write_json(METRICS, metrics)
+        self.write_text(FINISHED, "")
+
+    def unfinish(self):
+        """Forget that the run finished (before it writes its final files again)."""
+        if self.writer and self.finished:
+            (self.path / FINISHED).unlink()
