@@ -16,6 +16,7 @@ import pathlib
 import keras
 
 from kresnet.errors import UserError
+from kresnet.training.distribution import save_weights
 
 STATE_FILE = "state.json"
 
@@ -34,10 +35,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         export_model: optional model (the student) whose weights are also written to
             `export_path` at each epoch end, for `kresnet evaluate`.
         export_path: where those weights go.
+        writer: bool. False in the processes of a multi-host job that only read the checkpoints.
     """
 
-    def __init__(self, directory, steps_per_epoch, every_steps=0, export_model=None, export_path=None):
+    def __init__(self, directory, steps_per_epoch, every_steps=0, export_model=None, export_path=None, writer=True):
         super().__init__()
+        self.writer = writer
         self.directory = pathlib.Path(directory)
         self.steps_per_epoch = int(steps_per_epoch)
         self.every_steps = int(every_steps)
@@ -95,17 +98,22 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.export_model is not None:
             path = pathlib.Path(self.export_path)
             scratch = path.with_name("partial-" + path.name)
-            self.export_model.save_weights(scratch)
-            os.replace(scratch, path)
+            save_weights(self.export_model, scratch, self.writer)
+            if self.writer:
+                os.replace(scratch, path)
 
     def _save(self, epoch, step):
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.saved = (epoch, step)
         iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         # Named by the batches trained, not the optimizer's counter: under float16 loss scaling an
         # overflowing batch applies no update, and two saves with one counter would rewrite the file
         # that state.json still names.
         name = f"state-{epoch * self.steps_per_epoch + step:09d}.weights.h5"
-        self.model.save_weights(self.directory / name)
+        if self.writer:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        save_weights(self.model, self.directory / name, self.writer)
+        if not self.writer:
+            return
         state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name}
         scratch = self.directory / (STATE_FILE + ".partial")
         scratch.write_text(json.dumps(state))
@@ -113,4 +121,3 @@ class RunCheckpoint(keras.callbacks.Callback):
         for old in self.directory.glob("state-*.weights.h5"):
             if old.name != name:
                 old.unlink()
-        self.saved = (epoch, step)

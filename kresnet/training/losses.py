@@ -25,10 +25,15 @@ def smooth_labels(targets, epsilon):
 def classification_loss(label_smoothing=0.0):
     """Cross-entropy on float32 logits against soft (one-hot, mixed) targets, with label smoothing.
 
+    With sample weights it is the weighted mean, so the weight-0 padding of a data-parallel
+    validation batch does not dilute the loss; without them the plain batch mean.
+
     Args:
         label_smoothing: epsilon; 0 disables it.
     """
-    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing, name="cross_entropy")
+    return keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=label_smoothing, reduction="mean_with_sample_weight", name="cross_entropy"
+    )
 
 
 def distillation_loss(targets, student_logits, teacher_logits, temperature=20.0, label_smoothing=0.0):

@@ -15,23 +15,28 @@ class ScalarEventLog(keras.callbacks.Callback):
 
     Args:
         log_dir: the TensorBoard log folder.
+        writer: bool. False in the processes of a multi-host job that write nothing; they still
+            compute the learning rate, a JAX computation every process must run.
     """
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir, writer=True):
         super().__init__()
         self.log_dir = str(log_dir)
+        self.writer = writer
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
         from tensorflow.core.framework import summary_pb2
 
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir + "/train")
-        metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
         values = dict(logs or {})
         optimizer = self.model.optimizer
         values.setdefault("learning_rate", keras.ops.convert_to_numpy(optimizer.learning_rate))
+        if not self.writer:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir + "/train")
+        metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
         with self._writer.as_default():
             for tag, value in values.items():
                 tf.summary.write(tag, tf.constant(float(value), tf.float32), step=epoch + 1, metadata=metadata)

@@ -15,7 +15,7 @@ import keras
 from kresnet.recipe import claim_run_folder
 from kresnet.training.build import build_training_model
 from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
-from kresnet.training.distribution import setup_distribution
+from kresnet.training.distribution import is_primary_process, same_on_every_process, save_weights, setup_distribution
 from kresnet.training.history import HistoryCSV, trim_history
 from kresnet.training.tensorboard_log import ScalarEventLog
 
@@ -66,8 +66,11 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         extra_callbacks: more Keras callbacks (tests use them to interrupt a run).
     """
     run = pathlib.Path(out_dir)
-    claim_run_folder(run, config)
     plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host)
+    # Multi-host: only process 0 writes the run folder (after joining the job, so it knows its index).
+    writer = is_primary_process()
+    if writer:
+        claim_run_folder(run, config)
     plan.check_batch(config.train.batch_size)
     keras.utils.set_random_seed(config.train.seed)
     if data is None:
@@ -77,15 +80,18 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
     with plan.scope:
         model, classifier = build_training_model(config, data.steps_per_epoch)
     checkpoint = RunCheckpoint(
-        run / "checkpoints", data.steps_per_epoch, config.train.checkpoint_every_steps, classifier, run / "model.weights.h5"
+        run / "checkpoints", data.steps_per_epoch, config.train.checkpoint_every_steps, classifier, run / "model.weights.h5",
+        writer=writer,
     )
     start_epoch, start_step = checkpoint.restore(model)
-    trim_history(run / "history.csv", start_epoch)
+    same_on_every_process((start_epoch, start_step), f"the resume point in {run / 'checkpoints'} (is --out on a shared filesystem?)")
+    if writer:
+        trim_history(run / "history.csv", start_epoch)
     # The checkpoint comes after the loggers: a state that counts an epoch as done is only ever
     # written after that epoch's history row, so a kill between the two loses no row.
     callbacks = [
-        HistoryCSV(run / "history.csv", first_epoch_number=0),
-        ScalarEventLog(run / "logs"),
+        *([HistoryCSV(run / "history.csv", first_epoch_number=0)] if writer else []),
+        ScalarEventLog(run / "logs", writer=writer),
         checkpoint,
         *extra_callbacks,
     ]
@@ -126,6 +132,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         "paper_row": config.meta.paper_row,
         "expected_top1": config.meta.expected_top1,
     }
-    classifier.save_weights(run / "model.weights.h5")
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    save_weights(classifier, run / "model.weights.h5", writer)
+    if writer:
+        (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
