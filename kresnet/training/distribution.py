@@ -103,6 +103,12 @@ def join_job(multi_host):
     if missing:
         raise UserError(f"distribution.multi_host=true needs the environment variables {', '.join(missing)}")
     keras.distribution.initialize()
+    # initialize() also seeds TensorFlow's global generator with a random value the processes share;
+    # unset it again, so that the input pipeline's seeded order and augmentation are those of a
+    # single-process run with the same recipe (and the same after a restart).
+    import tensorflow as tf
+
+    tf.random.set_seed(None)
 
 
 def input_shard(distribution):
