@@ -74,7 +74,9 @@ def build_training_data(config, progress=None):
     shard = input_shard(config.distribution)
     if t.batch_size % shard[0]:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by the {shard[0]} processes of the job")
-    common = dict(batch_size=t.batch_size // shard[0], image_size=d.image_size, num_classes=config.model.num_classes, shard=shard)
+    common = dict(
+        batch_size=t.batch_size // shard[0], image_size=d.image_size, num_classes=config.model.num_classes, shard=shard
+    )
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 
     def training_stream(mixup_alpha):

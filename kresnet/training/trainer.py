@@ -84,7 +84,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=()):
         writer=writer,
     )
     start_epoch, start_step = checkpoint.restore(model)
-    same_on_every_process((start_epoch, start_step), f"the resume point in {run / 'checkpoints'} (is --out on a shared filesystem?)")
+    same_on_every_process((start_epoch, start_step), f"the resume point in {run / 'checkpoints'} (is --out shared?)")
     if writer:
         trim_history(run / "history.csv", start_epoch)
     # The checkpoint comes after the loggers: a state that counts an epoch as done is only ever

@@ -105,7 +105,8 @@ def test_recipe_asking_data_parallel_on_torch_stops_before_any_work(monkeypatch,
 
 def test_multi_host_on_tensorflow_names_the_upstream_issues_and_points_to_jax(monkeypatch):
     monkeypatch.setattr(keras.config, "backend", lambda: "tensorflow")
-    with pytest.raises(ValueError, match=r"multi_host=true is not supported on the tensorflow backend.*keras-team/keras#20585.*tensorflow/tensorflow#72388.*KERAS_BACKEND=jax"):
+    expected = r"multi_host=true is not supported on the tensorflow backend.*keras-team/keras#20585.*tensorflow/tensorflow#72388.*KERAS_BACKEND=jax"
+    with pytest.raises(ValueError, match=expected):
         setup_distribution("data_parallel", multi_host=True)
 
 
@@ -147,7 +148,9 @@ def test_padded_validation_shards_cover_every_image_once_in_equal_full_batches(i
     expected = sorted(x.tobytes() for batch, _ in _arrays(whole) for x in batch)
     seen, batch_counts = [], []
     for index in (0, 1):
-        shard, info = build_dataset(images / "val", training=False, batch_size=4, image_size=16, shard=(2, index), pad_last_batch=True)
+        shard, info = build_dataset(
+            images / "val", training=False, batch_size=4, image_size=16, shard=(2, index), pad_last_batch=True
+        )
         batches = _arrays(shard)
         batch_counts.append((len(batches), info.num_batches, int(tf.data.experimental.cardinality(shard))))
         for x, y, w in batches:

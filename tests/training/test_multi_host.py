@@ -128,9 +128,8 @@ def test_two_processes_train_resume_and_match_two_devices(tmp_path):
     with open(reference / "history.csv") as f:
         expected_history = list(csv.DictReader(f))
     assert [row.keys() for row in history] == [row.keys() for row in expected_history]
-    np.testing.assert_allclose(
-        [[float(v) for v in row.values()] for row in history], [[float(v) for v in row.values()] for row in expected_history], rtol=1e-5
-    )
+    values = [[[float(v) for v in row.values()] for row in rows] for rows in (history, expected_history)]
+    np.testing.assert_allclose(*values, rtol=1e-5)
     ours, theirs = json.loads((run / "metrics.json").read_text()), json.loads((reference / "metrics.json").read_text())
     assert (ours["top1"], ours["val_loss"], ours["optimizer_steps"]) == pytest.approx((theirs["top1"], theirs["val_loss"], 6))
 
