@@ -16,7 +16,7 @@ class ScalarEventLog(keras.callbacks.Callback):
     Args:
         log_dir: the TensorBoard log folder.
         writer: bool. False in the processes of a multi-host job that write nothing; they still
-            compute the learning rate, a JAX computation every process must run.
+            compute the learning rate, so that every process runs the same JAX computations.
     """
 
     def __init__(self, log_dir, writer=True):
