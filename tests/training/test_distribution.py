@@ -176,3 +176,25 @@ def test_validation_padding_counts_for_nothing(images):
     weights = np.array([1, 1, 1, 1, 0, 0, 0, 0], "float32")
     results = model.evaluate(tf.data.Dataset.from_tensor_slices((x, labels, weights)).batch(8), verbose=0, return_dict=True)
     assert results["top1"] == pytest.approx(1.0)
+
+
+def test_tfrecord_processes_read_disjoint_training_images_and_validate_every_image_once(images, tmp_path):
+    from kresnet.data import tfrecords
+
+    tfrecords.convert_folder(images, tmp_path, images_per_shard=6, workers=1)  # train: 4 files, val: 4 files
+
+    def pixels(pattern, **options):
+        """The real images of one pass, as bytes (padding, weight 0, left out)."""
+        dataset, _ = build_dataset(str(tmp_path / pattern), image_size=16, **options)
+        kept = []
+        for x, _, *weights in _arrays(dataset):
+            weights = weights[0] if weights else np.ones(len(x))
+            kept += [image.tobytes() for image, weight in zip(x, weights) if weight == 1]
+        return kept
+
+    whole_val = pixels("validation-*", training=False, batch_size=8)
+    halves = [pixels("validation-*", training=False, batch_size=4, shard=(2, i), pad_last_batch=True) for i in (0, 1)]
+    assert sorted(halves[0] + halves[1]) == sorted(whole_val) and len(whole_val) == 20
+    # Training: each process reads two of the four files, so one pass gives disjoint images.
+    train = [pixels("train-*", training=True, batch_size=2, seed=0, drop_remainder=False, shard=(2, i)) for i in (0, 1)]
+    assert len(train[0]) + len(train[1]) == 24 and not set(train[0]) & set(train[1])
