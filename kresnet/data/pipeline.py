@@ -5,6 +5,12 @@ Order of operations, training: list files -> shuffle all (each epoch anew) ->
 augment, normalise (parallel) -> drop unreadable images, counted -> batch ->
 one-hot -> [mixup] -> [channels_first] -> prefetch. Evaluation keeps file order
 and applies the resize + centre crop. Output is float32 NHWC (or NCHW), normalised.
+
+Several processes feeding one data-parallel job each pass `shard=(count, index)` and their
+part of the global batch as `batch_size`: the example stream (the same order everywhere) is
+cut into such parts and process i keeps parts i, i + count, ... before decoding. Each process
+reads and decodes only its own images, and global batch k holds exactly the images that
+batch k of a single process would.
 """
 
 import tensorflow as tf
@@ -39,6 +45,8 @@ def build_dataset(
     threads=None,
     skip_counter=None,
     eval_preset=None,
+    shard=(1, 0),
+    pad_last_batch=False,
 ):
     """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
 
@@ -71,6 +79,14 @@ def build_dataset(
             same files (training with and without mixup), so a file counts once.
         eval_preset: `kresnet.models.presets.Preset` or None. Evaluate with that pretrained tag's own
             transform (its size, crop_pct, interpolation, mean/std) instead of the paper's.
+        shard: (count, index). Keep every count-th run of `batch_size` examples from the
+            index-th on, before decoding (TFRecord training with at least `count` files: every
+            count-th file instead). Training then needs a `seed`, so that every process
+            shuffles the same way.
+        pad_last_batch: bool. Evaluation: yield (images, labels, weights), every batch full, the
+            last one padded with zero images of weight 0, and the same number of batches
+            (`info.num_batches`) in every shard, so that data-parallel devices split every batch
+            evenly and each image counts once.
 
     Returns:
         (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
@@ -84,22 +100,29 @@ def build_dataset(
     if resize_size < image_size:
         raise UserError(f"resize_size must be >= image_size. Received: resize_size={resize_size}, image_size={image_size}")
     drop_remainder = training if drop_remainder is None else drop_remainder
+    num_shards = shard[0]
+    if training and num_shards > 1 and seed is None:
+        raise UserError(f"shard={shard}: sharded training needs a seed, so that every process shuffles alike")
+    if pad_last_batch and training:
+        raise UserError("pad_last_batch is for evaluation (training=False)")
     counter = skip_counter or SkipCounter()
 
     if sources.is_tfrecord_source(source):
-        records, info = _tfrecord_records(source, training, seed, shuffle_buffer, num_classes, label_offset)
+        records, info = _tfrecord_records(source, training, seed, shuffle_buffer, num_classes, label_offset, shard)
         parse = _tfrecord_parser(info.pop("label_offset"))
+        records_sharded = info.pop("sharded")
     else:
         records, info = _folder_records(source, training, seed, num_classes, class_names)
         parse = _read_file
+        records_sharded = num_shards == 1
     info = sources.DatasetInfo(skipped=counter, **info)
     # Dropped files make the batch count unknowable, and Keras then warns that the data "ran out".
-    # So a training epoch is an endless stream cut at num_examples // batch_size batches: a known length.
+    # So a training epoch is an endless stream cut at num_examples // global batch batches: a known length.
     epoch_batches = None
     if training and drop_remainder and not repeat and info.num_examples:
-        epoch_batches = info.num_examples // batch_size
+        epoch_batches = info.num_examples // (batch_size * num_shards)
         if epoch_batches == 0:
-            raise UserError(f"batch_size={batch_size} is larger than the {info.num_examples} images of {source}")
+            raise UserError(f"batch_size={batch_size * num_shards} is larger than the {info.num_examples} images of {source}")
     if repeat or epoch_batches:
         records = records.repeat()
 
@@ -110,8 +133,12 @@ def build_dataset(
             image = decode.train_image(contents, seed_pair, image_size, colour_jitter, lighting_std)
             return image, _checked_label(label, info.num_classes)
 
-        seeds = _seed_stream(seed, 0)
-        examples = tf.data.Dataset.zip(records, seeds).map(lambda pair, s: counter.wrap(load)(pair[0], pair[1], s), num_parallel_calls=AUTOTUNE)
+        # Seeds are attached before sharding: an example gets the same augmentation whichever
+        # process decodes it.
+        examples = tf.data.Dataset.zip(records, _seed_stream(seed, 0))
+        if not records_sharded:
+            examples = _keep_shard(examples, batch_size, shard)
+        examples = examples.map(lambda pair, s: counter.wrap(load)(pair[0], pair[1], s), num_parallel_calls=AUTOTUNE)
     else:
 
         def load(item, label):
@@ -119,18 +146,23 @@ def build_dataset(
             image = decode.eval_image(contents, image_size, resize_size, eval_preset)
             return image, _checked_label(label, info.num_classes)
 
+        if not records_sharded:
+            records = _keep_shard(records, batch_size, shard)
         examples = records.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
     examples = examples.ignore_errors()
-    batches = examples.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if pad_last_batch:
+        batches = _padded_batches(examples, batch_size, info, num_shards)
+    else:
+        batches = examples.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if epoch_batches:
         # The stream is endless (unless every file is unreadable), so the length assertion holds.
         batches = batches.take(epoch_batches).apply(tf.data.experimental.assert_cardinality(epoch_batches))
     if one_hot:
-        batches = batches.map(lambda x, y: (x, tf.one_hot(y, info.num_classes)), num_parallel_calls=AUTOTUNE)
+        batches = batches.map(lambda x, y, *w: (x, tf.one_hot(y, info.num_classes), *w), num_parallel_calls=AUTOTUNE)
     if training and mixup_alpha:
         batches = apply_mixup(batches, mixup_alpha, None if seed is None else seed + 2000)
     if data_format == "channels_first":
-        batches = batches.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y), num_parallel_calls=AUTOTUNE)
+        batches = batches.map(lambda x, *rest: (tf.transpose(x, [0, 3, 1, 2]), *rest), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = seed is not None or not training
     # Parallelism across images, not inside one image's small ops (as TF's official ResNet input does).
@@ -138,6 +170,26 @@ def build_dataset(
     if threads:
         options.threading.private_threadpool_size = int(threads)
     return batches.prefetch(AUTOTUNE).with_options(options), info
+
+
+def _keep_shard(records, batch_size, shard):
+    """Runs number index, index + count, ... of `batch_size` consecutive (undecoded) records."""
+    count, index = shard
+    return records.batch(batch_size).shard(count, index).unbatch()
+
+
+def _padded_batches(examples, batch_size, info, num_shards):
+    """Full (images, labels, weights) batches: weight 1 for real images, then weight-0 zero images up to
+    `info.num_batches`, the count every shard yields (the most any shard holds)."""
+    if not info.num_examples:
+        raise UserError("pad_last_batch needs a source that states its number of images")
+    info.num_batches = -(-(-(-info.num_examples // batch_size)) // num_shards)
+    weighted = examples.map(lambda x, y: (x, y, tf.constant(1.0)))
+    padding = tf.data.Dataset.from_tensors(
+        tuple(tf.zeros(spec.shape, spec.dtype) for spec in weighted.element_spec[:2]) + (tf.constant(0.0),)
+    ).repeat()
+    batches = weighted.concatenate(padding).take(info.num_batches * batch_size).batch(batch_size, drop_remainder=True)
+    return batches.apply(tf.data.experimental.assert_cardinality(info.num_batches))
 
 
 def _seed_stream(seed, stream):
@@ -172,9 +224,16 @@ def _folder_records(root, training, seed, num_classes, class_names):
     return records, info
 
 
-def _tfrecord_records(pattern, training, seed, shuffle_buffer, num_classes, label_offset):
-    files = sources.list_tfrecord_files(pattern)
-    metadata = sources.read_tfrecord_metadata(files) or {}
+def _tfrecord_records(pattern, training, seed, shuffle_buffer, num_classes, label_offset, shard):
+    files = all_files = sources.list_tfrecord_files(pattern)
+    # Training reads only its own files when there are enough of them (examples per process then differ
+    # by at most a file, which an endless stream does not mind); evaluation splits the records, so that
+    # every shard knows how many batches the others yield.
+    num_shards, shard_index = shard
+    sharded = num_shards == 1 or (training and len(files) >= num_shards)
+    if num_shards > 1 and sharded:
+        files = files[shard_index::num_shards]
+    metadata = sources.read_tfrecord_metadata(all_files) or {}
     names = metadata.get("class_names") or (sources.imagenet_synsets() if not num_classes or num_classes == 1000 else [])
     num_classes = num_classes or metadata.get("num_classes") or len(names)
     if label_offset is None:
@@ -194,9 +253,10 @@ def _tfrecord_records(pattern, training, seed, shuffle_buffer, num_classes, labe
     records = records.map(lambda serialized: (serialized, tf.constant(0, tf.int64)))
     info = {
         "num_classes": int(num_classes),
-        "num_examples": sources.tfrecord_example_count(files, metadata),
+        "num_examples": sources.tfrecord_example_count(all_files, metadata),
         "class_names": list(names),
         "label_offset": label_offset,
+        "sharded": sharded,
     }
     return records, info
 

@@ -32,12 +32,14 @@ class DatasetInfo:
             a `dataset.json` beside them).
         class_names: list of str. Name of each class index.
         skipped: `SkipCounter` or None. Counts unreadable images dropped by the pipeline.
+        num_batches: int or None. Batches per pass of a padded evaluation set (`pad_last_batch`).
     """
 
     num_classes: int
     num_examples: int | None
     class_names: list
     skipped: object = None
+    num_batches: int | None = None
 
 
 @functools.lru_cache(maxsize=1)

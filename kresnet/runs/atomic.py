@@ -61,9 +61,15 @@ def write_text_atomically(path, text, fault=None):
     return write_atomically(path, lambda scratch: pathlib.Path(scratch).write_text(text, encoding="utf-8"), fault)
 
 
-def save_weights_atomically(model, path, fault=None):
-    """What `model.save_weights(path)` writes (a `.weights.h5`), through a temporary file."""
+def save_weights_atomically(model, path, fault=None, writer=True):
+    """What `model.save_weights(path)` writes (a `.weights.h5`), through a temporary file.
+
+    Every process of a multi-host job serialises the weights (on JAX reading a variable spread
+    over the job is a collective that all processes must enter); only the writer writes.
+    """
     content = weights_h5_bytes(model)
+    if not writer:
+        return path
     return write_atomically(path, lambda scratch: _write_bytes(scratch, content), fault)
 
 

@@ -13,6 +13,7 @@ import keras
 
 from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
 from kresnet.training.checkpoint import RunCheckpoint
+from kresnet.training.distribution import same_on_every_process
 from kresnet.training.history import HistoryCSV, trim_history
 from kresnet.training.tensorboard_log import ScalarEventLog
 
@@ -116,6 +117,7 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup_
     checkpoint = RunCheckpoint(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
                                writer=run.writer, fault=run.fault)
     start_epoch, start_step = checkpoint.restore(model)
+    same_on_every_process((start_epoch, start_step), f"the resume point in {run / CHECKPOINTS} (is --out shared?)")
     if run.writer:
         trim_history(run / HISTORY, start_epoch)
     if start_epoch >= epochs:

@@ -120,11 +120,10 @@ class RunFolder:
         return self.write_text(name, json.dumps(value, indent=2) + "\n")
 
     def save_weights(self, model, name):
-        """`model.save_weights` to `<run>/name` atomically (nothing when this process is not the writer)."""
+        """`model.save_weights` to `<run>/name` atomically (nothing written when this process is not the writer)."""
         if self.writer:
             (self.path / name).parent.mkdir(parents=True, exist_ok=True)
-            save_weights_atomically(model, self.path / name, self.fault)
-        return self.path / name
+        return save_weights_atomically(model, self.path / name, self.fault, writer=self.writer)
 
     def finish(self, metrics):
         """Write `metrics.json`, then the `finished` marker: the run is complete only once both exist."""

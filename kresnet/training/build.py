@@ -97,7 +97,9 @@ def build_training_model(config, steps_per_epoch, input_size=None, teacher=None)
     model.compile(
         optimizer=optimizer,
         loss=classification_loss(config.tricks.label_smoothing),
-        metrics=[
+        # Weighted: the weight-0 padding of a data-parallel validation set must not count
+        # (training batches carry no weights, so nothing changes there).
+        weighted_metrics=[
             keras.metrics.CategoricalAccuracy(name="top1"),
             keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
         ],

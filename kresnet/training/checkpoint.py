@@ -43,6 +43,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory, steps_per_epoch, every_steps=0, export_model=None, export_path=None, writer=True,
                  fault=None):
         super().__init__()
+        self.writer = writer
         self.directory = pathlib.Path(directory)
         self.steps_per_epoch = int(steps_per_epoch)
         self.every_steps = int(every_steps)
@@ -113,8 +114,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         if not self._save(epoch + 1, 0):
             return
-        if self.export_model is not None and self.writer:
-            save_weights_atomically(self.export_model, self.export_path, self.fault)
+        if self.export_model is not None:
+            save_weights_atomically(self.export_model, self.export_path, self.fault, writer=self.writer)
 
     def _stop(self, epoch, step, what):
         if self.diverged is None:
@@ -129,15 +130,17 @@ class RunCheckpoint(keras.callbacks.Callback):
             self._stop(epoch - 1 if step == 0 else epoch, step or self.steps_per_epoch, f"weight {bad}")
             return False
         self.saved = (epoch, step)
-        if not self.writer:
-            return True
-        self.directory.mkdir(parents=True, exist_ok=True)
         iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         # Named by the batches trained, not the optimizer's counter: under float16 loss scaling an
         # overflowing batch applies no update, and two saves with one counter would rewrite the file
         # that state.json still names.
         name = f"state-{epoch * self.steps_per_epoch + step:09d}.weights.h5"
-        save_weights_atomically(self.model, self.directory / name, self.fault)
+        if self.writer:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        # Every process serialises (a collective on a multi-host JAX job); only the writer writes.
+        save_weights_atomically(self.model, self.directory / name, self.fault, writer=self.writer)
+        if not self.writer:
+            return True
         state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name, "backends": self.backends}
         write_text_atomically(self.directory / STATE_FILE, json.dumps(state), self.fault)
         for old in self.directory.glob("state-*.weights.h5"):

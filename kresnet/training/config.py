@@ -76,7 +76,7 @@ class Distribution:
     """Data-parallel training; `train.batch_size` stays the global batch (see kresnet/training/distribution.py)."""
 
     strategy: str = setting("none", choices=["none", "data_parallel"], help="data_parallel: JAX or TensorFlow, all local devices")
-    multi_host: bool = setting(False, help="join a multi-host job (JAX: KERAS_DISTRIBUTION_* variables; TF: TF_CONFIG)")
+    multi_host: bool = setting(False, help="join a multi-host job (JAX only: the KERAS_DISTRIBUTION_* variables)")
 
 
 @dataclasses.dataclass

@@ -13,7 +13,8 @@ class TrainingData:
     Args:
         train: repeated dataset of (images, one-hot labels) without mixup.
         train_mixup: the same with mixup, or None when the recipe has no mixup.
-        val: finite validation dataset (paper eval transform), one-hot labels.
+        val: finite validation dataset (paper eval transform), one-hot labels; under data-parallel
+            training also weights (0 for the padding of the last batch, so each image counts once).
         steps_per_epoch: optimizer steps per epoch.
         validation_steps: batches per validation pass, or None for the whole set.
         num_classes: label width.
@@ -68,10 +69,17 @@ def build_training_data(config, progress=None):
     from kresnet.data.pipeline import build_dataset
     from kresnet.runs.fit import epoch_steps
     from kresnet.data.sources import resolve_split
+    from kresnet.training.distribution import input_shard
 
     root = dataset_root(config, progress)
     d, t = config.data, config.train
-    common = dict(batch_size=t.batch_size, image_size=d.image_size, num_classes=config.model.num_classes)
+    # Each process of a multi-host job reads its own share of every global batch.
+    shard = input_shard(config.distribution)
+    if t.batch_size % shard[0]:
+        raise UserError(f"train.batch_size={t.batch_size} must be divisible by the {shard[0]} processes of the job")
+    common = dict(
+        batch_size=t.batch_size // shard[0], image_size=d.image_size, num_classes=config.model.num_classes, shard=shard
+    )
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 
     def training_stream(mixup_alpha, skip_counter=None):
@@ -83,14 +91,16 @@ def build_training_data(config, progress=None):
 
     train, info = training_stream(0.0)
     train_mixup = training_stream(config.tricks.mixup_alpha, info.skipped)[0] if config.tricks.mixup_alpha > 0 else None
-    val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, **common)
+    # Data-parallel devices split every batch evenly, the last one included: it is padded (weight 0).
+    padded = config.distribution.strategy == "data_parallel"
+    val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, pad_last_batch=padded, **common)
     if info.num_classes != config.model.num_classes:
         raise UserError(f"model.num_classes: the dataset at {root} has {info.num_classes} classes, recipe says {config.model.num_classes}")
     try:
         steps = epoch_steps(info.num_examples or None, t.batch_size, t.steps_per_epoch)
     except UserError as error:
         raise UserError(f"{error} ({train_source})") from None
-    validation_steps = t.validation_steps or None
+    validation_steps = t.validation_steps or val_info.num_batches
     if validation_steps is None and val_info.num_examples:
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
         validation_steps = -(-val_info.num_examples // t.batch_size)

@@ -53,6 +53,6 @@ class DistillationModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not training:
-            return self._eval_loss(y, y_pred)
+            return self._eval_loss(y, y_pred, sample_weight)
         teacher_logits = self.teacher(x, training=False)
         return distillation_loss(y, y_pred, teacher_logits, self.temperature, self.label_smoothing)

@@ -1,11 +1,12 @@
 """Data-parallel training across devices and hosts on Keras' own engines.
 
 - JAX: `keras.distribution.DataParallel` over every device of every process; several
-  hosts join through `keras.distribution.initialize` (environment variables
-  `KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES`,
-  `KERAS_DISTRIBUTION_PROCESS_ID`).
-- TensorFlow: `tf.distribute.MirroredStrategy` on one host, or
-  `MultiWorkerMirroredStrategy` (configured by `TF_CONFIG`) across hosts.
+  hosts (one process each) join through `keras.distribution.initialize` (environment
+  variables `KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES`,
+  `KERAS_DISTRIBUTION_PROCESS_ID`). Each process feeds its own share of every global
+  batch (`input_shard`), so Keras' auto-sharding of tf.data is off.
+- TensorFlow: `tf.distribute.MirroredStrategy` on one host. Several hosts are refused:
+  Keras 3's `fit` does not train under `MultiWorkerMirroredStrategy`.
 - PyTorch: Keras has no data-parallel engine for the torch backend; asking for one is an
   error that says so, rather than a silent single-device run.
 
@@ -14,7 +15,6 @@ linear scaling rule applies to the global batch.
 """
 
 import contextlib
-import json
 import dataclasses
 import os
 
@@ -22,6 +22,10 @@ from kresnet.errors import UserError
 
 STRATEGIES = ("none", "data_parallel")
 MULTI_HOST_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
+TENSORFLOW_MULTI_HOST_ERROR = (
+    "distribution.multi_host=true is not supported on the tensorflow backend: Keras 3's fit does not train under "
+    "MultiWorkerMirroredStrategy (keras-team/keras#20585, tensorflow/tensorflow#72388); use KERAS_BACKEND=jax"
+)
 
 
 @dataclasses.dataclass
@@ -44,8 +48,8 @@ def setup_distribution(strategy="none", multi_host=False):
 
     Args:
         strategy: str. `"none"` (one device) or `"data_parallel"`.
-        multi_host: bool. join a multi-host job first (JAX: `keras.distribution.initialize`
-            from the `KERAS_DISTRIBUTION_*` variables; TensorFlow: `TF_CONFIG`).
+        multi_host: bool. join a multi-host job first (JAX only: `keras.distribution.initialize`
+            from the `KERAS_DISTRIBUTION_*` variables).
     """
     import keras
 
@@ -55,53 +59,111 @@ def setup_distribution(strategy="none", multi_host=False):
     if strategy == "none":
         return DistributionPlan(backend, 1, contextlib.nullcontext())
     if backend == "jax":
-        return _jax_data_parallel(multi_host)
+        join_job(multi_host)
+        devices = keras.distribution.list_devices()
+        # kresnet shards the input itself (`input_shard`): every process already yields its own part of
+        # each global batch, and Keras' auto-sharding cannot read the batch size of a padded pipeline.
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+        return DistributionPlan("jax", len(devices), contextlib.nullcontext())
     if backend == "tensorflow":
-        return _tensorflow_data_parallel(multi_host)
+        join_job(multi_host)
+        import tensorflow as tf
+
+        accelerators = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([device.name for device in accelerators])
+        return DistributionPlan("tensorflow", strategy.num_replicas_in_sync, strategy.scope())
     raise UserError(
         f"distribution.strategy='data_parallel' is not supported on the {backend} backend "
         "(Keras has no data-parallel engine for it); use KERAS_BACKEND=jax or tensorflow, or strategy='none'"
     )
 
 
-def _jax_data_parallel(multi_host):
+def join_job(multi_host):
+    """Join the multi-host job once (JAX), before any JAX computation; a no-op without `multi_host`.
+
+    Args:
+        multi_host: bool. `distribution.multi_host` of the recipe.
+    """
+    if not multi_host:
+        return
     import keras
 
-    if multi_host:
-        missing = [name for name in MULTI_HOST_VARIABLES if name not in os.environ]
-        if missing:
-            raise UserError(f"distribution.multi_host=true needs the environment variables {', '.join(missing)}")
-        keras.distribution.initialize()
-    devices = keras.distribution.list_devices()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return DistributionPlan("jax", len(devices), contextlib.nullcontext())
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        raise UserError(TENSORFLOW_MULTI_HOST_ERROR)
+    if backend != "jax":
+        raise UserError(f"distribution.multi_host=true is not supported on the {backend} backend; use KERAS_BACKEND=jax")
+    import jax
 
-
-def _tensorflow_data_parallel(multi_host):
+    if jax.distributed.is_initialized():
+        return
+    missing = [name for name in MULTI_HOST_VARIABLES if name not in os.environ]
+    if missing:
+        raise UserError(f"distribution.multi_host=true needs the environment variables {', '.join(missing)}")
+    keras.distribution.initialize()
+    # initialize() also seeds TensorFlow's global generator with a random value the processes share;
+    # unset it again, so that the input pipeline's seeded order and augmentation are those of a
+    # single-process run with the same recipe (and the same after a restart).
     import tensorflow as tf
 
-    if multi_host:
-        if "TF_CONFIG" not in os.environ:
-            raise UserError("distribution.multi_host=true on TensorFlow needs the TF_CONFIG environment variable")
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    else:
-        accelerators = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy([device.name for device in accelerators])
-    return DistributionPlan("tensorflow", strategy.num_replicas_in_sync, strategy.scope())
+    tf.random.set_seed(None)
+
+
+def input_shard(distribution):
+    """(number of input shards, this process's shard): (processes, process index) in a multi-host
+    JAX job, (1, 0) otherwise. Joins the job first when the recipe asks for several hosts.
+
+    Args:
+        distribution: the recipe's `[distribution]` table.
+    """
+    if distribution.strategy == "none":
+        return 1, 0
+    join_job(distribution.multi_host)
+    if not _jax_job_running():
+        return 1, 0
+    import jax
+
+    return jax.process_count(), jax.process_index()
 
 
 def is_primary_process():
-    """True in the one process of a multi-process job that writes the run folder (and in a single process)."""
+    """True in the one process that writes a run folder: process 0 of a multi-host JAX job, and the
+    only process otherwise (TensorFlow multi-worker training is refused, see `join_job`).
+
+    Ask after the job is joined (`setup_distribution`, `input_shard` or `join_job`): before that every
+    process is alone and primary. Never starts a JAX backend itself.
+    """
+    if not _jax_job_running():
+        return True
+    import jax
+
+    return jax.process_index() == 0
+
+
+def same_on_every_process(values, what):
+    """Stop with a one-line error when the processes of a multi-host job disagree on `values`
+    (e.g. each resumed from its own, unshared, run folder); a no-op in a single process.
+
+    Args:
+        values: tuple of ints.
+        what: what the values are, for the message.
+    """
+    if not _jax_job_running():
+        return
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    mine = np.asarray(values, np.int64)
+    everyone = np.asarray(multihost_utils.process_allgather(mine))
+    if not (everyone == mine).all():
+        raise UserError(f"the processes of the job disagree on {what}: {everyone.tolist()}")
+
+
+def _jax_job_running():
     import keras
 
-    if keras.config.backend() == "jax":
-        import jax
+    if keras.config.backend() != "jax":
+        return False
+    import jax
 
-        return jax.process_index() == 0
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    if keras.config.backend() == "tensorflow" and task:
-        # MultiWorkerMirroredStrategy's chief: the `chief` task, or worker 0 when there is none.
-        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-        chief_type = "chief" if "chief" in cluster else "worker"
-        return task.get("type") == chief_type and int(task.get("index", 0)) == 0
-    return True
+    return jax.distributed.is_initialized()

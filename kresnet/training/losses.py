@@ -30,10 +30,15 @@ def label_smoothing_loss(epsilon=0.1):
     with y one-hot or soft (mixup). This is Keras' `CategoricalCrossentropy(from_logits=True,
     label_smoothing=epsilon)`, returned as is; see the module docstring for eps / K vs eps / (K - 1).
 
+    With sample weights it is the weighted mean, so the weight-0 padding of a data-parallel
+    validation batch does not dilute the loss; without them the plain batch mean.
+
     Args:
         epsilon: float in [0, 1). 0.1 in the paper; 0 gives the plain cross-entropy.
     """
-    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=epsilon, name="cross_entropy")
+    return keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=epsilon, reduction="mean_with_sample_weight", name="cross_entropy"
+    )
 
 
 def classification_loss(label_smoothing=0.0):
