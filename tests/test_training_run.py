@@ -40,12 +40,30 @@ def _history(run):
 
 
 def test_plan_segments():
-    assert plan_segments(5, 10, 0) == [Segment(0, 5, 10, False)]
-    assert plan_segments(5, 10, 3) == [Segment(0, 3, 10, True), Segment(3, 5, 10, False)]
-    assert plan_segments(5, 10, 3, start_epoch=2, start_step=4) == [
-        Segment(2, 3, 6, True, 4), Segment(3, 5, 10, False)]
-    assert plan_segments(5, 10, 0, start_epoch=5) == []
+    assert plan_segments(5, 10) == [Segment(0, 5, 10)]
+    assert plan_segments(5, 10, start_epoch=2) == [Segment(2, 5, 10)]
+    assert plan_segments(5, 10, start_epoch=2, start_step=4) == [Segment(2, 3, 6, 4), Segment(3, 5, 10)]
+    assert plan_segments(5, 10, start_epoch=5) == []
 
+
+class _FitCalls(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls, self.epochs = [], []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(self.params["epochs"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_mixup_off_epochs_run_in_the_same_fit_call(tmp_path):
+    """Mixup for the first epochs, none for the last: one `fit`, epochs counted 1..E (no "Epoch 1/1" restart)."""
+    config = tiny_recipe(train={"epochs": 3}, tricks={"mixup_alpha": 0.2, "mixup_off_epochs": 1})
+    calls = _FitCalls()
+    train(config, tmp_path, data=tiny_data(), verbose=0, extra_callbacks=[calls])
+    assert calls.calls == [3] and calls.epochs == [0, 1, 2]
 
 def test_two_epoch_run_decreases_loss_and_writes_the_run_folder(tmp_path):
     config = tiny_recipe()
@@ -125,7 +143,7 @@ def test_resume_refuses_a_different_recipe(tmp_path):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_recipe()
     with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf at epoch 2, step 2.*epoch 1, step 0"):
-        train(config, tmp_path, data=tiny_data(poison_after=1), verbose=0)
+        train(config, tmp_path, data=tiny_data(poison_after=5), verbose=0)  # NaN from epoch 2, step 2
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)
     model, _ = __import__("kresnet.training.build", fromlist=["x"]).build_training_model(config, 4)

@@ -44,14 +44,13 @@ def separable_images(count, seed):
 
 
 def tiny_data(steps_per_epoch=4, batch_size=16, poison_after=None):
-    """In-memory `TrainingData` with a mixup stream; `poison_after` k makes the plain stream's
-    batches NaN after its first k (each `fit` call starts a fresh iterator)."""
+    """In-memory `TrainingData`; `poison_after` k makes the stream's batches NaN after its first k
+    (each `fit` call starts a fresh iterator)."""
     images, labels = separable_images(steps_per_epoch * batch_size, seed=1)
     val_images, val_labels = separable_images(32, seed=2)
     train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size, drop_remainder=True).repeat()
-    mixed = train.map(lambda x, y: (0.7 * x + 0.3 * tf.reverse(x, [0]), 0.7 * y + 0.3 * tf.reverse(y, [0])))
     if poison_after is not None:
         bad = tf.data.Dataset.from_tensors((tf.fill([batch_size, SIZE, SIZE, 3], float("nan")), labels[:batch_size]))
         train = train.take(poison_after).concatenate(bad.repeat())
     val = tf.data.Dataset.from_tensor_slices((val_images, val_labels)).batch(16)
-    return TrainingData(train, mixed, val, steps_per_epoch, None, NUM_CLASSES)
+    return TrainingData(train, val, steps_per_epoch, None, NUM_CLASSES)

@@ -1,9 +1,9 @@
 """The one fit routine of every task: `model.fit` with the run folder's callbacks, resumed exactly.
 
-The task brings a compiled model, its training stream(s) and (optionally) validation; this
-restores the last checkpoint, trims `history.csv` to it, says where it resumes, and runs the
-remaining epochs — split into `fit` calls where the training stream changes (a partial
-epoch after a mid-epoch resume, mixup epochs, then the epochs without mixup).
+The task brings a compiled model, its training stream and (optionally) validation and a
+`MixupSchedule`; this restores the last checkpoint, trims `history.csv` to it, says where it
+resumes, and runs the remaining epochs in one `fit` call (two after a mid-epoch resume: the
+rest of that epoch, then the others), so epochs count continuously, mixup-off included.
 """
 
 import dataclasses
@@ -20,36 +20,31 @@ from kresnet.training.tensorboard_log import ScalarEventLog
 
 @dataclasses.dataclass
 class Segment:
-    """One `fit` call: epochs [start, end), `steps` per epoch, mixup or not, `offset` steps already done."""
+    """One `fit` call: epochs [start, end), `steps` per epoch, `offset` steps of epoch `start` already done."""
 
     start: int
     end: int
     steps: int
-    mixup: bool
     offset: int = 0
 
 
-def plan_segments(epochs, steps_per_epoch, mixup_epochs, start_epoch=0, start_step=0):
-    """Split the remaining training into `fit` calls: a partial epoch after a mid-epoch resume,
-    then the mixup epochs, then the final epochs without mixup.
+def plan_segments(epochs, steps_per_epoch, start_epoch=0, start_step=0):
+    """The remaining training as `fit` calls: the rest of a partly done epoch after a mid-epoch
+    resume (Keras counts whole epochs), then every other epoch in one call.
 
     Args:
         epochs: total epochs.
         steps_per_epoch: steps per epoch.
-        mixup_epochs: the first this many epochs use mixup (0: none).
         start_epoch: first unfinished epoch.
         start_step: steps of `start_epoch` already done.
     """
     segments = []
     epoch = start_epoch
     if start_step and epoch < epochs:
-        segments.append(Segment(epoch, epoch + 1, steps_per_epoch - start_step, epoch < mixup_epochs, start_step))
+        segments.append(Segment(epoch, epoch + 1, steps_per_epoch - start_step, start_step))
         epoch += 1
-    if epoch < mixup_epochs:
-        segments.append(Segment(epoch, mixup_epochs, steps_per_epoch, True))
-        epoch = mixup_epochs
     if epoch < epochs:
-        segments.append(Segment(epoch, epochs, steps_per_epoch, False))
+        segments.append(Segment(epoch, epochs, steps_per_epoch))
     return segments
 
 
@@ -93,8 +88,7 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup_train=None, mixup_epochs=0,
-            validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=print):
+def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=None, validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=print):
     """Train the compiled `model` into the claimed `run` folder (resuming its checkpoint); returns a `FitResult`.
 
     Args:
@@ -104,8 +98,8 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup_
         epochs: total epochs of the run.
         steps_per_epoch: optimizer steps per epoch.
         every_steps: also checkpoint every this many steps inside an epoch (0: epoch ends only).
-        mixup_train: the stream of the first `mixup_epochs` epochs, or None.
-        mixup_epochs: epochs that use `mixup_train`.
+        mixup: a `kresnet.tricks.MixupSchedule` for this run's epochs and steps, or None: mixes the
+            batches of its first epochs, switching off at the exact batch.
         validation: optional validation stream, with `validation_steps`.
         validation_steps: steps of `validation` (None: until it ends).
         export_model: a model whose weights are written to `model.weights.h5` at each epoch end
@@ -131,11 +125,15 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup_
         loggers += [HistoryCSV(run / HISTORY), ScalarEventLog(run / LOGS)]
     callbacks = [*loggers, checkpoint, *extra_callbacks]
     started = time.time()
-    for segment in plan_segments(epochs, steps_per_epoch, mixup_epochs if mixup_train is not None else 0,
-                                 start_epoch, start_step):
+    for segment in plan_segments(epochs, steps_per_epoch, start_epoch, start_step):
         checkpoint.step_offset = segment.offset
+        stream = train
+        if mixup is not None:
+            # Each `fit` call starts the stream anew: count its batches from the run's step there.
+            first_step = segment.start * steps_per_epoch + segment.offset
+            stream = mixup.apply(train, initial_step=first_step).prefetch(-1)
         model.fit(
-            mixup_train if segment.mixup else train,
+            stream,
             initial_epoch=segment.start,
             epochs=segment.end,
             steps_per_epoch=segment.steps,

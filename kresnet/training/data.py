@@ -11,8 +11,7 @@ class TrainingData:
     """What the trainer consumes.
 
     Args:
-        train: repeated dataset of (images, one-hot labels) without mixup.
-        train_mixup: the same with mixup, or None when the recipe has no mixup.
+        train: repeated dataset of (images, one-hot labels), unmixed (the trainer adds mixup).
         val: finite validation dataset (paper eval transform), one-hot labels; under data-parallel
             training also weights (0 for the padding of the last batch, so each image counts once).
         steps_per_epoch: optimizer steps per epoch.
@@ -22,7 +21,6 @@ class TrainingData:
     """
 
     train: object
-    train_mixup: object
     val: object
     steps_per_epoch: int
     validation_steps: int | None
@@ -82,15 +80,7 @@ def build_training_data(config, progress=None):
     )
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 
-    def training_stream(mixup_alpha, skip_counter=None):
-        dataset, info = build_dataset(
-            train_source, training=True, seed=t.seed, repeat=True, mixup_alpha=mixup_alpha, skip_counter=skip_counter,
-            **common
-        )
-        return dataset, info
-
-    train, info = training_stream(0.0)
-    train_mixup = training_stream(config.tricks.mixup_alpha, info.skipped)[0] if config.tricks.mixup_alpha > 0 else None
+    train, info = build_dataset(train_source, training=True, seed=t.seed, repeat=True, **common)
     # Data-parallel devices split every batch evenly, the last one included: it is padded (weight 0).
     padded = config.distribution.strategy == "data_parallel"
     val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, pad_last_batch=padded, **common)
@@ -104,5 +94,5 @@ def build_training_data(config, progress=None):
     if validation_steps is None and val_info.num_examples:
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
         validation_steps = -(-val_info.num_examples // t.batch_size)
-    return TrainingData(train, train_mixup, val, steps, validation_steps, info.num_classes,
+    return TrainingData(train, val, steps, validation_steps, info.num_classes,
                         skipped={"train": info.skipped, "val": val_info.skipped})

@@ -11,6 +11,7 @@ from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from kresnet.training.build import build_training_model
 from kresnet.training.distribution import setup_distribution
+from kresnet.training.mixup_schedule import MixupSchedule
 
 
 def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=print, fault=None):
@@ -39,15 +40,17 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
         where = config.data.root if config.data.source == "imagenet" else "synthetic data"
         log(run_header("classification", config.model.name, f"{where}, {data.num_classes} classes",
                        config.train.epochs, data.steps_per_epoch, config.train.batch_size, run.path))
-        mixup_epochs = config.train.epochs - config.tricks.mixup_off_epochs
+        mixup = None
+        if config.tricks.mixup_alpha > 0:
+            mixup = MixupSchedule(config.tricks.mixup_alpha, config.train.epochs, data.steps_per_epoch,
+                                  config.tricks.mixup_off_epochs, seed=config.train.seed + 2000)
         if data.skipped:  # unreadable-image counts, once per epoch
             from kresnet.data.skips import skipped_images_callback
 
             extra_callbacks = [*extra_callbacks, skipped_images_callback(data.skipped)]
         run.unfinish()
         fit = fit_run(run, model, data.train, epochs=config.train.epochs, steps_per_epoch=data.steps_per_epoch,
-                      every_steps=config.train.checkpoint_every_steps, mixup_train=data.train_mixup,
-                      mixup_epochs=mixup_epochs, validation=data.val, validation_steps=data.validation_steps,
+                      every_steps=config.train.checkpoint_every_steps, mixup=mixup, validation=data.val, validation_steps=data.validation_steps,
                       export_model=classifier, verbose=verbose, extra_callbacks=extra_callbacks, log=log)
         results = model.evaluate(data.val, steps=data.validation_steps, verbose=0, return_dict=True)
         metrics = {
