@@ -1,8 +1,9 @@
 """A Hugging Face Hub cache in the real `huggingface_hub` layout, built from the timm reference files."""
 
 import hashlib
+import os
 
-# Hub repo -> reference file (shared/testdata/reference). Each is a narrow stand-in: one block per stage, 10 classes.
+# Hub repo -> reference file (tests/fixtures/reference). Each is a narrow stand-in: one block per stage, 10 classes.
 REFERENCE_REPOS = {
     "timm/resnet50d.gluon_in1k": "bottleneck_d_1111",
     "timm/resnet50.gluon_in1k": "bottleneck_b_1111",
@@ -19,7 +20,7 @@ def add_to_hub_cache(hub_dir, repo_id, data, revision=REVISION):
     (root / "blobs" / sha256).write_bytes(data)
     snapshot = root / "snapshots" / revision
     snapshot.mkdir(parents=True, exist_ok=True)
-    (snapshot / "model.safetensors").symlink_to(f"../../blobs/{sha256}")
+    (snapshot / "model.safetensors").symlink_to(os.path.relpath(root / "blobs" / sha256, snapshot))  # relative, as huggingface_hub links
     (root / "refs").mkdir(exist_ok=True)
     (root / "refs" / "main").write_text(revision)
     return snapshot / "model.safetensors"

@@ -110,4 +110,4 @@ def test_no_ground_truth_in_a_range_is_na_on_the_console():
 
     line = _summary({"map_voc07": 50.0, "map_area": 51.0, "coco": {"ap": None}})
     assert line.endswith("COCO AP n/a")
-    assert _summary({"map_voc07": 50.0, "map_area": 51.0, "coco": {"ap": 12.345}}).endswith("COCO AP 12.35")
+    assert _summary({"map_voc07": 50.0, "map_area": 51.0, "coco": {"ap": 12.345}}).endswith("COCO AP 12.35%")
