@@ -122,7 +122,7 @@ def test_two_processes_train_resume_and_match_two_devices(tmp_path):
     # Only process 0 wrote: one row per epoch, the files of one run and nothing else.
     with open(run / "history.csv") as f:
         history = list(csv.DictReader(f))
-    assert [row["epoch"] for row in history] == ["0", "1", "2"]
+    assert [row["epoch"] for row in history] == ["1", "2", "3"]
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in reference.iterdir())
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["state-000000006.weights.h5", "state.json"]
     with open(reference / "history.csv") as f:
