@@ -13,6 +13,7 @@ kill or a full disk at each phase of a save.
 
 import errno
 import io
+import json
 import os
 import pathlib
 
@@ -59,6 +60,12 @@ def write_atomically(path, write, fault=None):
 def write_text_atomically(path, text, fault=None):
     """Write `text` (UTF-8) to `path` through a temporary file."""
     return write_atomically(path, lambda scratch: pathlib.Path(scratch).write_text(text, encoding="utf-8"), fault)
+
+
+def write_json_atomically(path, value, fault=None):
+    """Write `value` as indented JSON to `path` through a temporary file, creating its folder."""
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomically(path, json.dumps(value, indent=2) + "\n", fault)
 
 
 def save_weights_atomically(model, path, fault=None, writer=True):

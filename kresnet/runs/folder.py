@@ -26,6 +26,7 @@ LOGS = "logs"
 CHECKPOINTS = "checkpoints"
 FINAL_WEIGHTS = "model.weights.h5"
 METRICS = "metrics.json"
+EVAL_METRICS = "eval_metrics.json"  # `transfer evaluate` of a run's weights, beside its metrics.json
 CLASSES = "classes.json"
 FINISHED = "finished"
 LOCK = ".lock"

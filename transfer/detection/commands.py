@@ -92,15 +92,16 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
         out: run folder (default `runs/<recipe name>`), where the metrics go.
     """
     from transfer.detection.config import load_detection_recipe
-    from transfer.detection.runner import evaluate_detector, load_splits, write_json
+    from kresnet.runs.atomic import write_json_atomically
+    from kresnet.runs.folder import EVAL_METRICS
+    from transfer.detection.runner import evaluate_detector, load_splits
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
     _, test = load_splits(config, progress=_log)
     model = _load_detector(config, len(test.class_names), path)
     metrics = evaluate_detector(model, config, test)
-    destination = _run_dir(recipe, out) / "eval_metrics.json"
-    write_json(metrics, destination)
+    destination = write_json_atomically(_run_dir(recipe, out) / EVAL_METRICS, metrics)
     typer.echo(f"{_summary(metrics)}  ->  {destination}")
     return metrics
 

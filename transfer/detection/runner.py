@@ -1,7 +1,6 @@
 """What the detection commands share: data from a recipe, the detector, backbone weights, training, evaluation."""
 
 import dataclasses
-import json
 import pathlib
 
 from kresnet.errors import UserError
@@ -136,15 +135,3 @@ def evaluate_detector(model, config, dataset, progress=None):
 
         metrics["coco"] = {k: None if v is None else 100 * v for k, v in evaluate_coco(detections, scored).items()}
     return metrics
-
-
-def write_json(data, path):
-    """Write `data` as indented JSON, creating the folder.
-
-    Args:
-        data: JSON-able object.
-        path: destination.
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

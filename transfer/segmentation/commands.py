@@ -3,7 +3,6 @@
 Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
 """
 
-import json
 import os
 import pathlib
 
@@ -89,10 +88,11 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     config = load_segmentation_recipe(recipe, overrides)
     model, samples = _trained_segmenter(config, recipe, weights, out)
     metrics = evaluate_segmenter(model, config, samples)
-    run = pathlib.Path(out or default_run_dir(recipe))
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({run / 'eval_metrics.json'})")
+    from kresnet.runs.atomic import write_json_atomically
+    from kresnet.runs.folder import EVAL_METRICS
+
+    destination = write_json_atomically(pathlib.Path(out or default_run_dir(recipe)) / EVAL_METRICS, metrics)
+    print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({destination})")
     return metrics
 
 
