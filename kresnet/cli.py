@@ -20,7 +20,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Datasets: convert folders to TFRecords, generate synthetic data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: check folders, convert them to TFRecords, generate synthetic data, export CIFAR-10 as JPEG folders.",
+    no_args_is_help=True,
+)
 bench_app = typer.Typer(help="Benchmarks: input pipeline and model training speed.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")

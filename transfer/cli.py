@@ -23,7 +23,9 @@ app = typer.Typer(
 
 TASK_MODULES = {"detection": "transfer.detection.commands", "segmentation": "transfer.segmentation.commands"}
 
-RECIPE = typer.Argument(..., help="TOML recipe file, or a bundled name such as demo_detect or voc_faster_rcnn_d_cosine")
+DETECTION_RECIPE = typer.Argument(..., help="TOML recipe file, or a bundled name such as demo_detect or voc_faster_rcnn_d_cosine")
+SEGMENTATION_RECIPE = typer.Argument(
+    ..., help="TOML recipe file, or a bundled name such as demo_segment or ade20k_fcn_r50d_cosine")
 RUN_OR_RECIPE = typer.Argument(
     None, help="TOML recipe file or bundled name (default: the recipe.toml of the --checkpoint's run folder)")
 SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
@@ -69,7 +71,7 @@ def _commands(recipe):
 
 
 @app.command("detect")
-def detect(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT):
+def detect(recipe: pathlib.Path = DETECTION_RECIPE, set: list[str] = SET, out: pathlib.Path = OUT):
     """Train a Faster R-CNN detector from a recipe and evaluate it (resumes a stopped run in the same folder)."""
     from transfer.detection.commands import detect_command
 
@@ -77,7 +79,7 @@ def detect(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Pat
 
 
 @app.command("segment")
-def segment(recipe: pathlib.Path = RECIPE, set: list[str] = SET, out: pathlib.Path = OUT):
+def segment(recipe: pathlib.Path = SEGMENTATION_RECIPE, set: list[str] = SET, out: pathlib.Path = OUT):
     """Train an FCN segmenter from a recipe (resumes a stopped run in the same folder)."""
     from transfer.segmentation.commands import segment_command
 
