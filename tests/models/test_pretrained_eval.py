@@ -48,8 +48,11 @@ def test_evaluate_a_tag_records_the_published_number_beside_the_measured_one(tes
     assert 0.0 <= metrics["top1"] <= 100.0
 
 
-@pytest.mark.parametrize("argv, message", [(["--weights", "gluon_in1k"], "give a full tag like resnet50d.gluon_in1k")])
-def test_evaluate_a_bare_tag_without_model_is_a_one_line_error(tmp_path, run_cli, capsys, argv, message):
+@pytest.mark.parametrize("argv, message", [
+    (["--weights", "gluon_in1k"], "give a full tag like resnet50d.gluon_in1k"),
+    (["--weights", "resnet50d.gluon_in1k", "--image-size", "160"], "drop --image-size"),
+])
+def test_evaluate_a_bare_tag_without_model_or_with_ignored_options_is_a_one_line_error(tmp_path, run_cli, capsys, argv, message):
     assert run_cli(["evaluate", *argv, "--data", tmp_path]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and message in error and "\n" not in error
