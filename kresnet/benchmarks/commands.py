@@ -1,4 +1,4 @@
-"""`kresnet bench model`: training and inference images/s, per backend, optionally against keras-hub."""
+"""`kresnet bench model`: training and inference images/s, per backend, optionally against keras-hub and timm."""
 
 import dataclasses
 import json
@@ -27,10 +27,10 @@ def _parse_peers(text):
     from kresnet.models.registry import list_models
 
     peers = [part.strip() for part in (text or "").split(",") if part.strip()]
-    known = ["keras-hub", *list_models()]
+    known = ["keras-hub", "timm", *list_models()]
     unknown = [peer for peer in peers if peer not in known]
     if unknown:
-        raise UserError(f"--vs expects keras-hub or kresnet model names (see `kresnet models`); got {unknown[0]!r}")
+        raise UserError(f"--vs expects keras-hub, timm or kresnet model names (see `kresnet models`); got {unknown[0]!r}")
     return peers
 
 
@@ -45,7 +45,10 @@ def bench_model(
     depths: Optional[str] = typer.Option(None, help="Blocks per stage instead of the name's, e.g. 1,1,1,1."),
     backends: Optional[str] = typer.Option(None, help="Run each backend in its own process, e.g. jax,torch,tensorflow."),
     vs: Optional[str] = typer.Option(
-        None, "--vs", help="Peers timed in the same process, in turns: keras-hub and/or kresnet names, e.g. keras-hub,resnet50b."
+        None, "--vs", help="Peers timed in turns: keras-hub, timm and/or kresnet names, e.g. timm,keras-hub,resnet50b."
+    ),
+    timm_python: Optional[str] = typer.Option(
+        None, "--timm-python", help="Python with torch and timm that runs timm's step for --vs timm (default: this one)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
 ):
@@ -71,6 +74,7 @@ def bench_model(
                     "--warmup", warmup, "--dtype", dtype, "--num-classes", num_classes, "--json"]
             argv += ["--depths", depths] if depths else []
             argv += ["--vs", vs] if vs else []
+            argv += ["--timm-python", timm_python] if timm_python else []
             command = [sys.executable, "-m", "kresnet.cli", *map(str, argv)]
             typer.echo(f"# running on {backend} ...", err=True)
             done = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True)
@@ -80,7 +84,7 @@ def bench_model(
     else:
         rows = benchmark(
             model, batch=batch, size=size, steps=steps, warmup=warmup, dtype=dtype, num_classes=num_classes,
-            stage_depths=stage_depths, peers=peers,
+            stage_depths=stage_depths, peers=peers, timm_python=timm_python,
         )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(row) for row in rows]))

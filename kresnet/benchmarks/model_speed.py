@@ -3,8 +3,9 @@
 A training step is forward, loss, backward and the optimizer update, compiled the way
 `model.fit` compiles it (XLA on JAX and TensorFlow where `jit_compile="auto"` allows).
 Warm-up steps (tracing, compilation, autotuning) are excluded and the median step time is
-reported, so one slow step does not move the number. Several models in one command are
-timed in turns, one step each per round, so they share whatever else the machine is doing.
+reported, with the best step beside it, so one slow step does not move the number. Several
+models in one command are timed in turns, one step each per round, so they share whatever else
+the machine is doing; timm's step (`timm_peer.py`) takes its turn from a worker process.
 """
 
 import dataclasses
@@ -27,6 +28,7 @@ class SpeedResult:
     infer_images_per_s: float
     train_step_ms: float
     infer_step_ms: float
+    train_best_images_per_s: float = 0.0
 
 
 def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data_format=None):
@@ -50,8 +52,8 @@ def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data
     return keras.Model(backbone.input, logits, name="keras_hub_resnet_vd")
 
 
-def _interleaved_median_seconds(steps_by_label, warmup, steps):
-    """Median seconds per step of each callable, timed in rounds that run every callable once.
+def _interleaved_seconds(steps_by_label, warmup, steps):
+    """(median, best) seconds per step of each callable, timed in rounds that run every callable once.
 
     Interleaving spreads any slow period of a shared machine over all models alike,
     so their ratio holds even when the absolute numbers drift between runs.
@@ -65,12 +67,18 @@ def _interleaved_median_seconds(steps_by_label, warmup, steps):
             start = time.perf_counter()
             step()
             times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(values) for label, values in times.items()}
+    return {label: (statistics.median(values), min(values)) for label, values in times.items()}
 
 
-def measure(models, *, batch, size, steps, warmup, num_classes):
-    """Time `train_on_batch` and `predict_on_batch` of compiled copies of `models` ({label: model}), interleaved."""
+def measure(models, *, batch, size, steps, warmup, num_classes, external=None):
+    """Time `train_on_batch` and `predict_on_batch` of compiled copies of `models` ({label: model}), interleaved.
+
+    `external` ({label: object with `train()` and `infer()`}, e.g. a `TimmPeer`, already warmed up)
+    takes its turn in the same rounds, after the Keras models.
+    """
     import keras
+
+    external = external or {}
 
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, size, size, 3), dtype=np.float32)
@@ -82,8 +90,12 @@ def measure(models, *, batch, size, steps, warmup, num_classes):
             jit_compile="auto",
         )
     # Each call returns a host value, so the timing includes the device finishing the step.
-    train = _interleaved_median_seconds({k: (lambda m=m: m.train_on_batch(images, labels)) for k, m in models.items()}, warmup, steps)
-    infer = _interleaved_median_seconds({k: (lambda m=m: np.asarray(m.predict_on_batch(images))) for k, m in models.items()}, warmup, steps)
+    train_steps = {k: (lambda m=m: m.train_on_batch(images, labels)) for k, m in models.items()}
+    infer_steps = {k: (lambda m=m: np.asarray(m.predict_on_batch(images))) for k, m in models.items()}
+    train_steps.update({k: peer.train for k, peer in external.items()})
+    infer_steps.update({k: peer.infer for k, peer in external.items()})
+    train = _interleaved_seconds(train_steps, warmup, steps)
+    infer = _interleaved_seconds(infer_steps, warmup, steps)
     return [
         SpeedResult(
             model=label,
@@ -91,22 +103,25 @@ def measure(models, *, batch, size, steps, warmup, num_classes):
             dtype=keras.config.dtype_policy().name,
             batch=batch,
             size=size,
-            train_images_per_s=batch / train[label],
-            infer_images_per_s=batch / infer[label],
-            train_step_ms=1000 * train[label],
-            infer_step_ms=1000 * infer[label],
+            train_images_per_s=batch / train[label][0],
+            infer_images_per_s=batch / infer[label][0],
+            train_step_ms=1000 * train[label][0],
+            infer_step_ms=1000 * infer[label][0],
+            train_best_images_per_s=batch / train[label][1],
         )
-        for label in models
+        for label in (*models, *external)
     ]
 
 
-def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=()):
+def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=(), timm_python=None):
     """Results for kresnet's `name` and each peer, measured in the same process, step by step in turn.
 
     Args:
         name: str. The kresnet model of the first row.
-        peers: sequence of str. "keras-hub" (its ResNet-vd of the same depth) or other kresnet
-            model names (e.g. "resnet50b", to measure ResNet-D's overhead over ResNet-B).
+        peers: sequence of str. "keras-hub" (its ResNet-vd of the same depth), "timm" (timm's
+            model of the same name, channels_last, in a worker process run by `timm_python`)
+            or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
+        timm_python: str or None. The Python that runs timm; None: this one, if it has timm.
         Others: see `kresnet bench model --help`.
     """
     import keras
@@ -116,18 +131,34 @@ def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stag
     keras.config.set_dtype_policy(dtype)
     spec = model_spec(name)
     depths = list(stage_depths or spec.stage_depths)
-    models = {}
-    for label in (name, *peers):
-        if label == "keras-hub":
-            models[f"keras-hub resnet_vd_{spec.depth}"] = keras_hub_resnet_vd(num_classes, size, stage_depths=depths)
-        else:
-            models[label] = create_model(label, num_classes=num_classes, input_shape=[size, size, 3], stage_depths=depths)
-    return measure(models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes)
+    models, external = {}, {}
+    try:
+        for label in (name, *peers):
+            if label == "keras-hub":
+                models[f"keras-hub resnet_vd_{spec.depth}"] = keras_hub_resnet_vd(num_classes, size, stage_depths=depths)
+            elif label == "timm":
+                external[f"timm {name}"] = _timm_peer(name, stage_depths, timm_python, batch, size, num_classes, warmup)
+            else:
+                models[label] = create_model(label, num_classes=num_classes, input_shape=[size, size, 3], stage_depths=depths)
+        return measure(models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes, external=external)
+    finally:
+        for peer in external.values():
+            peer.close()
+
+
+def _timm_peer(name, stage_depths, python, batch, size, num_classes, warmup):
+    from kresnet.benchmarks.timm_peer import TimmPeer, timm_python
+    from kresnet.errors import UserError
+
+    if stage_depths:
+        raise UserError("--vs timm times timm's model of the same name; it cannot take --depths")
+    return TimmPeer(timm_python(python), model=name, batch=batch, size=size, num_classes=num_classes, warmup=warmup)
 
 
 def format_table(results):
-    """A plain-text table of results, with each row's training speed relative to the first row of its backend."""
-    header = f"{'backend':<11}{'model':<26}{'dtype':<16}{'batch':>6}{'size':>6}{'train img/s':>13}{'infer img/s':>13}{'vs first':>10}"
+    """A plain-text table: median and best training images/s, inference, and each row's median relative to the first row of its backend."""
+    header = (f"{'backend':<11}{'model':<26}{'dtype':<16}{'batch':>6}{'size':>6}{'train img/s':>13}{'best':>8}"
+              f"{'infer img/s':>13}{'vs first':>10}")
     lines = [header]
     first_by_backend = {}
     for row in results:
@@ -135,6 +166,6 @@ def format_table(results):
         ratio = row.train_images_per_s / first.train_images_per_s
         lines.append(
             f"{row.backend:<11}{row.model:<26}{row.dtype:<16}{row.batch:>6}{row.size:>6}"
-            f"{row.train_images_per_s:>13.1f}{row.infer_images_per_s:>13.1f}{ratio:>10.2f}"
+            f"{row.train_images_per_s:>13.1f}{row.train_best_images_per_s:>8.1f}{row.infer_images_per_s:>13.1f}{ratio:>10.2f}"
         )
     return "\n".join(lines)

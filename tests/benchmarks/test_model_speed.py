@@ -26,7 +26,7 @@ def test_bench_model_times_kresnet_peers_in_the_same_process(run_cli, capsys):
     rows = _rows(capsys.readouterr().out)
     assert [row[1] for row in rows] == ["resnet50d", "resnet50b"]
     assert run_cli(["bench", "model", *TINY, "--vs", "keras-hub,resnet99"]) == 2
-    assert "--vs expects keras-hub or kresnet model names" in capsys.readouterr().err
+    assert "--vs expects keras-hub, timm or kresnet model names" in capsys.readouterr().err
 
 
 def test_bench_model_runs_a_backend_in_its_own_process(run_cli, capsys):
@@ -47,3 +47,33 @@ def test_table_ratio_is_relative_to_the_first_row_of_each_backend():
     table = format_table([make("jax", "a", 10.0), make("jax", "b", 5.0), make("torch", "a", 4.0)])
     ratios = [line.split()[-1] for line in table.splitlines()[1:]]
     assert ratios == ["1.00", "0.50", "1.00"]
+
+
+STUB_TIMM_WORKER = """
+import sys
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "quit":
+        break
+    assert line.strip() in ("train", "infer")
+    print("done", flush=True)
+"""
+
+
+def test_bench_model_times_timm_in_turns_through_its_worker(run_cli, capsys, tmp_path, monkeypatch):
+    # A stub worker stands in for timm (not installed here): this checks the turns and the rows, not a speed.
+    import sys
+
+    from kresnet.benchmarks import timm_peer
+
+    stub = tmp_path / "stub_worker.py"
+    stub.write_text(STUB_TIMM_WORKER)
+    monkeypatch.setattr(timm_peer, "WORKER", str(stub))
+    tiny = [arg for arg in TINY if arg not in ("--depths", "1,1,1,1")]
+    tiny[tiny.index("resnet50d")] = "resnet18"
+    assert run_cli(["bench", "model", *tiny, "--vs", "timm", "--timm-python", sys.executable]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [row[1:3] for row in rows] == [["resnet18", "float32"], ["timm", "resnet18"]]
+    assert all(float(value) > 0 for row in rows for value in row[-4:])
+    assert run_cli(["bench", "model", *tiny, "--vs", "timm", "--timm-python", str(tmp_path / "missing")]) == 2
+    assert "--timm-python expects an executable Python" in capsys.readouterr().err
