@@ -129,6 +129,8 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert run_cli(["transfer", "evaluate", "--checkpoint", run / "model.weights.h5"]) == 0
     scored = json.loads((run / "eval_metrics.json").read_text())
     assert scored["map_voc07"] == pytest.approx(metrics["map_voc07"], abs=1e-6)
+    context = ("backend", "precision", "paper_table", "paper_row", "expected_map")
+    assert {key: scored[key] for key in context} == {key: written[key] for key in context}
     drawn_dir = tmp_path / "drawn"
     photo = testdata / "voc" / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg"
     state = json.loads((run / "checkpoints" / "state.json").read_text())

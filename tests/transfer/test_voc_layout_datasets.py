@@ -194,6 +194,6 @@ def test_segmentation_counts_unreadable_images_and_scores_the_rest(tmp_path):
     recipe.write_text(SEGMENT_RECIPE.format(root=root.as_posix()).replace("steps_per_epoch = 1", "steps_per_epoch = 3"))
     lines = []
     metrics = train_segmentation(load_segmentation_recipe(recipe), tmp_path / "run", log=lines.append)
-    assert metrics["num_images"] == 1 and metrics["skipped_images"] == {"eval": 1, "train": 1}
+    assert metrics["images"] == 1 and metrics["skipped_images"] == {"eval": 1, "train": 1}
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_images"] == {"eval": 1, "train": 1}
     assert sum("skipped unreadable images" in line for line in lines) == 2  # one epoch, one evaluation

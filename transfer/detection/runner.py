@@ -92,8 +92,7 @@ def build_variables(model, config):
 def evaluate_detector(model, config, dataset, progress=None):
     """VOC07 11-point and area mAP (percent, per class too), plus COCO mAP for COCO data.
 
-    The paper's number for the recipe's row (`meta.expected_map`), the backend
-    and the precision policy are recorded beside them, as for classification.
+    The backend, precision and paper row go beside them from `kresnet.runs.report.evaluation_context`.
 
     Args:
         model: `FasterRCNN`.
@@ -101,8 +100,6 @@ def evaluate_detector(model, config, dataset, progress=None):
         dataset: `DetectionDataset` to score.
         progress: callable or None, called with images done.
     """
-    import keras
-
     from transfer.detection.inference import detect_records, ground_truths
     from transfer.detection.voc_eval import evaluate_voc
 
@@ -124,11 +121,6 @@ def evaluate_detector(model, config, dataset, progress=None):
         "skipped_images": {"eval": skips.count},
         "per_class_ap_voc07": {k: None if v["ap_voc07"] is None else 100 * v["ap_voc07"]
                                for k, v in result["per_class"].items()},
-        "paper_table": config.meta.paper_table,
-        "paper_row": config.meta.paper_row,
-        "expected_map": config.meta.expected_map,
-        "backend": keras.backend.backend(),
-        "precision": keras.config.dtype_policy().name,
     }
     if config.data.format == "coco":
         from transfer.detection.coco_eval import evaluate_coco

@@ -132,14 +132,11 @@ def evaluate_segmenter(model, config, samples, log=print):
     }
     metrics.update(
         {
-            "num_images": len(samples) - skips.count,  # the images scored
+            "images": len(samples) - skips.count,  # the images scored
             "skipped_images": {"eval": skips.count},
             "eval_size": config.eval.size,
             "scales": list(config.eval.scales),
             "flip": config.eval.flip,
-            "backend": keras.backend.backend(),
-            "expected_pixel_accuracy": config.meta.expected_pixel_accuracy,
-            "expected_mean_iou": config.meta.expected_mean_iou,
         }
     )
     return metrics
