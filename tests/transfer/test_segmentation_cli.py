@@ -22,7 +22,7 @@ backbone = "resnet18"
 stage_depths = [1, 1, 1, 1]
 stage_widths = [8, 16, 32, 64]
 [data]
-format = "synthetic"
+source = "synthetic"
 root = "{root}"
 synthetic_classes = 2
 synthetic_train_images = 8

@@ -31,7 +31,7 @@ def test_shipped_recipes_load(path):
     config = load_segmentation_recipe(path)
     assert config.task == "segmentation"
     if path.name.startswith("ade20k_"):
-        assert config.model.output_stride == 8 and config.data.format == "ade20k"
+        assert config.model.output_stride == 8 and config.data.source == "ade20k"
         assert config.meta.paper_table == "Table 9"
         assert config.meta.expected_mean_iou is not None or path.stem.endswith("_gluon")  # no paper row for the pretrained tag
 

@@ -139,7 +139,7 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
             raise UserError(f"{file}: not a readable image ({error})") from None
         records.append(make_record(file.name, file, width, height, [], [], []))
     model = _load_detector(config, len(class_names), path)
-    detections = detect_records(model, records, config.train.eval_batch_size, config.data.short_side,
+    detections = detect_records(model, records, config.eval.batch_size, config.data.short_side,
                                 config.data.max_side)
     destination = _run_dir(recipe, out) / PREDICTIONS
     destination.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
             data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
                                 config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
                                 repeat=True, skip_counter=train_skips)
-            dataset = f"{config.data.format} {config.data.root or ''}".strip()
+            dataset = f"{config.data.source} {config.data.root or ''}".strip()
             log(run_header("detection", config.model.backbone, f"{dataset}, {len(train)} images, "
                            f"{len(train.class_names)} classes", config.train.epochs, steps, config.train.batch_size,
                            run.path))
