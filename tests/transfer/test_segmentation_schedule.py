@@ -69,7 +69,7 @@ def test_recipe_errors_name_the_key(tmp_path):
     recipe.write_text('task = "segmentation"\n[train]\ncrop = 3\n')
     with pytest.raises(UserError, match=r"train\.crop: unknown key"):
         load_segmentation_recipe(recipe)
-    recipe.write_text('task = "segmentation"\n[data]\nformat = "folder"\n')
+    recipe.write_text('task = "segmentation"\n[data]\nsource = "folder"\n')
     with pytest.raises(UserError, match=r"data\.class_names"):
         load_segmentation_recipe(recipe)
     recipe.write_text('task = "segmentation"\n')

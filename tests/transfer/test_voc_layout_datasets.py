@@ -99,7 +99,7 @@ def test_a_recipe_that_only_points_at_a_labelme_export_trains_and_evaluates(tmp_
     _truncate(root / "JPEGImages" / "img3.jpg")
     _truncate(root / "JPEGImages" / "img5.jpg")
     (tmp_path / "recipe.toml").write_text(
-        DEMO.read_text().replace('format = "synthetic"', f'format = "voc"\nroot = "{root.as_posix()}"\n'
+        DEMO.read_text().replace('source = "synthetic"', f'source = "voc"\nroot = "{root.as_posix()}"\n'
                                  'train_splits = ["my_train.txt"]\ntest_splits = ["my_test.txt"]'))
     tiny = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=2", "eval.batch_size=2",
             "schedule.warmup_epochs=0.5", "model.fpn_channels=16", "model.head_dim=32", "model.roi_batch_size=32",
