@@ -8,8 +8,8 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
-from transfer.image_files import image_files
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
+from transfer.image_files import image_files
 from transfer.run_folder import read_class_names
 
 
