@@ -8,6 +8,7 @@ import os
 import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the command's own output.
+_USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import typer  # noqa: E402
@@ -26,6 +27,20 @@ data_app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: input pipeline and model training speed.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _console(
+    verbose: bool = typer.Option(False, "--verbose", help="Also show TensorFlow's, XLA's and absl's C++ log lines."),
+):
+    """Bag of Tricks ResNets for Keras 3 (JAX, PyTorch, TensorFlow)."""
+    if verbose:  # runs before any command imports TensorFlow
+        from kresnet.data.decoder_messages import show_native_logs
+
+        show_native_logs()
+        if _USER_TF_LOG_LEVEL is None:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+
 app.add_typer(bench_app, name="bench")
 
 

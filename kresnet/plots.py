@@ -14,6 +14,7 @@ import statistics
 import typer
 
 from kresnet.errors import UserError
+from kresnet.runs.folder import HISTORY, RECIPE
 
 _LR_COLUMNS = ("lr", "learning_rate")
 _TOP1_COLUMN = "val_top1"
@@ -40,11 +41,11 @@ def read_run_curves(run):
         dict with keys label, epochs, lr, top1.
     """
     run = pathlib.Path(run)
-    history, recipe_path = run / "history.csv", run / "recipe.toml"
+    history, recipe_path = run / HISTORY, run / RECIPE
     if not history.is_file():
-        raise UserError(f"{run}: no history.csv (expected a run folder written by `kresnet train`)")
+        raise UserError(f"{run}: no {HISTORY} (expected a run folder written by `kresnet train`)")
     if not recipe_path.is_file():
-        raise UserError(f"{run}: no recipe.toml (expected a run folder written by `kresnet train`)")
+        raise UserError(f"{run}: no {RECIPE} (expected a run folder written by `kresnet train`)")
     with open(history, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:

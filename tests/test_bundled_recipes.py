@@ -37,3 +37,37 @@ def test_recipes_command_lists_every_bundled_recipe_with_its_command(run_cli, ca
     assert by_name["demo_detect"][0] == "kresnet transfer detect"
     assert by_name["ade20k_fcn_r50d_cosine"][0] == "kresnet transfer segment"
     assert "?" not in {row[0] for row in rows}
+
+
+def _loaders():
+    from kresnet.training.config import load_classification_recipe
+    from transfer.detection.config import load_detection_recipe
+    from transfer.segmentation.config import load_segmentation_recipe
+
+    return {"": load_classification_recipe, "detection": load_detection_recipe, "segmentation": load_segmentation_recipe}
+
+
+def test_every_bundled_recipe_loads_with_its_task_schema():
+    import tomllib
+
+    loaders = _loaders()
+    for path in sorted(BUNDLED_RECIPES.rglob("*.toml")):
+        task = tomllib.loads(path.read_text(encoding="utf-8")).get("task", "")
+        loaders[task](path)
+
+
+# One name per concept in every schema: the old name of a renamed key is a one-line error naming the new one.
+RENAMED = [
+    ("transfer/demo_detect.toml", "detection", "train.eval_batch_size=2", "eval.batch_size"),
+    ("transfer/demo_detect.toml", "detection", "data.format=voc", "data.source"),
+    ("transfer/demo_segment.toml", "segmentation", "data.format=synthetic", "data.source"),
+]
+
+
+@pytest.mark.parametrize("recipe, task, old, new", RENAMED)
+def test_an_old_key_name_is_one_line_naming_its_replacement(recipe, task, old, new):
+    with pytest.raises(UserError) as error:
+        _loaders()[task](BUNDLED_RECIPES / recipe, [old])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{BUNDLED_RECIPES / recipe}: {old.split('=')[0]}: removed")
+    assert f"renamed {new}" in message

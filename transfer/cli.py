@@ -14,7 +14,8 @@ import typer
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
 from transfer.image_files import IMAGE_SUFFIXES
-from transfer.run_folder import RUN_RECIPE, run_folder_of
+from kresnet.runs.folder import RECIPE
+from transfer.run_folder import run_folder_of
 
 app = typer.Typer(
     help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN) and semantic segmentation (FCN).",
@@ -51,9 +52,9 @@ def _recipe_and_out(recipe, weights, out):
     run = run_folder_of(weights)
     if recipe is None:
         if run is None:
-            where = f"--checkpoint {weights} is not inside a run folder with {RUN_RECIPE}" if weights else "no --checkpoint"
+            where = f"--checkpoint {weights} is not inside a run folder with {RECIPE}" if weights else "no --checkpoint"
             raise UserError(f"no recipe given and {where}: pass a RECIPE, or --checkpoint <run>/model.weights.h5")
-        recipe = run / RUN_RECIPE
+        recipe = run / RECIPE
     return _transfer_recipe(recipe), out or run
 
 

@@ -7,11 +7,10 @@ Weights sit at `<run>/model.weights.h5` or one level down (`<run>/checkpoints/..
 import json
 import pathlib
 
-from kresnet.runs.folder import CLASSES as CLASSES_FILE  # the class names of the run, so `predict` needs no dataset
-from kresnet.runs.folder import RECIPE as RUN_RECIPE
+from kresnet.runs.folder import CLASSES, RECIPE
 
 
-def run_folder_of(weights, marker=RUN_RECIPE):
+def run_folder_of(weights, marker=RECIPE):
     """The run folder holding `weights` (its folder or the one above, whichever has `marker`), or None."""
     if weights is None:
         return None
@@ -24,5 +23,5 @@ def run_folder_of(weights, marker=RUN_RECIPE):
 
 def read_class_names(weights):
     """The class names the run of `weights` was trained on, or None when its `classes.json` is not found."""
-    run = run_folder_of(weights, marker=CLASSES_FILE)
-    return None if run is None else json.loads((run / CLASSES_FILE).read_text(encoding="utf-8"))
+    run = run_folder_of(weights, marker=CLASSES)
+    return None if run is None else json.loads((run / CLASSES).read_text(encoding="utf-8"))

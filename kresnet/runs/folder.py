@@ -26,6 +26,7 @@ LOGS = "logs"
 CHECKPOINTS = "checkpoints"
 FINAL_WEIGHTS = "model.weights.h5"
 METRICS = "metrics.json"
+PREDICTIONS = "predictions"  # `transfer predict`'s drawn images
 EVAL_METRICS = "eval_metrics.json"  # `transfer evaluate` of a run's weights, beside its metrics.json
 CLASSES = "classes.json"
 FINISHED = "finished"
@@ -34,6 +35,11 @@ LOCK = ".lock"
 RUN_STATE = (CHECKPOINTS, FINAL_WEIGHTS, FINISHED)
 # Resumable state of kresnet versions before the run engine (Keras BackupAndRestore); it cannot be resumed.
 LEGACY_BACKUPS = ("backup/training_metadata.json", "checkpoints/training_metadata.json")
+
+
+def default_run_dir(recipe):
+    """`runs/<recipe file stem>`: the run folder of every task when `--out` is not given."""
+    return pathlib.Path("runs") / pathlib.Path(recipe).stem
 
 
 class RunFolder:

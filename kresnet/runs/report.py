@@ -32,15 +32,25 @@ def core_metrics(task, fit, epochs, meta, skipped_images=None):
     metrics = {
         "task": task,
         "backends": fit.backends if fit else [keras.backend.backend()],
-        "backend": keras.backend.backend(),
-        "precision": keras.config.dtype_policy().name,
+        **evaluation_context(meta),
         "epochs": epochs,
         "steps": fit.optimizer_steps if fit else None,
         "train_seconds": fit.train_seconds if fit else 0.0,
     }
-    for key, value in vars(meta).items():
-        if key.startswith(("paper_", "expected_")):
-            metrics[key] = value
     if skipped_images is not None:
         metrics["skipped_images"] = skipped_images
     return metrics
+
+
+def evaluation_context(meta):
+    """What an evaluation records beside its numbers (metrics.json and eval_metrics.json): backend, precision,
+    and the recipe's paper row with its expected numbers.
+
+    Args:
+        meta: the recipe's `[meta]` table.
+    """
+    context = {"backend": keras.backend.backend(), "precision": keras.config.dtype_policy().name}
+    for key, value in vars(meta).items():
+        if key.startswith(("paper_", "expected_")):
+            context[key] = value
+    return context

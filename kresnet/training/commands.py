@@ -31,11 +31,13 @@ def train(
         dataset_root(config)  # One-line error before any heavy import when ImageNet is missing.
     from kresnet.training.trainer import train as run_training
 
-    out = out or pathlib.Path("runs") / path.stem
+    from kresnet.runs.folder import METRICS, default_run_dir
+
+    out = out or default_run_dir(path)
     progress = _generation_progress(config)
     data = build_training_data(config, progress=progress)
     metrics = run_training(config, out, data=data)
-    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ->  {out / 'metrics.json'}")
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ->  {out / METRICS}")
 
 
 def evaluate(

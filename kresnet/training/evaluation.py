@@ -36,10 +36,12 @@ def evaluate_weights(
     if weights.is_dir():
         from kresnet.training.config import load_classification_recipe
 
-        if not (weights / "recipe.toml").is_file():
-            raise UserError(f"{weights}: not a run folder (no recipe.toml); pass a .weights.h5 file instead")
-        config = load_classification_recipe(weights / "recipe.toml")
-        weights = weights / "model.weights.h5"
+        from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE
+
+        if not (weights / RECIPE).is_file():
+            raise UserError(f"{weights}: not a run folder (no {RECIPE}); pass a .weights.h5 file instead")
+        config = load_classification_recipe(weights / RECIPE)
+        weights = weights / FINAL_WEIGHTS
     if not weights.is_file() or not weights.name.endswith(".weights.h5"):
         raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
     if config is not None:

@@ -2,10 +2,12 @@
 
 import io
 import json
+import os
 
 import keras
 import numpy as np
 from PIL import Image
+import pytest
 
 from kresnet.data.skips import SkipCounter, skip_report, skipped_images_callback
 
@@ -86,3 +88,36 @@ def test_libjpeg_lines_are_kept_off_the_console_and_the_rest_passes(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr == "a real warning\nsecond real line\nerror: the last line\n"
+
+
+NATIVE_LINES = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1796109472.562246   23003 port.cc:153] oneDNN custom operations are on.\n"
+    "W0000 00:00:1796109472.600000   23003 cpu_feature_guard.cc:227] rebuild TensorFlow\n"
+)
+NATIVE_ERROR = "E0000 00:00:1796109472.700000   23003 cuda_platform.cc:52] failed call to cuInit\n"
+
+
+@pytest.mark.parametrize("flags", [[], ["--verbose"]])
+def test_native_info_and_warning_lines_are_hidden_unless_verbose(flags):
+    # TensorFlow and absl write these to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL is read: a real process.
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from kresnet.cli import main\n"
+        "try:\n"
+        f"    main({flags + ['recipes']!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"os.write(2, {(NATIVE_LINES + NATIVE_ERROR).encode()!r})\n"
+        "print('level', os.environ['TF_CPP_MIN_LOG_LEVEL'], file=sys.stderr, flush=True)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    if flags:
+        assert done.stderr == NATIVE_LINES + NATIVE_ERROR + "level 0\n"
+    else:
+        assert done.stderr == NATIVE_ERROR + "level 2\n"  # errors always pass

@@ -4,6 +4,8 @@ import dataclasses
 import errno
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -191,3 +193,16 @@ def test_by_default_only_the_primary_process_of_a_multi_host_job_writes(tmp_path
     assert not (tmp_path / "run" / "notes.txt").exists()
     monkeypatch.setattr(distribution, "is_primary_process", lambda: True)
     assert RunFolder(tmp_path / "run").writer is True
+
+
+def test_every_task_defaults_to_the_same_run_folder(tmp_path, monkeypatch):
+    from kresnet.runs.folder import default_run_dir
+    from transfer.detection.commands import _weights as detection_weights
+    from transfer.segmentation.commands import _weights_path as segmentation_weights
+
+    monkeypatch.chdir(tmp_path)
+    assert default_run_dir("recipes/transfer/demo_detect.toml") == pathlib.Path("runs/demo_detect")
+    expected = str(pathlib.Path("runs/r") / FINAL_WEIGHTS)
+    for weights_of in (detection_weights, segmentation_weights):
+        with pytest.raises(UserError, match=re.escape(expected)):
+            weights_of("elsewhere/r.toml", None, None)

@@ -15,9 +15,21 @@ from transfer.detection.trainer import train_detector
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "transfer" / "demo_detect.toml"
 TINY = ["data.synthetic_train_images=4", "data.synthetic_test_images=2", "train.epochs=2", "train.steps_per_epoch=1",
-        "train.batch_size=2", "train.eval_batch_size=2", "schedule.warmup_epochs=0.5", "model.fpn_channels=16",
+        "train.batch_size=2", "eval.batch_size=2", "schedule.warmup_epochs=0.5", "model.fpn_channels=16",
         "model.head_dim=32", "model.rpn_pre_nms_topk_train=100", "model.rpn_pre_nms_topk_test=100",
         "model.rpn_post_nms_topk_train=50", "model.rpn_post_nms_topk_test=50", "model.roi_batch_size=32"]
+
+
+def test_stage_widths_narrow_the_backbone(monkeypatch):
+    import transfer.backbone
+    from transfer.detection.runner import build_detector
+
+    built = []
+    build_backbone = transfer.backbone.build_backbone
+    monkeypatch.setattr(transfer.backbone, "build_backbone", lambda *a, **k: built.append(build_backbone(*a, **k)) or built[-1])
+    build_detector(load_detection_recipe(DEMO, [*TINY, "model.stage_widths=[8, 16, 24, 32]"]), 3)
+    # resnet18d: basic blocks, so each stage's output has its width in channels.
+    assert [built[0].pyramid_outputs[level].shape[-1] for level in ("P2", "P3", "P4", "P5")] == [8, 16, 24, 32]
 
 
 def test_recipe_errors_name_the_key(tmp_path):
@@ -29,8 +41,8 @@ def test_recipe_errors_name_the_key(tmp_path):
     from transfer.detection.runner import build_detector
 
     assert build_detector(single, 3).strides == (16,)
-    with pytest.raises(UserError, match="data.format"):
-        load_detection_recipe(DEMO, ["data.format=kitti"])
+    with pytest.raises(UserError, match="data.source"):
+        load_detection_recipe(DEMO, ["data.source=kitti"])
     with pytest.raises(UserError, match="data.short_side"):
         load_detection_recipe(DEMO, ["data.short_side=100"])
     with pytest.raises(UserError, match=r"schedule\.warmup_epochs: expected fewer than train\.epochs \(4\), got 4\.0$"):
@@ -129,6 +141,8 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert run_cli(["transfer", "evaluate", "--checkpoint", run / "model.weights.h5"]) == 0
     scored = json.loads((run / "eval_metrics.json").read_text())
     assert scored["map_voc07"] == pytest.approx(metrics["map_voc07"], abs=1e-6)
+    context = ("backend", "precision", "paper_table", "paper_row", "expected_map")
+    assert {key: scored[key] for key in context} == {key: written[key] for key in context}
     drawn_dir = tmp_path / "drawn"
     photo = testdata / "voc" / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg"
     state = json.loads((run / "checkpoints" / "state.json").read_text())
@@ -159,7 +173,7 @@ def test_a_run_folder_refuses_to_resume_with_another_recipe(tmp_path):
 
 
 def test_coco_format_recipe_trains_and_reports_coco_ap(tmp_path, testdata, capsys):
-    coco = ["data.format=coco", f"data.root={(testdata / 'coco').as_posix()}", "data.coco_train_json=instances.json",
+    coco = ["data.source=coco", f"data.root={(testdata / 'coco').as_posix()}", "data.coco_train_json=instances.json",
             "data.coco_test_json=instances.json", "data.coco_train_images=images", "data.coco_test_images=images",
             "data.max_boxes=32", "train.epochs=1", "schedule.warmup_epochs=0.5"]
     metrics = detect_command(DEMO, TINY + coco, tmp_path / "run")

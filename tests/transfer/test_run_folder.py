@@ -2,14 +2,15 @@
 
 import json
 
-from transfer.run_folder import CLASSES_FILE, RUN_RECIPE, read_class_names, run_folder_of
+from kresnet.runs.folder import CLASSES, RECIPE
+from transfer.run_folder import read_class_names, run_folder_of
 
 
 def test_weights_in_the_run_folder_or_its_checkpoints_find_the_run(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / RUN_RECIPE).write_text('task = "detection"\n')
-    (run / CLASSES_FILE).write_text(json.dumps(["cat", "dog"]))
+    (run / RECIPE).write_text('task = "detection"\n')
+    (run / CLASSES).write_text(json.dumps(["cat", "dog"]))
     for weights in (run / "model.weights.h5", run / "checkpoints" / "last.weights.h5"):
         assert run_folder_of(weights) == run
         assert read_class_names(weights) == ["cat", "dog"]

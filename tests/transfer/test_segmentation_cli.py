@@ -22,7 +22,7 @@ backbone = "resnet18"
 stage_depths = [1, 1, 1, 1]
 stage_widths = [8, 16, 32, 64]
 [data]
-format = "synthetic"
+source = "synthetic"
 root = "{root}"
 synthetic_classes = 2
 synthetic_train_images = 8
@@ -85,7 +85,7 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
                  "logs/train", "finished"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 0.0 <= metrics["pixel_accuracy"] <= 100.0 and metrics["num_images"] == 3  # percent, as the paper
+    assert 0.0 <= metrics["pixel_accuracy"] <= 100.0 and metrics["images"] == 3  # percent, as the paper
     assert metrics["task"] == "segmentation" and metrics["steps"] == 2 and (run / "finished").is_file()
     assert f"mIoU {metrics['mean_iou']:.2f}%" in output
     assert set(metrics["class_iou"]) == {"background", "circle_solid", "square_solid"}
@@ -111,6 +111,9 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     _invoke("evaluate", recipe, "--out", run)
     evaluated = json.loads((run / "eval_metrics.json").read_text())
     np.testing.assert_allclose(evaluated["mean_iou"], metrics["mean_iou"], rtol=1e-6)
+    # The evaluation context (backend, precision, paper row) is the run's, from one place.
+    context = ("backend", "precision", "paper_table", "paper_row", "expected_pixel_accuracy", "expected_mean_iou")
+    assert {key: evaluated[key] for key in context} == {key: metrics[key] for key in context}
 
     # Predicting needs no dataset: classes.json in the run folder names the classes.
     assert json.loads((run / "classes.json").read_text()) == ["background", "circle_solid", "square_solid"]

@@ -31,7 +31,7 @@ def test_shipped_recipes_load(path):
     config = load_segmentation_recipe(path)
     assert config.task == "segmentation"
     if path.name.startswith("ade20k_"):
-        assert config.model.output_stride == 8 and config.data.format == "ade20k"
+        assert config.model.output_stride == 8 and config.data.source == "ade20k"
         assert config.meta.paper_table == "Table 9"
         assert config.meta.expected_mean_iou is not None or path.stem.endswith("_gluon")  # no paper row for the pretrained tag
 
@@ -69,7 +69,7 @@ def test_recipe_errors_name_the_key(tmp_path):
     recipe.write_text('task = "segmentation"\n[train]\ncrop = 3\n')
     with pytest.raises(UserError, match=r"train\.crop: unknown key"):
         load_segmentation_recipe(recipe)
-    recipe.write_text('task = "segmentation"\n[data]\nformat = "folder"\n')
+    recipe.write_text('task = "segmentation"\n[data]\nsource = "folder"\n')
     with pytest.raises(UserError, match=r"data\.class_names"):
         load_segmentation_recipe(recipe)
     recipe.write_text('task = "segmentation"\n')

@@ -71,7 +71,7 @@ def test_a_detection_run_checks_both_splits_before_training(tmp_path):
 
     root = write_labelme_detection_export(tmp_path / "export")
     (root / "my_test.txt").write_text("")
-    config = load_detection_recipe(DEMO, ["data.format=voc", f"data.root={root.as_posix()}",
+    config = load_detection_recipe(DEMO, ["data.source=voc", f"data.root={root.as_posix()}",
                                           'data.train_splits=["my_train.txt"]', 'data.test_splits=["my_test.txt"]'])
     with pytest.raises(UserError, match=r"my_test\.txt is empty"):
         load_splits(config)
@@ -99,9 +99,9 @@ def test_a_recipe_that_only_points_at_a_labelme_export_trains_and_evaluates(tmp_
     _truncate(root / "JPEGImages" / "img3.jpg")
     _truncate(root / "JPEGImages" / "img5.jpg")
     (tmp_path / "recipe.toml").write_text(
-        DEMO.read_text().replace('format = "synthetic"', f'format = "voc"\nroot = "{root.as_posix()}"\n'
+        DEMO.read_text().replace('source = "synthetic"', f'source = "voc"\nroot = "{root.as_posix()}"\n'
                                  'train_splits = ["my_train.txt"]\ntest_splits = ["my_test.txt"]'))
-    tiny = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=2", "train.eval_batch_size=2",
+    tiny = ["train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=2", "eval.batch_size=2",
             "schedule.warmup_epochs=0.5", "model.fpn_channels=16", "model.head_dim=32", "model.roi_batch_size=32",
             "model.rpn_pre_nms_topk_train=100", "model.rpn_pre_nms_topk_test=100",
             "model.rpn_post_nms_topk_train=50", "model.rpn_post_nms_topk_test=50"]
@@ -153,7 +153,7 @@ backbone = "resnet18"
 stage_depths = [1, 1, 1, 1]
 stage_widths = [8, 16, 32, 64]
 [data]
-format = "voc"
+source = "voc"
 root = "{root}"
 train_split = "train_ids.txt"
 val_split = "val_ids.txt"
@@ -194,6 +194,6 @@ def test_segmentation_counts_unreadable_images_and_scores_the_rest(tmp_path):
     recipe.write_text(SEGMENT_RECIPE.format(root=root.as_posix()).replace("steps_per_epoch = 1", "steps_per_epoch = 3"))
     lines = []
     metrics = train_segmentation(load_segmentation_recipe(recipe), tmp_path / "run", log=lines.append)
-    assert metrics["num_images"] == 1 and metrics["skipped_images"] == {"eval": 1, "train": 1}
+    assert metrics["images"] == 1 and metrics["skipped_images"] == {"eval": 1, "train": 1}
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_images"] == {"eval": 1, "train": 1}
     assert sum("skipped unreadable images" in line for line in lines) == 2  # one epoch, one evaluation

@@ -8,8 +8,9 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
 from transfer.image_files import image_files
-from transfer.run_folder import CLASSES_FILE, read_class_names
+from transfer.run_folder import read_class_names
 
 
 def _log(message):
@@ -17,11 +18,11 @@ def _log(message):
 
 
 def _run_dir(recipe, out):
-    return pathlib.Path(out) if out else pathlib.Path("runs") / pathlib.Path(recipe).stem
+    return pathlib.Path(out) if out else default_run_dir(recipe)
 
 
 def _weights(recipe, weights, out):
-    path = pathlib.Path(weights) if weights else _run_dir(recipe, out) / "model.weights.h5"
+    path = pathlib.Path(weights) if weights else _run_dir(recipe, out) / FINAL_WEIGHTS
     if not path.is_file():
         raise UserError(f"{path}: detector weights not found (train with `kresnet transfer detect` or pass --weights)")
     return path
@@ -47,7 +48,7 @@ def _class_names(weights):
     """The class list a run wrote beside its weights (`<run>/classes.json`, also for `<run>/checkpoints/*`)."""
     names = read_class_names(weights)
     if names is None:
-        raise UserError(f"{weights.parent / CLASSES_FILE}: class list not found beside the weights "
+        raise UserError(f"{weights.parent / CLASSES}: class list not found beside the weights "
                         "(written by `kresnet transfer detect`)")
     return names
 
@@ -78,7 +79,7 @@ def detect_command(recipe, overrides=(), out=None):
     config = load_detection_recipe(recipe, overrides)
     run = _run_dir(recipe, out)
     metrics = train_detector(config, run, log=_log)
-    typer.echo(f"{_summary(metrics)}  ->  {run / 'metrics.json'}")
+    typer.echo(f"{_summary(metrics)}  ->  {run / METRICS}")
     return metrics
 
 
@@ -94,13 +95,14 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     from transfer.detection.config import load_detection_recipe
     from kresnet.runs.atomic import write_json_atomically
     from kresnet.runs.folder import EVAL_METRICS
+    from kresnet.runs.report import evaluation_context
     from transfer.detection.runner import evaluate_detector, load_splits
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
     _, test = load_splits(config, progress=_log)
     model = _load_detector(config, len(test.class_names), path)
-    metrics = evaluate_detector(model, config, test)
+    metrics = {**evaluate_detector(model, config, test), **evaluation_context(config.meta)}
     destination = write_json_atomically(_run_dir(recipe, out) / EVAL_METRICS, metrics)
     typer.echo(f"{_summary(metrics)}  ->  {destination}")
     return metrics
@@ -137,9 +139,9 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
             raise UserError(f"{file}: not a readable image ({error})") from None
         records.append(make_record(file.name, file, width, height, [], [], []))
     model = _load_detector(config, len(class_names), path)
-    detections = detect_records(model, records, config.train.eval_batch_size, config.data.short_side,
+    detections = detect_records(model, records, config.eval.batch_size, config.data.short_side,
                                 config.data.max_side)
-    destination = _run_dir(recipe, out) / "predictions"
+    destination = _run_dir(recipe, out) / PREDICTIONS
     destination.mkdir(parents=True, exist_ok=True)
     for file, detection in zip(files, detections):
         if detection is None:

@@ -24,6 +24,7 @@ class Model:
     backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="pretrained tag (gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth; empty: random init")
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
+    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths (tiny models)")
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
     fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")
     anchor_sizes: list[float] = setting([32.0, 64.0, 128.0, 256.0, 512.0], exclusive_minimum=0.0,
@@ -45,7 +46,9 @@ class Model:
 
 @dataclasses.dataclass
 class Data:
-    format: str = setting("voc", choices=["voc", "coco", "synthetic"])
+    REMOVED_KEYS = {"format": "renamed data.source (as in classification recipes)"}
+
+    source: str = setting("voc", choices=["voc", "coco", "synthetic"])
     root: str = setting("data/VOCdevkit", help="VOCdevkit folder (voc) or dataset folder (coco)")
     train_splits: list[str] = setting(["VOC2007/trainval", "VOC2012/trainval"],
                                       help="VOC year/split, a split name of an exported folder, or a .txt under root")
@@ -69,12 +72,18 @@ class Data:
 
 @dataclasses.dataclass
 class Train:
+    REMOVED_KEYS = {"eval_batch_size": "renamed eval.batch_size (as in segmentation recipes)"}
+
     epochs: int = setting(12, minimum=1)
     batch_size: int = setting(16, minimum=1, help="global batch size")
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     seed: int = setting(0, minimum=0)
     precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
-    eval_batch_size: int = setting(8, minimum=1)
+
+
+@dataclasses.dataclass
+class Eval:
+    batch_size: int = setting(8, minimum=1, help="images per evaluation batch")
 
 
 @dataclasses.dataclass
@@ -102,6 +111,7 @@ class DetectionRecipe:
     train: Train = section(Train)
     optimizer: Optimizer = section(Optimizer)
     schedule: Schedule = section(Schedule)
+    eval: Eval = section(Eval)
 
 
 def load_detection_recipe(path, overrides=()):

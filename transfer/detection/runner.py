@@ -15,7 +15,7 @@ def load_splits(config, progress=None):
         progress: callable or None, told what is happening (one line).
     """
     data = config.data
-    if data.format == "synthetic":
+    if data.source == "synthetic":
         from transfer.detection.synthetic_voc import cached_synthetic_voc, synthetic_class_names
         from transfer.detection.voc import read_voc
 
@@ -25,7 +25,7 @@ def load_splits(config, progress=None):
                                       data.synthetic_test_images, config.train.seed, data.synthetic_max_objects)
         names = synthetic_class_names(data.synthetic_classes)
         train, test = (read_voc(devkit, f"synthetic/{split}", names) for split in ("trainval", "test"))
-    elif data.format == "voc":
+    elif data.source == "voc":
         from transfer.detection.voc import read_voc
 
         train, test = (read_voc(data.root, splits, data.class_names or None)
@@ -38,7 +38,7 @@ def load_splits(config, progress=None):
         test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
     for dataset in (train, test):
         dataset.warn_problems()
-    keys = ("coco_train_json", "coco_test_json") if data.format == "coco" else ("train_splits", "test_splits")
+    keys = ("coco_train_json", "coco_test_json") if data.source == "coco" else ("train_splits", "test_splits")
     for dataset, key in zip((train, test), keys):
         if not dataset.records:
             raise UserError(f"data.{key} {getattr(data, key)!r}: no usable images under {data.root} "
@@ -62,7 +62,8 @@ def build_detector(config, num_classes, load_backbone=True):
     side = padded_size(config.data.max_side)
     m = config.model
     weights = m.backbone_weights if load_backbone else ""
-    backbone = build_backbone(m.backbone, weights, input_shape=[side, side, 3], stage_depths=m.stage_depths)
+    backbone = build_backbone(m.backbone, weights, input_shape=[side, side, 3], stage_depths=m.stage_depths,
+                              stage_widths=m.stage_widths)
     return FasterRCNN(
         backbone, num_classes, fpn_channels=m.fpn_channels, anchor_sizes=m.anchor_sizes, aspect_ratios=m.aspect_ratios,
         rpn_batch_size=m.rpn_batch_size, rpn_pre_nms_topk_train=m.rpn_pre_nms_topk_train,
@@ -84,7 +85,7 @@ def build_variables(model, config):
     from transfer.detection.pipeline import padded_size
 
     side = padded_size(config.data.max_side)
-    size = config.train.eval_batch_size
+    size = config.eval.batch_size
     model.predict_on_batch({"images": np.zeros((size, side, side, 3), np.float32),
                             "image_sizes": np.full((size, 2), side, np.float32)})
 
@@ -92,8 +93,7 @@ def build_variables(model, config):
 def evaluate_detector(model, config, dataset, progress=None):
     """VOC07 11-point and area mAP (percent, per class too), plus COCO mAP for COCO data.
 
-    The paper's number for the recipe's row (`meta.expected_map`), the backend
-    and the precision policy are recorded beside them, as for classification.
+    The backend, precision and paper row go beside them from `kresnet.runs.report.evaluation_context`.
 
     Args:
         model: `FasterRCNN`.
@@ -101,15 +101,13 @@ def evaluate_detector(model, config, dataset, progress=None):
         dataset: `DetectionDataset` to score.
         progress: callable or None, called with images done.
     """
-    import keras
-
     from transfer.detection.inference import detect_records, ground_truths
     from transfer.detection.voc_eval import evaluate_voc
 
     from kresnet.data.skips import SkipCounter, skip_report
 
     skips = SkipCounter()
-    detections = detect_records(model, dataset.records, config.train.eval_batch_size, config.data.short_side,
+    detections = detect_records(model, dataset.records, config.eval.batch_size, config.data.short_side,
                                 config.data.max_side, progress, skip_counter=skips)
     # Unreadable images are dropped, not scored as misses: the numbers are over the images seen.
     scored = dataclasses.replace(dataset, records=[r for r, d in zip(dataset.records, detections) if d is not None])
@@ -124,13 +122,8 @@ def evaluate_detector(model, config, dataset, progress=None):
         "skipped_images": {"eval": skips.count},
         "per_class_ap_voc07": {k: None if v["ap_voc07"] is None else 100 * v["ap_voc07"]
                                for k, v in result["per_class"].items()},
-        "paper_table": config.meta.paper_table,
-        "paper_row": config.meta.paper_row,
-        "expected_map": config.meta.expected_map,
-        "backend": keras.backend.backend(),
-        "precision": keras.config.dtype_policy().name,
     }
-    if config.data.format == "coco":
+    if config.data.source == "coco":
         from transfer.detection.coco_eval import evaluate_coco
 
         metrics["coco"] = {k: None if v is None else 100 * v for k, v in evaluate_coco(detections, scored).items()}

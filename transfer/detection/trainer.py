@@ -7,7 +7,7 @@ metrics.json, finished), plus classes.json; a finished run is only evaluated aga
 import keras
 
 from kresnet.runs.fit import epoch_steps, fit_run
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits
 
@@ -51,7 +51,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
             data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
                                 config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
                                 repeat=True, skip_counter=train_skips)
-            dataset = f"{config.data.format} {config.data.root or ''}".strip()
+            dataset = f"{config.data.source} {config.data.root or ''}".strip()
             log(run_header("detection", config.model.backbone, f"{dataset}, {len(train)} images, "
                            f"{len(train.class_names)} classes", config.train.epochs, steps, config.train.batch_size,
                            run.path))
@@ -61,11 +61,11 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         log(f"evaluating on {len(test)} images")
         metrics = {**evaluate_detector(model, config, test),
                    **core_metrics("detection", fit, config.train.epochs, config.meta)}
-        if fit is None and (run / "metrics.json").is_file():
+        if fit is None and (run / METRICS).is_file():
             # Only evaluated again: keep what the training session recorded about itself.
             import json
 
-            previous = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+            previous = json.loads((run / METRICS).read_text(encoding="utf-8"))
             metrics.update({key: previous[key] for key in ("backends", "steps", "train_seconds") if key in previous})
             metrics["skipped_images"]["train"] = previous.get("skipped_images", {}).get("train", 0)
         if train_skips is not None:

@@ -7,6 +7,7 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
+from kresnet.runs.folder import EVAL_METRICS, FINAL_WEIGHTS, PREDICTIONS, default_run_dir
 from transfer.image_files import image_files
 from transfer.run_folder import read_class_names
 
@@ -14,11 +15,6 @@ from transfer.run_folder import read_class_names
 def _quiet_tensorflow():
     # tf.data logs a Python traceback for a bad mask before our one-line error; keep stderr clean.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def default_run_dir(recipe):
-    """`runs/<recipe file stem>`, the run folder when `--out` is not given."""
-    return pathlib.Path("runs") / pathlib.Path(recipe).stem
 
 
 def segment_command(recipe, overrides=(), out=None):
@@ -38,7 +34,7 @@ def segment_command(recipe, overrides=(), out=None):
 
 
 def _weights_path(recipe, weights, out):
-    weights = pathlib.Path(weights) if weights else pathlib.Path(out or default_run_dir(recipe)) / "model.weights.h5"
+    weights = pathlib.Path(weights) if weights else pathlib.Path(out or default_run_dir(recipe)) / FINAL_WEIGHTS
     if not weights.is_file():
         raise UserError(f"--weights {weights}: not found (train first with `kresnet transfer segment {recipe}`)")
     return weights
@@ -87,10 +83,10 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
 
     config = load_segmentation_recipe(recipe, overrides)
     model, samples = _trained_segmenter(config, recipe, weights, out)
-    metrics = evaluate_segmenter(model, config, samples)
     from kresnet.runs.atomic import write_json_atomically
-    from kresnet.runs.folder import EVAL_METRICS
+    from kresnet.runs.report import evaluation_context
 
+    metrics = {**evaluate_segmenter(model, config, samples), **evaluation_context(config.meta)}
     destination = write_json_atomically(pathlib.Path(out or default_run_dir(recipe)) / EVAL_METRICS, metrics)
     print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({destination})")
     return metrics
@@ -123,7 +119,7 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None):
     weights = _weights_path(recipe, weights, out)
     class_names = _class_names(config, weights)
     model = _load_segmenter(config, weights, len(class_names))
-    target = pathlib.Path(out or default_run_dir(recipe)) / "predictions"
+    target = pathlib.Path(out or default_run_dir(recipe)) / PREDICTIONS
     target.mkdir(parents=True, exist_ok=True)
     colours = palette(len(class_names)).reshape(-1).tolist()
     written = []

@@ -39,7 +39,9 @@ class Model:
 
 @dataclasses.dataclass
 class Data:
-    format: str = setting("ade20k", choices=["ade20k", "voc", "folder", "synthetic"])
+    REMOVED_KEYS = {"format": "renamed data.source (as in classification recipes)"}
+
+    source: str = setting("ade20k", choices=["ade20k", "voc", "folder", "synthetic"])
     root: str = setting("data/ADEChallengeData2016", help="dataset folder (synthetic: generated there if missing)")
     train_split: str = setting("train", help="ade20k: train/val; voc: a list in ImageSets/Segmentation or a .txt "
                                              "under root; folder: a list file")
@@ -119,6 +121,6 @@ def load_segmentation_recipe(path, overrides=()):
         raise UserError(f"{path}: train.scale_range: expected [low, high] with low <= high, got {config.train.scale_range}")
     if not config.eval.scales:
         raise UserError(f"{path}: eval.scales: expected at least one scale")
-    if config.data.format == "folder" and not config.data.class_names:
-        raise UserError(f"{path}: data.class_names: the folder format needs the name of every class")
+    if config.data.source == "folder" and not config.data.class_names:
+        raise UserError(f"{path}: data.class_names: the folder source needs the name of every class")
     return config

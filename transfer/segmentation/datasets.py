@@ -21,11 +21,11 @@ def load_samples(data, split):
 
 def _read_samples(data, split):
     name = data.train_split if split == "train" else data.val_split
-    if data.format == "ade20k":
+    if data.source == "ade20k":
         return readers.ade20k_samples(data.root, name)
-    if data.format == "voc":
+    if data.source == "voc":
         return readers.voc_samples(data.root, name, data.class_names or None)
-    if data.format == "folder":
+    if data.source == "folder":
         return readers.folder_samples(
             data.root,
             data.class_names,

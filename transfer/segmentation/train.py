@@ -91,7 +91,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
             targets=tuple(model.output),
             skip_counter=train_skips,
         )
-        log(run_header("segmentation", f"{config.model.backbone} FCN", f"{config.data.format} {config.data.root}, "
+        log(run_header("segmentation", f"{config.model.backbone} FCN", f"{config.data.source} {config.data.root}, "
                        f"{len(train_samples)} images, {train_samples.num_classes} classes", config.train.epochs,
                        steps_per_epoch, config.train.batch_size, run.path))
         run.unfinish()
@@ -132,14 +132,11 @@ def evaluate_segmenter(model, config, samples, log=print):
     }
     metrics.update(
         {
-            "num_images": len(samples) - skips.count,  # the images scored
+            "images": len(samples) - skips.count,  # the images scored
             "skipped_images": {"eval": skips.count},
             "eval_size": config.eval.size,
             "scales": list(config.eval.scales),
             "flip": config.eval.flip,
-            "backend": keras.backend.backend(),
-            "expected_pixel_accuracy": config.meta.expected_pixel_accuracy,
-            "expected_mean_iou": config.meta.expected_mean_iou,
         }
     )
     return metrics
