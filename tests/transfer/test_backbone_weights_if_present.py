@@ -78,3 +78,16 @@ def test_transfer_demos_take_the_classification_demos_backbone(tmp_path, monkeyp
     np.testing.assert_array_equal(detector.extractor.get_layer("backbone_pyramid").get_layer(CONV).get_weights()[0], expected)
     assert messages == ["backbone: weights from runs/demo/model.weights.h5"] * 2
     keras.backend.clear_session()
+
+
+def test_a_trained_runs_file_with_optimizer_slots_loads(tmp_path):
+    # `kresnet train` saves a compiled model: its .weights.h5 also holds the optimizer's kernel-shaped slots.
+    classifier = kresnet.create_model("resnet18d", num_classes=10, **TINY)
+    classifier.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="sparse_categorical_crossentropy")
+    classifier.train_on_batch(np.zeros((2, 32, 32, 3), "float32"), np.zeros((2,), "int32"))
+    path = tmp_path / "model.weights.h5"
+    classifier.save_weights(path)
+    messages = []
+    backbone = build_backbone("resnet18d", f"{path}?", log=messages.append, **TINY)
+    np.testing.assert_array_equal(backbone.get_layer(CONV).get_weights()[0], classifier.backbone.get_layer(CONV).get_weights()[0])
+    assert messages == [f"backbone: weights from {path}"]
