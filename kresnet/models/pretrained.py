@@ -152,7 +152,8 @@ def _dense_kernels(path):
 
     kernels = []
     with h5py.File(path, "r") as handle:
-        handle.visititems(lambda key, item: kernels.append(item.shape) if getattr(item, "ndim", 0) == 2 else None)
+        # A `kresnet train` run's model.weights.h5 also holds the optimizer's slots (one per kernel): not layers.
+        handle.visititems(lambda key, item: kernels.append(item.shape) if getattr(item, "ndim", 0) == 2 and not key.startswith("optimizer/") else None)
     return kernels
 
 

@@ -46,13 +46,14 @@ def load_splits(config, progress=None):
     return train, test
 
 
-def build_detector(config, num_classes, load_backbone=True):
+def build_detector(config, num_classes, load_backbone=True, log=None):
     """The recipe's `FasterRCNN`, its backbone initialised from `model.backbone_weights` when given.
 
     Args:
         config: `DetectionRecipe`.
         num_classes: int.
         load_backbone: bool. False when full detector weights are loaded next anyway.
+        log: callable or None. Told which weights the backbone starts from.
     """
     from transfer.backbone import build_backbone
     from transfer.detection.faster_rcnn import FasterRCNN
@@ -62,7 +63,7 @@ def build_detector(config, num_classes, load_backbone=True):
     side = padded_size(config.data.max_side)
     m = config.model
     weights = m.backbone_weights if load_backbone else ""
-    backbone = build_backbone(m.backbone, weights, input_shape=[side, side, 3], stage_depths=m.stage_depths,
+    backbone = build_backbone(m.backbone, weights, log=log, input_shape=[side, side, 3], stage_depths=m.stage_depths,
                               stage_widths=m.stage_widths)
     return FasterRCNN(
         backbone, num_classes, fpn_channels=m.fpn_channels, anchor_sizes=m.anchor_sizes, aspect_ratios=m.aspect_ratios,

@@ -33,7 +33,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         keras.utils.set_random_seed(config.train.seed)
         train, test = load_splits(config, progress=log)
         run.write_json(CLASSES, train.class_names)
-        model = build_detector(config, len(train.class_names))
+        model = build_detector(config, len(train.class_names), log=log)
         build_variables(model, config)  # restoring a checkpoint needs a built model; evaluation reuses the compiled predict
         fit = None
         train_skips = None

@@ -24,18 +24,20 @@ from transfer.segmentation.fcn import build_fcn, compile_losses
 from transfer.segmentation.schedule import segmentation_schedule
 
 
-def build_segmenter(model_config, num_classes):
+def build_segmenter(model_config, num_classes, log=None):
     """The FCN of the recipe's `[model]` table, its backbone loaded from `backbone_weights` if set.
 
     Args:
         model_config: the recipe's `Model` table.
         num_classes: int. Segmentation classes.
+        log: callable or None. Told which weights the backbone starts from.
     """
     from transfer.backbone import build_backbone
 
     backbone = build_backbone(
         model_config.backbone,
         model_config.backbone_weights,
+        log=log,
         output_stride=model_config.output_stride,
         stage_depths=model_config.stage_depths,
         stage_widths=model_config.stage_widths,
@@ -78,7 +80,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
         train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
         run.write_json(CLASSES, train_samples.class_names)
         steps_per_epoch = epoch_steps(len(train_samples), config.train.batch_size, config.train.steps_per_epoch)
-        model = build_segmenter(config.model, train_samples.num_classes)
+        model = build_segmenter(config.model, train_samples.num_classes, log=log)
         compile_segmenter(model, config, steps_per_epoch)
         train_skips = SkipCounter()  # unreadable training images, reported per epoch and in metrics.json
         dataset = pipeline.train_dataset(
