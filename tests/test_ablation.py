@@ -43,7 +43,7 @@ def test_ablate_on_a_folder_dataset_writes_paired_table_and_chart(run_cli, capsy
     assert sorted(top1) == [("resnet", 3), ("resnet", 5), ("resnet-d", 3), ("resnet-d", 5)]
     diffs = [top1[("resnet-d", s)] - top1[("resnet", s)] for s in (3, 5)]
     table = (out / "ablation.md").read_text()
-    assert f"| {np.mean(diffs):+.2f} +- {np.std(diffs, ddof=1):.2f} | +0.95 | 3,5 |" in table and table.strip() in printed
+    assert f"| {np.mean(diffs) + 0.0:+.2f} +- {np.std(diffs, ddof=1):.2f} | +0.95 | 3,5 |" in table and table.strip() in printed
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

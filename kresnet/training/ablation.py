@@ -184,7 +184,8 @@ def format_table(results):
 
 def _mean_std(values, signed=True):
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    mean = f"{statistics.mean(values):+.2f}" if signed else f"{statistics.mean(values):.2f}"
+    value = statistics.mean(values) + 0.0  # -0.0 + 0.0 is 0.0: a zero difference prints as +0.00
+    mean = f"{value:+.2f}" if signed else f"{value:.2f}"
     return f"{mean} +- {std:.2f}"
 
 
