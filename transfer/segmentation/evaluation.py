@@ -108,8 +108,8 @@ def evaluate(model, dataset, num_classes, scales=(1.0,), flip=False, num_images=
             if log_every and seen % log_every == 0:
                 total = f"/{num_images}" if num_images else ""
                 print(
-                    f"evaluated {seen}{total} images, pixAcc {matrix.pixel_accuracy():.4f} "
-                    f"mIoU {matrix.mean_iou():.4f} ({time.time() - start:.0f} s)",
+                    f"evaluated {seen}{total} images, pixAcc {100 * matrix.pixel_accuracy():.2f}% "
+                    f"mIoU {100 * matrix.mean_iou():.2f}% ({time.time() - start:.0f} s)",
                     file=sys.stderr,
                 )
     return matrix

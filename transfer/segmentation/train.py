@@ -93,7 +93,8 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
             targets=tuple(model.output),
             skip_counter=train_skips,
         )
-        log(run_header("segmentation", f"{config.model.backbone} FCN", f"{config.data.source} {config.data.root}, "
+        where = f"{config.data.source} {config.data.root}".strip()
+        log(run_header("segmentation", f"{config.model.backbone} FCN", f"{where}, "
                        f"{len(train_samples)} images, {train_samples.num_classes} classes", config.train.epochs,
                        steps_per_epoch, config.train.batch_size, run.path))
         run.unfinish()
