@@ -49,7 +49,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.every_steps = int(every_steps)
         self.export_model = export_model
         self.export_path = export_path
-        self.writer = writer
         self.fault = fault
         self.step_offset = 0  # Steps of the current epoch done before this `fit` call (partial epoch on resume).
         self.diverged = None  # (epoch, step, what) of the first non-finite loss or weight.

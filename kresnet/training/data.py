@@ -58,7 +58,7 @@ def dataset_root(config, progress=None):
 
 
 def build_training_data(config, progress=None):
-    """Training (plain and mixup) and validation datasets for the recipe.
+    """Training (unmixed; the trainer adds mixup) and validation datasets for the recipe.
 
     Args:
         config: the whole recipe.
