@@ -50,6 +50,10 @@ def bench_model(
     timm_python: Optional[str] = typer.Option(
         None, "--timm-python", help="Python with torch and timm that runs timm's step for --vs timm (default: this one)."
     ),
+    data_format: str = typer.Option(
+        "channels_last", "--data-format",
+        help="Layout of the Keras models: channels_last or channels_first (faster on PyTorch; TensorFlow on CPU has only channels_last).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
 ):
     """Training-step and inference images/s of a model on the current (or each) Keras backend."""
@@ -60,18 +64,24 @@ def bench_model(
     model_spec(model)
     if dtype not in DTYPES:
         raise UserError(f"--dtype expects one of {', '.join(DTYPES)}; got {dtype!r}")
+    if data_format not in ("channels_last", "channels_first"):
+        raise UserError(f"--data-format expects channels_last or channels_first; got {data_format!r}")
+    if data_format == "channels_first" and not backends:
+        from kresnet.training.build import check_channels_first_supported
+
+        check_channels_first_supported("--data-format channels_first")
     peers = _parse_peers(vs)
     stage_depths = parse_depths(depths)
     typer.echo(
         f"# bench model={model} batch={batch} size={size} steps={steps} warmup={warmup} dtype={dtype}"
-        f" classes={num_classes} depths={stage_depths or 'default'}",
+        f" classes={num_classes} depths={stage_depths or 'default'} data_format={data_format}",
         err=True,
     )
     if backends:
         rows = []
         for backend in _parse_backends(backends):
             argv = ["bench", "model", "--model", model, "--batch", batch, "--size", size, "--steps", steps,
-                    "--warmup", warmup, "--dtype", dtype, "--num-classes", num_classes, "--json"]
+                    "--warmup", warmup, "--dtype", dtype, "--num-classes", num_classes, "--data-format", data_format, "--json"]
             argv += ["--depths", depths] if depths else []
             argv += ["--vs", vs] if vs else []
             argv += ["--timm-python", timm_python] if timm_python else []
@@ -84,7 +94,7 @@ def bench_model(
     else:
         rows = benchmark(
             model, batch=batch, size=size, steps=steps, warmup=warmup, dtype=dtype, num_classes=num_classes,
-            stage_depths=stage_depths, peers=peers, timm_python=timm_python,
+            stage_depths=stage_depths, peers=peers, timm_python=timm_python, data_format=data_format,
         )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(row) for row in rows]))

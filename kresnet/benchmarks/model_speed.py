@@ -5,7 +5,9 @@ A training step is forward, loss, backward and the optimizer update, compiled th
 Warm-up steps (tracing, compilation, autotuning) are excluded and the median step time is
 reported, with the best step beside it, so one slow step does not move the number. Several
 models in one command are timed in turns, one step each per round, so they share whatever else
-the machine is doing; timm's step (`timm_peer.py`) takes its turn from a worker process.
+the machine is doing; the order rotates every round, so no model always runs first or always
+follows the same neighbour (the step after another process's often runs slower). timm's step
+(`timm_peer.py`) takes its turn from a worker process.
 """
 
 import dataclasses
@@ -29,6 +31,7 @@ class SpeedResult:
     train_step_ms: float
     infer_step_ms: float
     train_best_images_per_s: float = 0.0
+    data_format: str = "channels_last"
 
 
 def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data_format=None):
@@ -43,7 +46,7 @@ def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data
         stackwise_num_blocks=list(stage_depths),
         stackwise_num_strides=[1, 2, 2, 2],
         block_type="bottleneck_block_vd",
-        image_shape=(image_size, image_size, 3),
+        image_shape=(3, image_size, image_size) if data_format == "channels_first" else (image_size, image_size, 3),
         data_format=data_format,
     )
     features = backbone(backbone.input)
@@ -56,21 +59,24 @@ def _interleaved_seconds(steps_by_label, warmup, steps):
     """(median, best) seconds per step of each callable, timed in rounds that run every callable once.
 
     Interleaving spreads any slow period of a shared machine over all models alike,
-    so their ratio holds even when the absolute numbers drift between runs.
+    so their ratio holds even when the absolute numbers drift between runs. Round r starts at
+    the r-th callable, so each one takes every place in the order equally often.
     """
     for step in steps_by_label.values():
         for _ in range(warmup):
             step()
-    times = {label: [] for label in steps_by_label}
-    for _ in range(steps):
-        for label, step in steps_by_label.items():
+    labels = list(steps_by_label)
+    times = {label: [] for label in labels}
+    for round_index in range(steps):
+        first = round_index % len(labels)
+        for label in labels[first:] + labels[:first]:
             start = time.perf_counter()
-            step()
+            steps_by_label[label]()
             times[label].append(time.perf_counter() - start)
     return {label: (statistics.median(values), min(values)) for label, values in times.items()}
 
 
-def measure(models, *, batch, size, steps, warmup, num_classes, external=None):
+def measure(models, *, batch, size, steps, warmup, num_classes, external=None, data_format="channels_last"):
     """Time `train_on_batch` and `predict_on_batch` of compiled copies of `models` ({label: model}), interleaved.
 
     `external` ({label: object with `train()` and `infer()`}, e.g. a `TimmPeer`, already warmed up)
@@ -82,6 +88,8 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None):
 
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, size, size, 3), dtype=np.float32)
+    if data_format == "channels_first":
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
     labels = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)]
     for model in models.values():
         model.compile(
@@ -108,12 +116,16 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None):
             train_step_ms=1000 * train[label][0],
             infer_step_ms=1000 * infer[label][0],
             train_best_images_per_s=batch / train[label][1],
+            data_format="channels_last" if label in external else data_format,
         )
         for label in (*models, *external)
     ]
 
 
-def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=(), timm_python=None):
+def benchmark(
+    name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=(), timm_python=None,
+    data_format="channels_last",
+):
     """Results for kresnet's `name` and each peer, measured in the same process, step by step in turn.
 
     Args:
@@ -122,6 +134,8 @@ def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stag
             model of the same name, channels_last, in a worker process run by `timm_python`)
             or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
         timm_python: str or None. The Python that runs timm; None: this one, if it has timm.
+        data_format: the Keras models' layout ("channels_last" or "channels_first"); timm always
+            runs channels_last, its fastest layout on CPU and GPU.
         Others: see `kresnet bench model --help`.
     """
     import keras
@@ -135,12 +149,20 @@ def benchmark(name, *, batch, size, steps, warmup, dtype, num_classes=1000, stag
     try:
         for label in (name, *peers):
             if label == "keras-hub":
-                models[f"keras-hub resnet_vd_{spec.depth}"] = keras_hub_resnet_vd(num_classes, size, stage_depths=depths)
+                models[f"keras-hub resnet_vd_{spec.depth}"] = keras_hub_resnet_vd(
+                    num_classes, size, stage_depths=depths, data_format=data_format
+                )
             elif label == "timm":
                 external[f"timm {name}"] = _timm_peer(name, stage_depths, timm_python, batch, size, num_classes, warmup)
             else:
-                models[label] = create_model(label, num_classes=num_classes, input_shape=[size, size, 3], stage_depths=depths)
-        return measure(models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes, external=external)
+                shape = [3, size, size] if data_format == "channels_first" else [size, size, 3]
+                models[label] = create_model(
+                    label, num_classes=num_classes, input_shape=shape, stage_depths=depths, data_format=data_format
+                )
+        return measure(
+            models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes, external=external,
+            data_format=data_format,
+        )
     finally:
         for peer in external.values():
             peer.close()
@@ -157,7 +179,7 @@ def _timm_peer(name, stage_depths, python, batch, size, num_classes, warmup):
 
 def format_table(results):
     """A plain-text table: median and best training images/s, inference, and each row's median relative to the first row of its backend."""
-    header = (f"{'backend':<11}{'model':<26}{'dtype':<16}{'batch':>6}{'size':>6}{'train img/s':>13}{'best':>8}"
+    header = (f"{'backend':<11}{'model':<26}{'layout':<8}{'dtype':<16}{'batch':>6}{'size':>6}{'train img/s':>13}{'best':>8}"
               f"{'infer img/s':>13}{'vs first':>10}")
     lines = [header]
     first_by_backend = {}
@@ -165,7 +187,7 @@ def format_table(results):
         first = first_by_backend.setdefault(row.backend, row)
         ratio = row.train_images_per_s / first.train_images_per_s
         lines.append(
-            f"{row.backend:<11}{row.model:<26}{row.dtype:<16}{row.batch:>6}{row.size:>6}"
-            f"{row.train_images_per_s:>13.1f}{row.train_best_images_per_s:>8.1f}{row.infer_images_per_s:>13.1f}{ratio:>10.2f}"
+            f"{row.backend:<11}{row.model:<26}{'NCHW' if row.data_format == 'channels_first' else 'NHWC':<8}{row.dtype:<16}{row.batch:>6}{row.size:>6}"
+            f"{row.train_images_per_s:>13.1f} {row.train_best_images_per_s:>7.1f} {row.infer_images_per_s:>12.1f} {ratio:>9.2f}"
         )
     return "\n".join(lines)

@@ -10,6 +10,25 @@ from kresnet.training.precision import set_precision
 from kresnet.training.schedules import build_schedule, scaled_learning_rate
 
 
+def image_shape(data_format, input_size=None):
+    """The model's input shape for a layout: (H, W, 3) or (3, H, W); None sizes take any size."""
+    if data_format == "channels_first":
+        check_channels_first_supported()
+        return (3, input_size, input_size)
+    return (input_size, input_size, 3)
+
+
+def check_channels_first_supported(asked_by="model.data_format='channels_first'"):
+    """TensorFlow's CPU convolutions are NHWC only: refuse the layout before a run starts, not at its first step."""
+    from kresnet.training.precision import accelerator
+
+    if keras.config.backend() == "tensorflow" and accelerator()[0] == "cpu":
+        raise UserError(
+            f"{asked_by}: TensorFlow on CPU supports only channels_last convolutions; "
+            "use channels_last, a GPU, or the PyTorch or JAX backend"
+        )
+
+
 def build_classifier(model_config, input_size=None):
     """The recipe's classifier (logits in float32).
 
@@ -19,7 +38,7 @@ def build_classifier(model_config, input_size=None):
     """
     import kresnet
 
-    shape = (input_size, input_size, 3) if input_size else (None, None, 3)
+    shape = image_shape(model_config.data_format, input_size)
     return kresnet.create_model(
         model_config.name,
         num_classes=model_config.num_classes,
@@ -28,6 +47,7 @@ def build_classifier(model_config, input_size=None):
         kernel_initializer=model_config.kernel_initializer,
         stage_depths=model_config.stage_depths,
         stage_widths=model_config.stage_widths,
+        data_format=model_config.data_format,
     )
 
 
@@ -41,7 +61,8 @@ def load_teacher(config, input_size=None):
     """
     from kresnet.models.pretrained import load_pretrained
 
-    shape = (input_size, input_size, 3) if input_size else (None, None, 3)
+    # The teacher sees the student's batches, so it takes the student's layout.
+    shape = image_shape(config.model.data_format, input_size)
     teacher = load_pretrained(
         config.distillation.teacher_model,
         config.distillation.teacher_weights,
@@ -49,6 +70,7 @@ def load_teacher(config, input_size=None):
         input_shape=shape,
         stage_depths=config.distillation.teacher_stage_depths,
         stage_widths=config.distillation.teacher_stage_widths,
+        data_format=config.model.data_format,
     )
     if teacher.num_classes != config.model.num_classes:
         raise UserError(

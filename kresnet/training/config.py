@@ -28,6 +28,10 @@ class Model:
     kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
     stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths, default [64, 128, 256, 512]")
+    data_format: str = setting(
+        "channels_last", choices=["channels_last", "channels_first"],
+        help="the model's tensor layout; channels_first is faster on the PyTorch backend (README: Scale and speed)",
+    )
 
 
 @dataclasses.dataclass

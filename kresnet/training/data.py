@@ -76,7 +76,8 @@ def build_training_data(config, progress=None):
     if t.batch_size % shard[0]:
         raise UserError(f"train.batch_size={t.batch_size} must be divisible by the {shard[0]} processes of the job")
     common = dict(
-        batch_size=t.batch_size // shard[0], image_size=d.image_size, num_classes=config.model.num_classes, shard=shard
+        batch_size=t.batch_size // shard[0], image_size=d.image_size, num_classes=config.model.num_classes, shard=shard,
+        data_format=config.model.data_format,
     )
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from kresnet.benchmarks.model_speed import SpeedResult, format_table
+from kresnet.benchmarks.model_speed import SpeedResult, _interleaved_seconds, format_table
 
 TINY = ["--model", "resnet50d", "--depths", "1,1,1,1", "--batch", "2", "--size", "32", "--steps", "2", "--warmup", "1",
         "--num-classes", "3"]
@@ -42,6 +42,28 @@ def test_unknown_backend_and_dtype_are_one_line_errors(run_cli, capsys):
     assert "--dtype expects" in capsys.readouterr().err
 
 
+def test_rounds_rotate_so_every_model_runs_first_equally_often():
+    order = []
+    steps = {label: (lambda label=label: order.append(label)) for label in "abc"}
+    _interleaved_seconds(steps, warmup=1, steps=6)
+    rounds = [order[3 + 3 * k : 6 + 3 * k] for k in range(6)]  # after the 3 warm-up steps
+    assert [r[0] for r in rounds] == ["a", "b", "c", "a", "b", "c"]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
+
+
+def test_channels_first_rows_or_a_one_line_error_on_tensorflow_cpu(run_cli, capsys):
+    code = run_cli(["bench", "model", *TINY, "--vs", "keras-hub", "--data-format", "channels_first"])
+    captured = capsys.readouterr()
+    if keras.config.backend() == "tensorflow":
+        assert code == 2
+        assert "--data-format channels_first: TensorFlow on CPU supports only channels_last" in captured.err
+    else:
+        assert code == 0
+        rows = _rows(captured.out)
+        assert [row[1] for row in rows] == ["resnet50d", "keras-hub"]
+        assert all("NCHW" in row for row in rows)
+
+
 def test_table_ratio_is_relative_to_the_first_row_of_each_backend():
     make = lambda backend, model, speed: SpeedResult(model, backend, "float32", 8, 64, speed, 1.0, 1.0, 1.0)  # noqa: E731
     table = format_table([make("jax", "a", 10.0), make("jax", "b", 5.0), make("torch", "a", 4.0)])
@@ -73,7 +95,7 @@ def test_bench_model_times_timm_in_turns_through_its_worker(run_cli, capsys, tmp
     tiny[tiny.index("resnet50d")] = "resnet18"
     assert run_cli(["bench", "model", *tiny, "--vs", "timm", "--timm-python", sys.executable]) == 0
     rows = _rows(capsys.readouterr().out)
-    assert [row[1:3] for row in rows] == [["resnet18", "float32"], ["timm", "resnet18"]]
+    assert [row[1:4] for row in rows] == [["resnet18", "NHWC", "float32"], ["timm", "resnet18", "NHWC"]]
     assert all(float(value) > 0 for row in rows for value in row[-4:])
     assert run_cli(["bench", "model", *tiny, "--vs", "timm", "--timm-python", str(tmp_path / "missing")]) == 2
     assert "--timm-python expects an executable Python" in capsys.readouterr().err
