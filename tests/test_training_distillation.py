@@ -33,7 +33,7 @@ def test_distillation_with_mixup_trains_from_a_teacher_run(tmp_path):
 
     with open(tmp_path / "run" / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [1, 2] and metrics["optimizer_steps"] == 4
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and metrics["steps"] == 4
     # The training loss carries T^2 CE(softmax(r/T), softmax(z/T)) >= T^2 x the entropy of the teacher's
     # softened output, about 400 ln 4 = 555 at T=20 for 4 classes; without the teacher it would be a plain
     # cross-entropy of a few units.

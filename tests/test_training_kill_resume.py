@@ -50,7 +50,7 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(tmp_path):
     epoch, step = killed_at["epoch"], killed_at["step"]
     assert f"resuming {run_dir} at epoch {epoch + 1}, step {step} of {STEPS_PER_EPOCH}" in resumed.stdout + resumed.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["optimizer_steps"] == EPOCHS * STEPS_PER_EPOCH  # nothing repeated, nothing skipped
+    assert metrics["steps"] == EPOCHS * STEPS_PER_EPOCH  # nothing repeated, nothing skipped
     with open(run_dir / "history.csv") as f:
         # A restart from scratch would append the finished epochs a second time.
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(1, EPOCHS + 1))

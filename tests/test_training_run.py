@@ -73,7 +73,7 @@ def test_two_epoch_run_decreases_loss_and_writes_the_run_folder(tmp_path):
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])
     assert {"top1", "top5", "val_top1", "val_loss"} <= set(rows[0])
     assert json.loads((tmp_path / "metrics.json").read_text())["top1"] == pytest.approx(metrics["top1"])
-    assert metrics["optimizer_steps"] == 8
+    assert metrics["steps"] == 8
     assert load_recipe(tmp_path / "recipe.toml", ClassificationRecipe) == config
     assert (tmp_path / "model.weights.h5").is_file()
     tags = {value.tag for path in (tmp_path / "logs" / "train").iterdir()
@@ -119,7 +119,7 @@ def test_interrupted_run_resumes_at_the_right_step_with_identical_optimizer_stat
         np.testing.assert_array_equal(saved, loaded)
 
     metrics = train(config, tmp_path, data=tiny_data(), verbose=0)
-    assert metrics["optimizer_steps"] == 8  # 2 epochs x 4 steps: nothing lost, nothing repeated
+    assert metrics["steps"] == 8  # 2 epochs x 4 steps: nothing lost, nothing repeated
     assert [int(r["epoch"]) for r in _history(tmp_path)] == [1, 2]
 
 

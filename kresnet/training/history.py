@@ -14,13 +14,12 @@ import keras
 from kresnet.runs.atomic import write_text_atomically
 
 
-def trim_history(path, finished_epochs, first_epoch_number=1):
+def trim_history(path, finished_epochs):
     """Keep only the header and the rows of the `finished_epochs` epochs the checkpoint holds.
 
     Args:
         path: pathlib.Path of the CSV; its first column is the epoch number.
-        finished_epochs: int. Epochs the restored checkpoint has completed.
-        first_epoch_number: int. The number the file gives the first epoch (as `HistoryCSV`).
+        finished_epochs: int. Epochs the restored checkpoint has completed (the file numbers epochs from 1).
     """
     if not path.is_file():
         return
@@ -28,8 +27,7 @@ def trim_history(path, finished_epochs, first_epoch_number=1):
         rows = list(csv.reader(f))
     if not rows:
         return
-    last_kept = first_epoch_number + finished_epochs
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < last_kept]
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) <= finished_epochs]
     if len(kept) == len(rows):
         return
     write_text_atomically(path, _csv_text(kept))
@@ -43,14 +41,12 @@ class HistoryCSV(keras.callbacks.Callback):
     and a resumed run continues the same file.
 
     Args:
-        path: str or path. The CSV file.
-        first_epoch_number: int. The number written for the first epoch (Keras counts from 0).
+        path: str or path. The CSV file; epochs are numbered from 1 (Keras counts from 0).
     """
 
-    def __init__(self, path, first_epoch_number=1):
+    def __init__(self, path):
         super().__init__()
         self.path = pathlib.Path(path)
-        self.first_epoch_number = first_epoch_number
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -58,7 +54,7 @@ class HistoryCSV(keras.callbacks.Callback):
         # Rewritten whole through a temporary file (a few hundred rows at most): a kill mid-write
         # leaves the previous file, never half a row.
         text = self.path.read_text(encoding="utf-8") if self.path.is_file() else _csv_text([["epoch"] + keys])
-        row = _csv_text([[epoch + self.first_epoch_number] + [float(logs[key]) for key in keys]])
+        row = _csv_text([[epoch + 1] + [float(logs[key]) for key in keys]])
         write_text_atomically(self.path, text + row)
 
 

@@ -59,8 +59,6 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
             "val_loss": float(results["loss"]),
             **core_metrics("classification", fit, config.train.epochs, config.meta),
         }
-        metrics["optimizer_steps"] = metrics["steps"]
-        metrics["train_seconds_this_session"] = metrics["train_seconds"]
         if data.skipped:
             from kresnet.data.skips import skip_counts
 
