@@ -79,6 +79,10 @@ def test_two_epoch_run_decreases_loss_and_writes_the_run_folder(tmp_path):
     tags = {value.tag for path in (tmp_path / "logs" / "train").iterdir()
             for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
     assert {"loss", "val_top1", "learning_rate"} <= tags
+    # The same command again: the run is complete, so it says where the metrics are and trains nothing.
+    messages = []
+    assert train(config, tmp_path, data=tiny_data(poison_after=0), verbose=0, log=messages.append) == metrics
+    assert "already complete" in messages[0] and len(_history(tmp_path)) == 2
 
 
 class _Interrupt(Exception):

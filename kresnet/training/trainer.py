@@ -30,6 +30,9 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
     plan.check_batch(config.train.batch_size)
     with RunFolder(out_dir, fault=fault) as run:
         run.claim(config)
+        completed = run.completed_metrics(log)
+        if completed is not None:
+            return completed
         keras.utils.set_random_seed(config.train.seed)
         if data is None:
             from kresnet.training.data import build_training_data

@@ -1,7 +1,7 @@
 """`kresnet transfer detect`: train a detector from a recipe into a run folder, resumably, then evaluate it.
 
 The run folder is `kresnet.runs`' (recipe, history, logs, checkpoints, model.weights.h5,
-metrics.json, finished), plus classes.json; a finished run is only evaluated again.
+metrics.json, finished), plus classes.json; running a finished run again returns its stored metrics.
 """
 
 import keras
@@ -13,7 +13,7 @@ from transfer.detection.runner import build_detector, build_variables, evaluate_
 
 
 def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(), fault=None):
-    """Train (or resume, or only evaluate if finished); returns the metrics dict.
+    """Train (or resume), evaluate, and return the metrics dict (a finished run's stored ones).
 
     Args:
         config: `DetectionRecipe`.
@@ -30,6 +30,9 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
 
     with RunFolder(run_dir, fault=fault) as run:
         run.claim(config)
+        completed = run.completed_metrics(log)
+        if completed is not None:
+            return completed
         keras.utils.set_random_seed(config.train.seed)
         train, test = load_splits(config, progress=log)
         run.write_json(CLASSES, train.class_names)
@@ -37,7 +40,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         build_variables(model, config)  # restoring a checkpoint needs a built model; evaluation reuses the compiled predict
         fit = None
         train_skips = None
-        if run.finished:
+        if run.finished:  # finished, but metrics.json was removed: measure the saved detector again
             log(f"{run.path}: training already finished, evaluating {run / FINAL_WEIGHTS}")
             model.load_weights(run / FINAL_WEIGHTS)
         else:

@@ -72,9 +72,9 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
     """
     with RunFolder(run_dir, fault=fault) as run:
         run.claim(config)
-        if run.finished and (run / METRICS).is_file():
-            log(f"{run.path}: already complete; metrics in {run / METRICS}")
-            return json.loads((run / METRICS).read_text())
+        completed = run.completed_metrics(log)
+        if completed is not None:
+            return completed
         keras.utils.set_random_seed(config.train.seed)
         set_precision(config.train.precision)
         train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
