@@ -114,7 +114,14 @@ def test_evaluate_imported_weights_from_the_command_line(testdata, tmp_path, run
     assert metrics["images"] == 10 and metrics["image_size"] == 64 and metrics["resize"] == 73
     assert metrics["top1"] == pytest.approx(100 * np.mean(np.argmax(logits, -1) == truth))
     assert metrics["top5"] == pytest.approx(100 * np.mean([t in row for t, row in zip(truth, top5)]))
+    # The timm file itself, through --weights (widths and classes read from it), scores the same.
+    direct = ["evaluate", "--weights", reference, "--model", "resnet50d", "--depths", "1,1,1,1", "--data", tmp_path,
+              "--image-size", "64", "--resize", "73", "--batch-size", "4", "--json", tmp_path / "direct.json"]
+    assert run_cli(direct) == 0
+    assert json.loads((tmp_path / "direct.json").read_text())["top1"] == pytest.approx(metrics["top1"])
     capsys.readouterr()
+    assert run_cli(["evaluate", reference, "--model", "resnet50d", "--data", tmp_path]) == 2
+    assert f"is read by --weights {reference}" in capsys.readouterr().err
     assert run_cli(["evaluate", imported, "--model", "resnet50d", "--depths", "1,1", "--data", tmp_path]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "--depths" in error and "\n" not in error

@@ -62,10 +62,9 @@ def evaluate(
     if pretrained is not None and weights is not None:
         raise UserError("evaluate: pass either a run folder / .weights.h5 or --weights TAG, not both")
     if pretrained is not None:
-        ignored = [name for name, value in (("--num-classes", num_classes), ("--image-size", image_size),
-                                            ("--resize", resize), ("--widths", widths)) if value is not None]
+        ignored = [name for name, value in (("--num-classes", num_classes), ("--widths", widths)) if value is not None]
         if ignored:
-            raise UserError(f"evaluate --weights {pretrained}: the tag sets its own classes and eval transform; "
+            raise UserError(f"evaluate --weights {pretrained}: the classes and widths come from the weights; "
                             f"drop {', '.join(ignored)}")
     metrics = evaluate_weights(
         weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), parse_widths(widths),

@@ -28,7 +28,7 @@ def evaluate_weights(
             Hub id or weights file, evaluated with the tag's own eval transform; `weights` is then None.
     """
     if pretrained is not None:
-        return _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths)
+        return _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size, resize)
     if weights is None:
         raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --weights`)")
     weights = pathlib.Path(weights)
@@ -42,6 +42,9 @@ def evaluate_weights(
             raise UserError(f"{weights}: not a run folder (no {RECIPE}); pass a .weights.h5 file instead")
         config = load_classification_recipe(weights / RECIPE)
         weights = weights / FINAL_WEIGHTS
+    if weights.suffix in (".safetensors", ".pth", ".pt", ".bin", ".keras") and weights.is_file():
+        raise UserError(f"{weights}: a {weights.suffix} file is read by --weights {weights} (with --model NAME); "
+                        "the positional argument takes a run folder or a .weights.h5")
     if not weights.is_file() or not weights.name.endswith(".weights.h5"):
         raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
     if config is not None:
@@ -77,8 +80,9 @@ def evaluate_weights(
     return {**results, **_scored(info), "model": model_name, "weights": str(weights), "image_size": image_size, "resize": resize}
 
 
-def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths):
-    """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers."""
+def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size=None, resize=None):
+    """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers; a weights
+    file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
     from kresnet.models import presets
     from kresnet.models.pretrained import load_pretrained, resolve
 
@@ -90,8 +94,14 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths)
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset
+    if preset is not None and (image_size or resize):
+        raise UserError(f"evaluate --weights {pretrained}: the tag sets its own eval transform; drop --image-size/--resize")
+    if preset is None:
+        image_size = image_size or 224
+        resize = resize or round(image_size * 256 / 224)
     model = load_pretrained(model_name, pretrained, label="--weights", stage_depths=stage_depths)
-    dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset)
+    dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
+                                     resize_size=resize)
     metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}
     if preset is not None:
         metrics.update(
