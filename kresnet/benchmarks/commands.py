@@ -54,6 +54,9 @@ def bench_model(
         "channels_last", "--data-format",
         help="Layout of the Keras models: channels_last or channels_first (faster on PyTorch; TensorFlow on CPU has only channels_last).",
     ),
+    jit_compile: str = typer.Option(
+        "auto", "--jit-compile", help="auto, on or off, as train.jit_compile (XLA on JAX/TensorFlow, torch.compile on PyTorch)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
 ):
     """Training-step and inference images/s of a model on the current (or each) Keras backend."""
@@ -66,6 +69,10 @@ def bench_model(
         raise UserError(f"--dtype expects one of {', '.join(DTYPES)}; got {dtype!r}")
     if data_format not in ("channels_last", "channels_first"):
         raise UserError(f"--data-format expects channels_last or channels_first; got {data_format!r}")
+    from kresnet.benchmarks.model_speed import JIT_COMPILE
+
+    if jit_compile not in JIT_COMPILE:
+        raise UserError(f"--jit-compile expects auto, on or off; got {jit_compile!r}")
     if data_format == "channels_first" and not backends:
         from kresnet.training.build import check_channels_first_supported
 
@@ -74,14 +81,14 @@ def bench_model(
     stage_depths = parse_depths(depths)
     typer.echo(
         f"# bench model={model} batch={batch} size={size} steps={steps} warmup={warmup} dtype={dtype}"
-        f" classes={num_classes} depths={stage_depths or 'default'} data_format={data_format}",
+        f" classes={num_classes} depths={stage_depths or 'default'} data_format={data_format} jit_compile={jit_compile}",
         err=True,
     )
     if backends:
         rows = []
         for backend in _parse_backends(backends):
             argv = ["bench", "model", "--model", model, "--batch", batch, "--size", size, "--steps", steps,
-                    "--warmup", warmup, "--dtype", dtype, "--num-classes", num_classes, "--data-format", data_format, "--json"]
+                    "--warmup", warmup, "--dtype", dtype, "--num-classes", num_classes, "--data-format", data_format, "--jit-compile", jit_compile, "--json"]
             argv += ["--depths", depths] if depths else []
             argv += ["--vs", vs] if vs else []
             argv += ["--timm-python", timm_python] if timm_python else []
@@ -95,6 +102,7 @@ def bench_model(
         rows = benchmark(
             model, batch=batch, size=size, steps=steps, warmup=warmup, dtype=dtype, num_classes=num_classes,
             stage_depths=stage_depths, peers=peers, timm_python=timm_python, data_format=data_format,
+            jit_compile=jit_compile,
         )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(row) for row in rows]))

@@ -76,7 +76,10 @@ def _interleaved_seconds(steps_by_label, warmup, steps):
     return {label: (statistics.median(values), min(values)) for label, values in times.items()}
 
 
-def measure(models, *, batch, size, steps, warmup, num_classes, external=None, data_format="channels_last"):
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}  # as the recipe key train.jit_compile
+
+
+def measure(models, *, batch, size, steps, warmup, num_classes, external=None, data_format="channels_last", jit_compile="auto"):
     """Time `train_on_batch` and `predict_on_batch` of compiled copies of `models` ({label: model}), interleaved.
 
     `external` ({label: object with `train()` and `infer()`}, e.g. a `TimmPeer`, already warmed up)
@@ -95,7 +98,7 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
         model.compile(
             optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-            jit_compile="auto",
+            jit_compile=JIT_COMPILE[jit_compile],
         )
     # Each call returns a host value, so the timing includes the device finishing the step.
     train_steps = {k: (lambda m=m: m.train_on_batch(images, labels)) for k, m in models.items()}
@@ -124,7 +127,7 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
 
 def benchmark(
     name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=(), timm_python=None,
-    data_format="channels_last",
+    data_format="channels_last", jit_compile="auto",
 ):
     """Results for kresnet's `name` and each peer, measured in the same process, step by step in turn.
 
@@ -136,6 +139,8 @@ def benchmark(
         timm_python: str or None. The Python that runs timm; None: this one, if it has timm.
         data_format: the Keras models' layout ("channels_last" or "channels_first"); timm always
             runs channels_last, its fastest layout on CPU and GPU.
+        jit_compile: "auto", "on" or "off", as the recipe key `train.jit_compile` (XLA on JAX and
+            TensorFlow, `torch.compile` on PyTorch; "auto" leaves both off on a TensorFlow CPU and on PyTorch).
         Others: see `kresnet bench model --help`.
     """
     import keras
@@ -161,7 +166,7 @@ def benchmark(
                 )
         return measure(
             models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes, external=external,
-            data_format=data_format,
+            data_format=data_format, jit_compile=jit_compile,
         )
     finally:
         for peer in external.values():

@@ -40,6 +40,18 @@ def test_unknown_backend_and_dtype_are_one_line_errors(run_cli, capsys):
     assert "--backends expects" in capsys.readouterr().err
     assert run_cli(["bench", "model", *TINY, "--dtype", "float8"]) == 2
     assert "--dtype expects" in capsys.readouterr().err
+    assert run_cli(["bench", "model", *TINY, "--jit-compile", "maybe"]) == 2
+    assert "--jit-compile expects auto, on or off" in capsys.readouterr().err
+
+
+def test_jit_compile_off_reaches_the_compiled_models(run_cli, capsys, monkeypatch):
+    import keras
+
+    compiled = []
+    original = keras.Model.compile
+    monkeypatch.setattr(keras.Model, "compile", lambda self, **kw: (compiled.append(kw["jit_compile"]), original(self, **kw))[1])
+    assert run_cli(["bench", "model", *TINY, "--vs", "resnet50b", "--jit-compile", "off"]) == 0
+    assert compiled == [False, False]
 
 
 def test_rounds_rotate_so_every_model_runs_first_equally_often():
