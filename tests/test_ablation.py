@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from kresnet.errors import UserError
-from kresnet.recipe import load_recipe
+from kresnet.recipe import load_recipe, write_recipe
 from kresnet.training import ablation
 from kresnet.training.config import ClassificationRecipe
+from tests.training_helpers import tiny_recipe
 
 
 def _folder_dataset(root, classes=3, per_class=4):
@@ -99,7 +100,14 @@ def test_distillation_rows_run_only_with_a_teacher(run_cli, capsys, tmp_path):
     error = capsys.readouterr().err
     assert error.startswith("error: --rows: the distillation rows (+distill) need a teacher; pass --teacher RUN_FOLDER") and error.count("\n") == 1
     assert run_cli([*argv, "--teacher", tmp_path / "photos"]) == 2
-    assert "error: --teacher " in capsys.readouterr().err
+    assert "expected a finished `kresnet train` run folder" in capsys.readouterr().err
+    # A finished run of 4 classes cannot teach 3: said before anything trains.
+    teacher = tmp_path / "teacher"
+    write_recipe(tiny_recipe(), teacher / "recipe.toml")
+    for name in ("model.weights.h5", "finished"):
+        (teacher / name).write_bytes(b"")
+    assert run_cli([*argv, "--teacher", teacher]) == 2
+    assert "the teacher has 4 classes, the rows 3" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
