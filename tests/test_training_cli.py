@@ -45,6 +45,7 @@ def test_evaluate_needs_a_model_for_bare_weights(tmp_path):
 def test_ablation_rows_are_cumulative():
     result = CliRunner().invoke(_app(), ["ablate", "--list"])
     assert result.exit_code == 0 and "+cosine" in result.output
+    assert "+distill-w-mixup   [on +mixup] " in result.output and "+ the --teacher run's model and weights" in result.output
     assert set(ablation.ROWS["resnet"]) < set(ablation.ROWS["+mixup"])
     assert "schedule.kind='cosine'" in ablation.ROWS["+label-smoothing"]
     assert ablation.step_epochs_for(16) == [4, 8, 12]

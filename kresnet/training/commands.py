@@ -86,18 +86,24 @@ def ablate(
     data: Optional[pathlib.Path] = typer.Option(None, "--data", help="Folder dataset ROOT/{train,val}/<class>/ instead of the recipe's data."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key in every run, e.g. --set train.epochs=5."),
     out: pathlib.Path = typer.Option(pathlib.Path("runs/ablation"), "--out", help="Folder for the runs and the table."),
+    teacher: Optional[pathlib.Path] = typer.Option(
+        None, "--teacher", help="A finished `kresnet train` run folder: the teacher of the distillation rows (which run only with one)."
+    ),
     list_rows: bool = typer.Option(False, "--list", help="Print the rows and what they change, then exit."),
 ):
-    """Run recipe rows x paired seeds; print mean +- std top-1 per row and the paired difference per step."""
+    """Run recipe rows x paired seeds; print mean +- std top-1 per row and the paired difference to the row it extends."""
     from kresnet.training import ablation
 
     if list_rows:
         for name, overrides in ablation.ROWS.items():
-            typer.echo(f"{name:18s} {' '.join(overrides) or '(base recipe)'}")
+            extends = f"[on {ablation.EXTENDS[name]}] " if ablation.EXTENDS[name] else ""
+            distils = " + the --teacher run's model and weights" if name in ablation.TEACHER_ROWS else ""
+            typer.echo(f"{name:18s} {extends}{' '.join(overrides)}{distils}")
         return
     overrides = (ablation.folder_dataset_overrides(data) if data else []) + list(set_ or [])
     table = ablation.run_ablation(
-        resolve_recipe(recipe), ablation.parse_rows(rows), [_int(s, "--seeds") for s in seeds.split(",")], overrides, out
+        resolve_recipe(recipe), ablation.parse_rows(rows, with_teacher=teacher is not None),
+        [_int(s, "--seeds") for s in seeds.split(",")], overrides, out, teacher=teacher,
     )
     typer.echo(table)
 
