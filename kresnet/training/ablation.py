@@ -17,7 +17,6 @@ Each row's paired difference is taken against its nearest ancestor among the row
 """
 
 import csv
-import json
 import os
 import pathlib
 import statistics
@@ -150,7 +149,7 @@ def folder_dataset_overrides(root):
 def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
     """Train every row with every seed (each run resumable in out/row/seedN) and return the table.
 
-    A finished run whose recipe is the row's is read, not trained again. Writes `ablation.csv`,
+    A finished run returns its stored metrics (as `kresnet train` does), so a rerun trains only what is missing. Writes `ablation.csv`,
     `ablation.md` and the bar chart `ablation.png` into `out`.
 
     Args:
@@ -165,7 +164,6 @@ def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
 
     from kresnet.recipe import load_recipe
     from kresnet.training.config import ClassificationRecipe, load_classification_recipe
-    from kresnet.training.data import build_training_data
     from kresnet.training.trainer import train
 
     out = pathlib.Path(out)
@@ -190,11 +188,10 @@ def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
             row_overrides = [*ROWS[row], *(distill if row in TEACHER_ROWS else [])]
             config = load_classification_recipe(recipe, [steps, *row_overrides, *overrides, f"train.seed={seed}", title])
             folder = out / _folder(row) / f"seed{seed}"
-            metrics = _finished_metrics(folder, config)
-            print(f"== {row}, seed {seed}" + (" (finished earlier)" if metrics else ""), flush=True)
-            if metrics is None:
-                keras.backend.clear_session()
-                metrics = train(config, folder, data=build_training_data(config), verbose=2)
+            print(f"== {row}, seed {seed}", flush=True)
+            keras.backend.clear_session()
+            # A finished run returns its stored metrics without building data or training.
+            metrics = train(config, folder, verbose=2)
             results.setdefault(row, {})[seed] = metrics["top1"]
     table = format_table(results)
     _write(out, results, table)
@@ -249,15 +246,6 @@ def format_table(results):
         seeds = ",".join(str(seed) for seed in by_seed)
         lines.append(f"| {row} | {_mean_std(values, signed=False)} | {diff} | {against or ''} | {paper} | {seeds} |")
     return "\n".join(lines)
-
-
-def _finished_metrics(folder, config):
-    from kresnet.recipe import dumps_recipe
-    from kresnet.runs.folder import METRICS, RECIPE, RunFolder
-
-    if not RunFolder(folder).finished or (folder / RECIPE).read_text(encoding="utf-8") != dumps_recipe(config):
-        return None  # Unfinished, or another recipe: `train` resumes it or says why it cannot.
-    return json.loads((folder / METRICS).read_text())
 
 
 def _mean_std(values, signed=True):
