@@ -144,6 +144,19 @@ def test_resume_refuses_a_different_recipe(tmp_path):
         train(tiny_recipe(train={"seed": 5}), tmp_path, data=tiny_data(), verbose=0)
 
 
+def test_a_run_recorded_before_a_key_existed_resumes_when_its_values_are_the_same(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    write_recipe(tiny_recipe(), tmp_path / "recipe.toml")
+    recorded = (tmp_path / "recipe.toml").read_text()
+    # As an older kresnet wrote it: without model.data_format, whose default is what it trained with.
+    (tmp_path / "recipe.toml").write_text(recorded.replace('data_format = "channels_last"\n', ""))
+    assert "data_format" not in (tmp_path / "recipe.toml").read_text()
+    metrics = train(tiny_recipe(), tmp_path, data=tiny_data(), verbose=0)
+    assert metrics["steps"] == 8 and (tmp_path / "recipe.toml").read_text() == recorded
+    with pytest.raises(UserError, match="holds a different recipe"):
+        train(tiny_recipe(model={"data_format": "channels_first"}), tmp_path, data=tiny_data(), verbose=0)
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_recipe()
     with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf at epoch 2, step 2.*epoch 1, step 0"):

@@ -98,7 +98,7 @@ class RunFolder:
                     )
             text = dumps_recipe(config)
             started = any((self.path / name).exists() for name in RUN_STATE)
-            if started and recipe_path.is_file() and recipe_path.read_text(encoding="utf-8") != text:
+            if started and recipe_path.is_file() and not _same_recipe(recipe_path, config, text):
                 raise UserError(
                     f"{self.path}: this run folder holds a different recipe ({recipe_path}); "
                     "resume with the same recipe and --set values, or choose another --out"
@@ -150,3 +150,16 @@ class RunFolder:
         """Forget that the run finished (before it writes its final files again)."""
         if self.writer and self.finished:
             (self.path / FINISHED).unlink()
+
+
+def _same_recipe(recipe_path, config, text):
+    """Whether the run's recorded recipe is `config`: the same text, or the same values once read, so a
+    key added to kresnet later (recorded runs lack it, its default applies) does not orphan older runs."""
+    from kresnet.recipe import load_recipe
+
+    if recipe_path.read_text(encoding="utf-8") == text:
+        return True
+    try:
+        return load_recipe(recipe_path, type(config)) == config
+    except UserError:  # keys this kresnet no longer reads: not the same recipe
+        return False
