@@ -68,6 +68,7 @@ class Data:
     synthetic_train_images: int = setting(200, minimum=1)
     synthetic_test_images: int = setting(50, minimum=1)
     synthetic_max_objects: int = setting(3, minimum=1)
+    synthetic_seed: int = setting(0, minimum=0, help="generator seed of the synthetic scenes (train.seed leaves them alone)")
 
 
 @dataclasses.dataclass

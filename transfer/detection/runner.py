@@ -22,7 +22,7 @@ def load_splits(config, progress=None):
         if progress:
             progress("preparing the synthetic VOC scenes (cached after the first run)")
         devkit = cached_synthetic_voc(data.synthetic_classes, data.synthetic_image_size, data.synthetic_train_images,
-                                      data.synthetic_test_images, config.train.seed, data.synthetic_max_objects)
+                                      data.synthetic_test_images, data.synthetic_seed, data.synthetic_max_objects)
         names = synthetic_class_names(data.synthetic_classes)
         train, test = (read_voc(devkit, f"synthetic/{split}", names) for split in ("trainval", "test"))
     elif data.source == "voc":

@@ -57,6 +57,7 @@ class Data:
     synthetic_train_images: int = setting(400, minimum=1)
     synthetic_val_images: int = setting(100, minimum=1)
     synthetic_image_size: int = setting(64, minimum=16)
+    synthetic_seed: int = setting(0, minimum=0, help="generator seed of the synthetic scenes (train.seed leaves them alone)")
 
 
 @dataclasses.dataclass

@@ -42,6 +42,7 @@ def _read_samples(data, split):
         data.synthetic_train_images,
         data.synthetic_val_images,
         data.synthetic_image_size,
+        data.synthetic_seed,
     )
     return readers.folder_samples(
         root,
