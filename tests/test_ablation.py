@@ -108,6 +108,12 @@ def test_distillation_rows_run_only_with_a_teacher(run_cli, capsys, tmp_path):
         (teacher / name).write_bytes(b"")
     assert run_cli([*argv, "--teacher", teacher]) == 2
     assert "the teacher has 4 classes, the rows 3" in capsys.readouterr().err
+    # Another task's run is no teacher; a teacher without distillation rows is a mistake, not ignored.
+    (teacher / "recipe.toml").write_text('task = "segmentation"\n[eval]\nsize = 64\n')
+    assert run_cli([*argv, "--teacher", teacher]) == 2
+    assert "not a `kresnet train` (classification) run" in capsys.readouterr().err
+    assert run_cli([*argv[:-4], "--rows", "resnet", "--out", tmp_path / "out", "--teacher", teacher]) == 2
+    assert "only the distillation rows (+distill, +distill-w-mixup) use a teacher" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -69,7 +69,7 @@ def bench_model(
         raise UserError(f"--dtype expects one of {', '.join(DTYPES)}; got {dtype!r}")
     if data_format not in ("channels_last", "channels_first"):
         raise UserError(f"--data-format expects channels_last or channels_first; got {data_format!r}")
-    from kresnet.benchmarks.model_speed import JIT_COMPILE
+    from kresnet.training.config import JIT_COMPILE
 
     if jit_compile not in JIT_COMPILE:
         raise UserError(f"--jit-compile expects auto, on or off; got {jit_compile!r}")
@@ -96,7 +96,7 @@ def bench_model(
             typer.echo(f"# running on {backend} ...", err=True)
             done = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True)
             if done.returncode != 0:
-                raise UserError(f"the benchmark failed on {backend}: {done.stderr.strip().splitlines()[-1:]}")
+                raise UserError(f"the benchmark failed on {backend}: {(done.stderr.strip().splitlines() or ['no output'])[-1]}")
             rows += [SpeedResult(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
     else:
         rows = benchmark(

@@ -5,8 +5,9 @@ A training step is forward, loss, backward and the optimizer update, compiled th
 Warm-up steps (tracing, compilation, autotuning) are excluded and the median step time is
 reported, with the best step beside it, so one slow step does not move the number. Several
 models in one command are timed in turns, one step each per round, so they share whatever else
-the machine is doing; the order rotates every round, so no model always runs first or always
-follows the same neighbour (the step after another process's often runs slower). timm's step
+the machine is doing; the order changes every round (a balanced Latin square), so no model
+always runs first or always follows the same neighbour (the step after another process's often
+runs slower). timm's step
 (`timm_peer.py`) takes its turn from a worker process.
 """
 
@@ -55,28 +56,43 @@ def keras_hub_resnet_vd(num_classes, image_size, stage_depths=(3, 4, 6, 3), data
     return keras.Model(backbone.input, logits, name="keras_hub_resnet_vd")
 
 
+def round_orders(count):
+    """The order of each round in one cycle: a balanced Latin square (Williams design) over `count` models.
+
+    Over a cycle (`count` rounds, twice that for an odd count) every model runs in every place
+    equally often and directly follows every other model equally often, so neither a slow first
+    step nor a slow neighbour (e.g. the step right after another process's) favours one model.
+    """
+    offsets, low, high = [0], 1, count - 1
+    while len(offsets) < count:
+        offsets.append(low)
+        low += 1
+        if len(offsets) < count:
+            offsets.append(high)
+            high -= 1
+    orders = [[(offset + shift) % count for offset in offsets] for shift in range(count)]
+    return orders + [order[::-1] for order in orders] if count % 2 else orders
+
+
 def _interleaved_seconds(steps_by_label, warmup, steps):
     """(median, best) seconds per step of each callable, timed in rounds that run every callable once.
 
     Interleaving spreads any slow period of a shared machine over all models alike,
-    so their ratio holds even when the absolute numbers drift between runs. Round r starts at
-    the r-th callable, so each one takes every place in the order equally often.
+    so their ratio holds even when the absolute numbers drift between runs. The rounds follow
+    `round_orders`, balanced over whole cycles (choose `steps` as a multiple of the cycle).
     """
     for step in steps_by_label.values():
         for _ in range(warmup):
             step()
     labels = list(steps_by_label)
+    orders = round_orders(len(labels))
     times = {label: [] for label in labels}
     for round_index in range(steps):
-        first = round_index % len(labels)
-        for label in labels[first:] + labels[:first]:
+        for index in orders[round_index % len(orders)]:
             start = time.perf_counter()
-            steps_by_label[label]()
-            times[label].append(time.perf_counter() - start)
+            steps_by_label[labels[index]]()
+            times[labels[index]].append(time.perf_counter() - start)
     return {label: (statistics.median(values), min(values)) for label, values in times.items()}
-
-
-JIT_COMPILE = {"auto": "auto", "on": True, "off": False}  # as the recipe key train.jit_compile
 
 
 def measure(models, *, batch, size, steps, warmup, num_classes, external=None, data_format="channels_last", jit_compile="auto"):
@@ -86,6 +102,8 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
     takes its turn in the same rounds, after the Keras models.
     """
     import keras
+
+    from kresnet.training.config import JIT_COMPILE
 
     external = external or {}
 

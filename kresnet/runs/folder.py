@@ -117,13 +117,17 @@ class RunFolder:
         """True once the run wrote its last file (the `finished` marker)."""
         return (self.path / FINISHED).is_file()
 
-    def completed_metrics(self, log=print):
+    def completed_metrics(self, evaluate_command, log=print):
         """The stored metrics of a finished run, else None: every task treats running a finished
-        run again the same way, by saying where its results are, without training or evaluating
-        (`kresnet evaluate` / `kresnet transfer evaluate` measure a run again)."""
+        run again the same way, by saying where its results are, without training or evaluating.
+
+        Args:
+            evaluate_command: the command that measures this run again, named in the message.
+            log: callable for the message.
+        """
         if not (self.finished and (self.path / METRICS).is_file()):
             return None
-        log(f"{self.path}: already complete; metrics in {self.path / METRICS} (the evaluate command measures it again)")
+        log(f"{self.path}: already complete; metrics in {self.path / METRICS} (`{evaluate_command}` measures it again)")
         return json.loads((self.path / METRICS).read_text(encoding="utf-8"))
 
     def write_text(self, name, text):

@@ -107,7 +107,10 @@ def teacher_overrides(run):
     run = pathlib.Path(run).expanduser().resolve()
     if not RunFolder(run).finished or not (run / FINAL_WEIGHTS).is_file():
         raise UserError(f"--teacher {run}: expected a finished `kresnet train` run folder ({RECIPE}, {FINAL_WEIGHTS}, finished)")
-    model = load_recipe(run / RECIPE, ClassificationRecipe).model
+    try:
+        model = load_recipe(run / RECIPE, ClassificationRecipe).model
+    except UserError:
+        raise UserError(f"--teacher {run}: not a `kresnet train` (classification) run; its {RECIPE} is another task's") from None
     overrides = [f"distillation.teacher_model='{model.name}'", f"distillation.teacher_weights='{(run / FINAL_WEIGHTS).as_posix()}'"]
     if model.stage_depths:
         overrides.append(f"distillation.teacher_stage_depths={list(model.stage_depths)}")
@@ -168,6 +171,8 @@ def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
 
     out = pathlib.Path(out)
     needs_teacher = [row for row in rows if row in TEACHER_ROWS]
+    if teacher is not None and not needs_teacher:
+        raise UserError(f"--teacher: only the distillation rows ({', '.join(TEACHER_ROWS)}) use a teacher; add them to --rows")
     if needs_teacher and teacher is None:
         raise UserError(
             f"--rows: the distillation rows ({', '.join(needs_teacher)}) need a teacher; "

@@ -3,6 +3,7 @@
 import keras
 
 from kresnet.errors import UserError
+from kresnet.training.config import JIT_COMPILE
 from kresnet.training.distillation import DistillationModel
 from kresnet.training.losses import classification_loss
 from kresnet.training.optimizer import build_optimizer
@@ -126,6 +127,6 @@ def build_training_model(config, steps_per_epoch, input_size=None, teacher=None)
             keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
         ],
         auto_scale_loss=True,
-        jit_compile={"auto": "auto", "on": True, "off": False}[config.train.jit_compile],
+        jit_compile=JIT_COMPILE[config.train.jit_compile],
     )
     return model, classifier

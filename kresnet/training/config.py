@@ -14,6 +14,9 @@ from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSc
 from kresnet.training.precision import PRECISIONS
 
 
+# The recipe's `train.jit_compile` words -> Keras' `jit_compile` argument (also `kresnet bench model --jit-compile`).
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
 @dataclasses.dataclass
 class Meta(PaperReference):
     expected_top1: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-1 (%)")
@@ -56,7 +59,7 @@ class Train:
     steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
-    jit_compile: str = setting("auto", choices=["auto", "on", "off"], help="Keras jit_compile (XLA / torch.compile)")
+    jit_compile: str = setting("auto", choices=list(JIT_COMPILE), help="Keras jit_compile (XLA / torch.compile)")
 
 
 @dataclasses.dataclass

@@ -42,7 +42,9 @@ def evaluate_weights(
             raise UserError(f"{weights}: not a run folder (no {RECIPE}); pass a .weights.h5 file instead")
         config = load_classification_recipe(weights / RECIPE)
         weights = weights / FINAL_WEIGHTS
-    if weights.suffix in (".safetensors", ".pth", ".pt", ".bin", ".keras") and weights.is_file():
+    from kresnet.models.pretrained import STATE_DICT_SUFFIXES
+
+    if weights.suffix in (*STATE_DICT_SUFFIXES, ".keras") and weights.is_file():
         raise UserError(f"{weights}: a {weights.suffix} file is read by --weights {weights} (with --model NAME); "
                         "the positional argument takes a run folder or a .weights.h5")
     if not weights.is_file() or not weights.name.endswith(".weights.h5"):
@@ -103,7 +105,9 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
                                      resize_size=resize)
     metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}
-    if preset is not None:
+    if preset is None:
+        metrics.update(image_size=image_size, resize=resize)
+    else:
         metrics.update(
             published_top1=preset.top1, published_top5=preset.top5, image_size=preset.eval_size, resize=preset.resize_size,
             interpolation=preset.interpolation, crop_pct=preset.crop_pct,

@@ -26,11 +26,15 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
         log: callable for one-line messages.
         fault: the run folder's fault hook (tests simulate kills and full disks with it).
     """
+    if config.model.data_format == "channels_first":  # refused before the run folder or any data is made
+        from kresnet.training.build import check_channels_first_supported
+
+        check_channels_first_supported()
     plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host)
     plan.check_batch(config.train.batch_size)
     with RunFolder(out_dir, fault=fault) as run:
         run.claim(config)
-        completed = run.completed_metrics(log)
+        completed = run.completed_metrics(f"kresnet evaluate {run.path}", log)
         if completed is not None:
             return completed
         keras.utils.set_random_seed(config.train.seed)

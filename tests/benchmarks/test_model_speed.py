@@ -1,8 +1,11 @@
 """`kresnet bench model` runs a tiny model, compares with keras-hub, and spans backends in subprocesses."""
 
-import keras
+import collections
 
-from kresnet.benchmarks.model_speed import SpeedResult, _interleaved_seconds, format_table
+import keras
+import pytest
+
+from kresnet.benchmarks.model_speed import SpeedResult, _interleaved_seconds, format_table, round_orders
 
 TINY = ["--model", "resnet50d", "--depths", "1,1,1,1", "--batch", "2", "--size", "32", "--steps", "2", "--warmup", "1",
         "--num-classes", "3"]
@@ -54,13 +57,20 @@ def test_jit_compile_off_reaches_the_compiled_models(run_cli, capsys, monkeypatc
     assert compiled == [False, False]
 
 
-def test_rounds_rotate_so_every_model_runs_first_equally_often():
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_rounds_put_every_model_in_every_place_and_after_every_other_equally_often(count):
+    labels = "abcde"[:count]
     order = []
-    steps = {label: (lambda label=label: order.append(label)) for label in "abc"}
-    _interleaved_seconds(steps, warmup=1, steps=6)
-    rounds = [order[3 + 3 * k : 6 + 3 * k] for k in range(6)]  # after the 3 warm-up steps
-    assert [r[0] for r in rounds] == ["a", "b", "c", "a", "b", "c"]
-    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)
+    steps = {label: (lambda label=label: order.append(label)) for label in labels}
+    cycle = len(round_orders(count))
+    _interleaved_seconds(steps, warmup=1, steps=2 * cycle)
+    rounds = [order[count * (1 + k) : count * (2 + k)] for k in range(2 * cycle)]  # after the warm-up steps
+    assert all(sorted(r) == list(labels) for r in rounds)
+    places = collections.Counter((place, label) for r in rounds for place, label in enumerate(r))
+    assert set(places.values()) == {2 * cycle // count}
+    # Every ordered pair (who runs right after whom) occurs, equally often.
+    within = collections.Counter(pair for r in rounds for pair in zip(r, r[1:]))
+    assert len(set(within.values())) == 1 and len(within) == count * (count - 1)
 
 
 def test_channels_first_rows_or_a_one_line_error_on_tensorflow_cpu(run_cli, capsys):

@@ -21,8 +21,12 @@ TINY = [
 )
 def test_a_channels_first_run_trains_and_its_weights_give_the_same_logits_in_channels_last(tmp_path, monkeypatch):
     monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "cache"))
+    built = []
+    original = build.build_classifier
+    monkeypatch.setattr(build, "build_classifier", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
     run = tmp_path / "run"
     commands.train("demo", [*TINY, "model.data_format='channels_first'"], run)
+    assert [tuple(model.input_shape) for model in built] == [(None, 3, None, None)]  # NCHW, fed NCHW batches
 
     model_kwargs = dict(num_classes=4, stage_depths=[1, 1, 1, 1], stage_widths=[8, 8, 16, 16])
     first = kresnet.create_model("resnet18d", data_format="channels_first", input_shape=(3, 32, 32), **model_kwargs)
@@ -36,10 +40,10 @@ def test_a_channels_first_run_trains_and_its_weights_give_the_same_logits_in_cha
     assert (run / "metrics.json").exists()
 
 
-def test_channels_first_on_tensorflow_without_a_gpu_is_a_one_line_error(monkeypatch):
+def test_channels_first_on_tensorflow_without_a_gpu_is_a_one_line_error_before_the_run_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.config, "backend", lambda: "tensorflow")
     monkeypatch.setattr(precision, "accelerator", lambda: ("cpu", False))
     with pytest.raises(UserError, match=r"model.data_format='channels_first'.*channels_last") as error:
-        build.image_shape("channels_first", 32)
-    assert "\n" not in str(error.value)
+        commands.train("demo", [*TINY, "model.data_format='channels_first'"], tmp_path / "run")
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
     assert build.image_shape("channels_last", 32) == (32, 32, 3)

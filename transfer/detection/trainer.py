@@ -30,7 +30,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
 
     with RunFolder(run_dir, fault=fault) as run:
         run.claim(config)
-        completed = run.completed_metrics(log)
+        completed = run.completed_metrics(f"kresnet transfer evaluate --checkpoint {run / FINAL_WEIGHTS}", log)
         if completed is not None:
             return completed
         keras.utils.set_random_seed(config.train.seed)
@@ -64,13 +64,6 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         log(f"evaluating on {len(test)} images")
         metrics = {**evaluate_detector(model, config, test),
                    **core_metrics("detection", fit, config.train.epochs, config.meta)}
-        if fit is None and (run / METRICS).is_file():
-            # Only evaluated again: keep what the training session recorded about itself.
-            import json
-
-            previous = json.loads((run / METRICS).read_text(encoding="utf-8"))
-            metrics.update({key: previous[key] for key in ("backends", "steps", "train_seconds") if key in previous})
-            metrics["skipped_images"]["train"] = previous.get("skipped_images", {}).get("train", 0)
         if train_skips is not None:
             metrics["skipped_images"]["train"] = train_skips.count
         run.finish(metrics)

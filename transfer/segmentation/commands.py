@@ -7,7 +7,7 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import EVAL_METRICS, FINAL_WEIGHTS, PREDICTIONS, default_run_dir
+from kresnet.runs.folder import EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
 from transfer.image_files import image_files
 from transfer.run_folder import read_class_names
 
@@ -30,7 +30,10 @@ def segment_command(recipe, overrides=(), out=None):
     from transfer.segmentation.train import train_segmentation
 
     config = load_segmentation_recipe(recipe, overrides)
-    return train_segmentation(config, out or default_run_dir(recipe))
+    run = pathlib.Path(out or default_run_dir(recipe))
+    metrics = train_segmentation(config, run)
+    print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({run / METRICS})")
+    return metrics
 
 
 def _weights_path(recipe, weights, out):

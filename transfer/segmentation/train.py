@@ -4,7 +4,6 @@ The run folder is `kresnet.runs`' plus classes.json; metrics.json holds pixAcc, 
 per-class IoU on the val split, in percent.
 """
 
-import json
 import sys
 
 import keras
@@ -12,7 +11,7 @@ import keras
 from kresnet.data.skips import SkipCounter, skip_report, skipped_images_callback
 from kresnet.errors import UserError
 from kresnet.runs.fit import epoch_steps, fit_run
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, RunFolder
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from kresnet.training.optimizer import build_optimizer
 from kresnet.training.precision import set_precision
@@ -61,7 +60,7 @@ def compile_segmenter(model, config, steps_per_epoch):
 
 
 def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=None):
-    """Train (or resume, or only re-evaluate) the recipe into `run_dir`; returns the metrics dict.
+    """Train (or resume) the recipe into `run_dir` and evaluate it; returns the metrics dict (a finished run's stored ones).
 
     Args:
         config: a `SegmentationRecipe`.
@@ -72,7 +71,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
     """
     with RunFolder(run_dir, fault=fault) as run:
         run.claim(config)
-        completed = run.completed_metrics(log)
+        completed = run.completed_metrics(f"kresnet transfer evaluate --checkpoint {run / FINAL_WEIGHTS}", log)
         if completed is not None:
             return completed
         keras.utils.set_random_seed(config.train.seed)
@@ -110,7 +109,6 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
                    **core_metrics("segmentation", fit, config.train.epochs, config.meta)}
         metrics["skipped_images"]["train"] = train_skips.count
         run.finish(metrics)
-    log(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({run / METRICS})")
     return metrics
 
 
