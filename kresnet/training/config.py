@@ -33,7 +33,7 @@ class Model:
     stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths, default [64, 128, 256, 512]")
     data_format: str = setting(
         "channels_last", choices=["channels_last", "channels_first"],
-        help="the model's tensor layout; channels_first is faster on the PyTorch backend (README: Scale and speed)",
+        help="the model's tensor layout; channels_first trains faster on the PyTorch backend, not on TensorFlow CPU",
     )
 
 
