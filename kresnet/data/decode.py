@@ -15,30 +15,32 @@ def _decode_any(contents):
     return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
 
-def decode_crop(contents, seed):
+def decode_crop(contents, seed, min_crop_area=augment.AREA_RANGE[0]):
     """Decode the random-resized-crop window of an encoded image; uint8 (h, w, 3).
 
     Args:
         contents: string scalar tensor. The encoded file.
         seed: int tensor [2]. Stateless seed of the crop window.
+        min_crop_area: float. Smallest crop area, as a fraction of the image (the paper: 0.08).
     """
+    area_range = (min_crop_area, augment.AREA_RANGE[1])
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(contents)
-        window = augment.sample_crop_window(shape[0], shape[1], seed)
+        window = augment.sample_crop_window(shape[0], shape[1], seed, area_range)
         return tf.io.decode_and_crop_jpeg(contents, window, channels=3)
 
     def other():
         image = _decode_any(contents)
         shape = tf.shape(image)
-        window = augment.sample_crop_window(shape[0], shape[1], seed)
+        window = augment.sample_crop_window(shape[0], shape[1], seed, area_range)
         return image[window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
 
     image = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def train_image(contents, seed, image_size, colour_jitter=True, lighting_std=augment.LIGHTING_STD):
+def train_image(contents, seed, image_size, colour_jitter=True, lighting_std=augment.LIGHTING_STD, min_crop_area=augment.AREA_RANGE[0]):
     """The paper's training transform of one encoded image; float32 (image_size, image_size, 3).
 
     Args:
@@ -47,16 +49,17 @@ def train_image(contents, seed, image_size, colour_jitter=True, lighting_std=aug
         image_size: int. Output side.
         colour_jitter: bool. Brightness/saturation/hue factors from U[0.6, 1.4].
         lighting_std: float. PCA lighting noise std (0 turns it off).
+        min_crop_area: float. Smallest random-crop area, as a fraction of the image (the paper: 0.08).
     """
     crop_seed, flip_seed, colour_seed = augment.split_seed(seed, 3)
-    image = crop_and_resize(contents, crop_seed, image_size)
+    image = crop_and_resize(contents, crop_seed, image_size, min_crop_area)
     image = augment.random_flip(image, flip_seed)
     return augment.colour_and_normalise(image, colour_seed, colour_jitter, lighting_std)
 
 
-def crop_and_resize(contents, seed, image_size):
+def crop_and_resize(contents, seed, image_size, min_crop_area=augment.AREA_RANGE[0]):
     """Decode the random crop window and resize it; float32 (image_size, image_size, 3) in [0, 255]."""
-    image = decode_crop(contents, seed)
+    image = decode_crop(contents, seed, min_crop_area)
     # Plain bilinear, as TF's official ResNet pipeline and the authors' OpenCV resize do.
     return tf.image.resize(image, [image_size, image_size], method="bilinear")
 

@@ -39,6 +39,7 @@ def build_dataset(
     data_format="channels_last",
     colour_jitter=True,
     lighting_std=augment.LIGHTING_STD,
+    min_crop_area=augment.AREA_RANGE[0],
     mixup_alpha=0.0,
     class_names=None,
     label_offset=None,
@@ -70,6 +71,8 @@ def build_dataset(
         data_format: "channels_last" (NHWC) or "channels_first" (NCHW).
         colour_jitter: bool. Brightness/saturation/hue factors U[0.6, 1.4] (training).
         lighting_std: float. PCA lighting noise std (training; 0 turns it off).
+        min_crop_area: float. Smallest random-crop area as a fraction of the image (training;
+            the paper's 0.08 by default).
         mixup_alpha: float. Mixup Beta parameter (training; 0 turns it off; needs one_hot).
         class_names: list of str or None. Folder names in class order (folders only).
         label_offset: int or None. Subtracted from TFRecord labels; default from
@@ -130,7 +133,7 @@ def build_dataset(
 
         def load(item, label, seed_pair):
             contents, label = parse(item, label)
-            image = decode.train_image(contents, seed_pair, image_size, colour_jitter, lighting_std)
+            image = decode.train_image(contents, seed_pair, image_size, colour_jitter, lighting_std, min_crop_area)
             return image, _checked_label(label, info.num_classes)
 
         # Seeds are attached before sharding: an example gets the same augmentation whichever

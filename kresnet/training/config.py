@@ -43,6 +43,7 @@ class Data:
     root: str = setting("data/imagenet", help="ImageNet folder: train/ and val/ class folders or TFRecords")
     image_size: int = setting(224, minimum=8, help="training crop and evaluation crop size")
     eval_resize: int = setting(256, minimum=8, help="shorter side before the evaluation centre crop")
+    min_crop_area: float = setting(0.08, exclusive_minimum=0.0, maximum=1.0, help="smallest training crop, fraction of the image area (paper: 0.08)")
     synthetic_classes: int = setting(10, minimum=2)
     synthetic_per_class: int = setting(200, minimum=1, help="training images per synthetic class")
     synthetic_val_per_class: int = setting(50, minimum=1, help="validation images per synthetic class")

@@ -81,7 +81,9 @@ def build_training_data(config, progress=None):
     )
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 
-    train, info = build_dataset(train_source, training=True, seed=t.seed, repeat=True, **common)
+    train, info = build_dataset(
+        train_source, training=True, seed=t.seed, repeat=True, min_crop_area=d.min_crop_area, **common
+    )
     # Data-parallel devices split every batch evenly, the last one included: it is padded (weight 0).
     padded = config.distribution.strategy == "data_parallel"
     val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, pad_last_batch=padded, **common)

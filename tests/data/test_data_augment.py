@@ -149,3 +149,17 @@ def test_eval_transform_resizes_the_shorter_side_and_crops_the_centre():
     reference = pillow_baseline.eval_transform(Image.fromarray(sym), 32, 36)
     np.testing.assert_allclose(out, reference, atol=0.1)
 
+
+
+def test_the_crop_area_floor_is_a_setting_and_the_paper_default_is_unchanged():
+    encoded = tf.io.encode_jpeg(tf.zeros((60, 80, 3), tf.uint8))
+
+    def crop_areas(**kwargs):
+        shapes = _draw(lambda s: tf.shape(decode.decode_crop(encoded, s, **kwargs))[:2], n=400, dtype=tf.int32)
+        return shapes[:, 0] * shapes[:, 1] / (60 * 80)
+
+    paper, floored = crop_areas(), crop_areas(min_crop_area=0.5)
+    assert paper.min() < 0.15  # 8% .. 100%
+    # Rounding the window's sides to whole pixels may lose a little area.
+    assert floored.min() >= 0.5 - 0.03 and floored.max() <= 1.0
+    assert floored.mean() > paper.mean() + 0.2
