@@ -154,7 +154,7 @@ def test_a_run_recorded_before_a_key_existed_resumes_when_its_values_are_the_sam
     metrics = train(tiny_recipe(), tmp_path, data=tiny_data(), verbose=0)
     assert metrics["steps"] == 8 and (tmp_path / "recipe.toml").read_text() == recorded
     with pytest.raises(UserError, match="holds a different recipe"):
-        train(tiny_recipe(model={"data_format": "channels_first"}), tmp_path, data=tiny_data(), verbose=0)
+        train(tiny_recipe(model={"kernel_initializer": "he_normal"}), tmp_path, data=tiny_data(), verbose=0)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
