@@ -7,7 +7,7 @@ metrics.json, finished), plus classes.json; running a finished run again returns
 import keras
 
 from kresnet.runs.fit import epoch_steps, fit_run
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, RunFolder
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits
 
