@@ -55,20 +55,23 @@ def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
     """
     if alpha <= 0:
         return dataset
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    if mixup_batches is None:
-        return tf.data.Dataset.zip(dataset, seeds).map(
-            lambda batch, s: mix_batch(batch[0], batch[1], s, float(alpha)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    counter = tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
+    if seed is None:
+        seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).batch(2)
+    else:
+        # Batch i of the run mixes by the stateless seed (seed, i): the same lambdas and pairings on every run,
+        # also for a stream started at a resumed step.
+        seeds = counter.map(lambda index: tf.stack([tf.constant(seed, tf.int64), index]))
+    mixed_batches = mixup_batches if mixup_batches is not None else -1
 
     def mix_or_pass(batch, s, index):
         images, labels = batch
+        if mixed_batches < 0:
+            return mix_batch(images, labels, s, float(alpha))
         return tf.cond(
-            index < mixup_batches,
+            index < mixed_batches,
             lambda: mix_batch(images, labels, s, float(alpha)),
             lambda: (images, tf.cast(labels, images.dtype)),
         )
 
-    counter = tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
     return tf.data.Dataset.zip(dataset, seeds, counter).map(mix_or_pass, num_parallel_calls=tf.data.AUTOTUNE)

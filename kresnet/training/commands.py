@@ -35,6 +35,9 @@ def train(
 
     out = out or default_run_dir(path)
     progress = _generation_progress(config)
+    from kresnet.runs.seeding import seed_run
+
+    seed_run(config.train.seed)  # the data's seeded shuffles follow the global seed too: set it before them
     data = build_training_data(config, progress=progress)
     metrics = run_training(config, out, data=data)
     typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ->  {out / METRICS}")

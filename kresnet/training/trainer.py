@@ -4,8 +4,8 @@ The run folder (layout, lock, checkpoints, resume) is `kresnet.runs`'; model.wei
 holds the classifier after each finished epoch, so `kresnet evaluate` works mid-run.
 """
 
-import keras
 
+from kresnet.runs.seeding import seed_run
 from kresnet.runs.fit import fit_run
 from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
@@ -37,7 +37,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
         completed = run.completed_metrics(f"kresnet evaluate {run.path}", log)
         if completed is not None:
             return completed
-        keras.utils.set_random_seed(config.train.seed)
+        seed_run(config.train.seed)
         if data is None:
             from kresnet.training.data import build_training_data
 

@@ -102,10 +102,11 @@ def test_augmentation_flips_and_scales_the_longer_side_to_base_times_a_random_fa
     mask = np.zeros((20, 40), np.uint8)
     mask[:, :10] = 1
     image = np.repeat((mask * 200)[..., None], 3, axis=-1)
-    tf.random.set_seed(0)
     flipped = []
-    for _ in range(12):
-        _, crop = pipeline.augment(tf.constant(image), tf.constant(mask), 40, base_size=40, scale_range=(1.0, 1.0))
+    for draw in range(12):
+        _, crop = pipeline.augment(
+            tf.constant(image), tf.constant(mask), 40, base_size=40, scale_range=(1.0, 1.0), seed=[0, draw]
+        )
         crop = crop.numpy()
         np.testing.assert_array_equal(crop[20:], 255)  # 20x40 stays 20x40, padded with ignore below
         flipped.append(bool(crop[0, -1] == 1))
@@ -114,7 +115,9 @@ def test_augmentation_flips_and_scales_the_longer_side_to_base_times_a_random_fa
     # The longer side becomes 80 x U[0.25, 1] = 20..80 px, so the shorter one 10..40: the crop holds that many
     # labelled rows (all 40 once the image is taller than the crop), different from draw to draw.
     labelled_rows = []
-    for _ in range(12):
-        _, crop = pipeline.augment(tf.constant(image), tf.constant(mask), 40, base_size=80, scale_range=(0.25, 1.0))
+    for draw in range(12):
+        _, crop = pipeline.augment(
+            tf.constant(image), tf.constant(mask), 40, base_size=80, scale_range=(0.25, 1.0), seed=[1, draw]
+        )
         labelled_rows.append(int(np.any(crop.numpy() != 255, axis=1).sum()))
     assert min(labelled_rows) < 20 and max(labelled_rows) > 30 and all(r >= 10 for r in labelled_rows), labelled_rows

@@ -79,7 +79,7 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         return image, index, boxes, labels, valid, size
 
-    def load(image, index, boxes, labels, valid, size):
+    def load(image, index, boxes, labels, valid, size, element):
         image = tf.cast(image, tf.float32)
         height, width = size[0], size[1]
         scale = tf.minimum(short_side / tf.minimum(height, width), max_side / tf.maximum(height, width))
@@ -89,7 +89,9 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         scales = tf.stack([new_height / height, new_width / width])
         boxes = boxes * tf.stack([scales[1], scales[0], scales[1], scales[0]])
         if training and flip:
-            flipped = tf.random.uniform([], seed=seed) < 0.5
+            # Element n of the stream flips by the stateless seed (seed, n): the same on every run, whatever
+            # order parallel map calls finish in.
+            flipped = tf.random.stateless_uniform([], tf.stack([tf.cast(seed, tf.int64), element])) < 0.5
             image = tf.cond(flipped, lambda: tf.reverse(image, axis=[1]), lambda: image)
             mirrored = tf.stack([new_width - boxes[:, 2], boxes[:, 1], new_width - boxes[:, 0], boxes[:, 3]], axis=1)
             boxes = tf.where(flipped, mirrored, boxes)
@@ -110,6 +112,7 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
     if repeat:
         data = data.repeat()
     data = skip_unreadable(data, skip_counter or SkipCounter(), decode)
-    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    data = tf.data.Dataset.zip(data, tf.data.Dataset.counter())
+    data = data.map(lambda example, element: load(*example, element), num_parallel_calls=tf.data.AUTOTUNE)
     data = data.batch(batch_size, drop_remainder=training)
     return data.prefetch(tf.data.AUTOTUNE)

@@ -4,8 +4,8 @@ The run folder is `kresnet.runs`' (recipe, history, logs, checkpoints, model.wei
 metrics.json, finished), plus classes.json; running a finished run again returns its stored metrics.
 """
 
-import keras
 
+from kresnet.runs.seeding import seed_run
 from kresnet.runs.fit import epoch_steps, fit_run
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
@@ -33,7 +33,7 @@ def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(
         completed = run.completed_metrics(f"kresnet transfer evaluate --checkpoint {run / FINAL_WEIGHTS}", log)
         if completed is not None:
             return completed
-        keras.utils.set_random_seed(config.train.seed)
+        seed_run(config.train.seed)
         train, test = load_splits(config, progress=log)
         run.write_json(CLASSES, train.class_names)
         model = build_detector(config, len(train.class_names), log=log)

@@ -65,8 +65,8 @@ def _pad_to(image, mask, height, width):
     return image, mask
 
 
-def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0)):
-    """Random flip, random scale of the longer side, pad and random square crop.
+def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0), seed=(0, 0)):
+    """Random flip, random scale of the longer side, pad and random square crop, drawn from a stateless seed.
 
     Args:
         image: uint8 (H, W, 3) tensor.
@@ -75,19 +75,21 @@ def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0)):
         base_size: int. The longer side is scaled to `base_size` times a factor drawn
             uniformly from `scale_range`.
         scale_range: (low, high) of the random scale factor.
+        seed: int tensor [2]. Stateless seed: the same seed gives the same flip, scale and crop.
 
     Returns:
         float32 normalized image (crop, crop, 3) and int32 mask (crop, crop).
     """
-    flip = tf.random.uniform(()) < 0.5
+    flip_seed, scale_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3))
+    flip = tf.random.stateless_uniform((), flip_seed) < 0.5
     image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
     mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
-    length = tf.random.uniform((), scale_range[0] * base_size, scale_range[1] * base_size)
+    length = tf.random.stateless_uniform((), scale_seed, scale_range[0] * base_size, scale_range[1] * base_size)
     image, mask = _resize_longer_side(normalize(image), mask, length)
     image, mask = _pad_to(image, mask, crop_size, crop_size)
     # Crop image and mask together: the mask rides along as a fourth channel (exact in float32).
     stacked = tf.concat([image, tf.cast(mask[..., None], tf.float32)], axis=-1)
-    stacked = tf.image.random_crop(stacked, [crop_size, crop_size, 4])
+    stacked = tf.image.stateless_random_crop(stacked, [crop_size, crop_size, 4], crop_seed)
     return stacked[..., :3], tf.cast(stacked[..., 3], tf.int32)
 
 
@@ -107,11 +109,12 @@ def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2
     """
     if len(samples) == 0:
         raise UserError("training data: no samples")
-    tf.random.set_seed(seed)
     indices = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 10_000), seed=seed)
-    dataset = _decoded(samples, indices, skip_counter)
+    # Element n of the stream draws from the stateless seed (seed, n): the same crops on every run and
+    # whatever order parallel map calls finish in (a stateful draw would depend on both).
+    dataset = tf.data.Dataset.zip(_decoded(samples, indices, skip_counter), tf.data.Dataset.counter())
     dataset = dataset.map(
-        lambda image, mask: augment(image, mask, crop_size, base_size, scale_range),
+        lambda pair, n: augment(*pair, crop_size, base_size, scale_range, seed=tf.stack([tf.cast(seed, tf.int64), n])),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     dataset = dataset.batch(batch_size, drop_remainder=True)

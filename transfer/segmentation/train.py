@@ -6,8 +6,8 @@ per-class IoU on the val split, in percent.
 
 import sys
 
-import keras
 
+from kresnet.runs.seeding import seed_run
 from kresnet.data.skips import SkipCounter, skip_report, skipped_images_callback
 from kresnet.errors import UserError
 from kresnet.runs.fit import epoch_steps, fit_run
@@ -74,7 +74,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
         completed = run.completed_metrics(f"kresnet transfer evaluate --checkpoint {run / FINAL_WEIGHTS}", log)
         if completed is not None:
             return completed
-        keras.utils.set_random_seed(config.train.seed)
+        seed_run(config.train.seed)
         set_precision(config.train.precision)
         train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
         run.write_json(CLASSES, train_samples.class_names)
