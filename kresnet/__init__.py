@@ -8,8 +8,8 @@ deep-learning backend import.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "create_model": "kresnet.models.registry",
-    "create_backbone": "kresnet.models.registry",
+    "create_model": "kresnet.models.factory",
+    "create_backbone": "kresnet.models.factory",
     "list_models": "kresnet.models.registry",
     "load_model": "kresnet.models.registry",
     "model_spec": "kresnet.models.registry",

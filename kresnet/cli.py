@@ -60,12 +60,12 @@ def _register_commands():
     from kresnet.bundled_recipes import recipes
 
     app.command("recipes")(recipes)
-    from kresnet.training import commands as training_commands
+    from kresnet.classification import commands as training_commands
 
     app.command("train")(training_commands.train)
     app.command("evaluate")(training_commands.evaluate)
     app.command("ablate")(training_commands.ablate)
-    from kresnet import plots
+    from kresnet.classification import plots
 
     app.command("plot")(plots.plot)
 
@@ -73,7 +73,7 @@ def _register_commands():
 def _register_transfer():
     # `kresnet` never depends on `transfer` except here, at the front door, lazily.
     try:
-        from transfer.cli import app as transfer_app
+        from kresnet.transfer.cli import app as transfer_app
     except ImportError:
         return
     app.add_typer(transfer_app, name="transfer")

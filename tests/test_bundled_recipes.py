@@ -40,9 +40,9 @@ def test_recipes_command_lists_every_bundled_recipe_with_its_command(run_cli, ca
 
 
 def _loaders():
-    from kresnet.training.config import load_classification_recipe
-    from transfer.detection.config import load_detection_recipe
-    from transfer.segmentation.config import load_segmentation_recipe
+    from kresnet.classification.config import load_classification_recipe
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.segmentation.config import load_segmentation_recipe
 
     return {"": load_classification_recipe, "detection": load_detection_recipe, "segmentation": load_segmentation_recipe}
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kresnet.training.config import classification_recipe_from_dict
-from kresnet.training.data import TrainingData
+from kresnet.classification.config import classification_recipe_from_dict
+from kresnet.classification.data import TrainingData
 
 NUM_CLASSES = 4
 SIZE = 32

@@ -19,7 +19,7 @@ import numpy as np
 
 
 def build(model_name, batch, size):
-    from kresnet.models.registry import create_model
+    from kresnet.models.factory import create_model
 
     model = create_model(model_name, num_classes=1000, input_shape=[size, size, 3])
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),

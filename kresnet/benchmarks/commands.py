@@ -69,12 +69,12 @@ def bench_model(
         raise UserError(f"--dtype expects one of {', '.join(DTYPES)}; got {dtype!r}")
     if data_format not in ("channels_last", "channels_first"):
         raise UserError(f"--data-format expects channels_last or channels_first; got {data_format!r}")
-    from kresnet.training.config import JIT_COMPILE
+    from kresnet.classification.config import JIT_COMPILE
 
     if jit_compile not in JIT_COMPILE:
         raise UserError(f"--jit-compile expects auto, on or off; got {jit_compile!r}")
     if data_format == "channels_first" and not backends:
-        from kresnet.training.build import check_channels_first_supported
+        from kresnet.classification.build import check_channels_first_supported
 
         check_channels_first_supported("--data-format channels_first")
     peers = _parse_peers(vs)

@@ -103,7 +103,7 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
     """
     import keras
 
-    from kresnet.training.config import JIT_COMPILE
+    from kresnet.classification.config import JIT_COMPILE
 
     external = external or {}
 
@@ -163,7 +163,8 @@ def benchmark(
     """
     import keras
 
-    from kresnet.models.registry import create_model, model_spec
+    from kresnet.models.factory import create_model
+    from kresnet.models.registry import model_spec
 
     keras.config.set_dtype_policy(dtype)
     spec = model_spec(name)

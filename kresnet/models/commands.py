@@ -35,7 +35,7 @@ def models(
     typer.echo(f"{'name':<12}{'variant':<10}{'params':>14}{'GMACs@' + str(image_size):>12}")
     for name in names:
         spec = registry.model_spec(name)
-        model = shape_only(lambda: registry.create_model(name, input_shape=[image_size, image_size, 3]))
+        model = shape_only(lambda: registry.build_classifier(name, input_shape=[image_size, image_size, 3]))
         typer.echo(f"{name:<12}{spec.variant_label:<10}{count_parameters(model):>14,}{count_macs(model) / 1e9:>12.2f}")
 
 

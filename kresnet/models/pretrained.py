@@ -143,8 +143,8 @@ def _num_classes_of_state(state):
 
 def _build(name, num_classes, kwargs):
     if num_classes is None:
-        return registry.create_backbone(name, **kwargs)
-    return registry.create_model(name, num_classes=num_classes, **kwargs)
+        return registry.build_backbone(name, **kwargs)
+    return registry.build_classifier(name, num_classes=num_classes, **kwargs)
 
 
 def _dense_kernels(path):
@@ -200,7 +200,7 @@ def _from_keras_hub_preset(name, folder, kwargs):
         raise UserError(f"{folder}: not a keras-hub preset folder (no config.json)")
     saved = keras_hub.models.Backbone.from_preset(str(folder))
     _check_flags(name, folder, saved)
-    model = registry.create_backbone(name, **{**_saved_architecture(saved), **kwargs})
+    model = registry.build_backbone(name, **{**_saved_architecture(saved), **kwargs})
     model.set_weights(saved.get_weights())
     return model
 

@@ -70,54 +70,32 @@ def backbone_kwargs(name, **overrides):
     return kwargs
 
 
-def create_backbone(name, output_stride=32, weights=None, **kwargs):
-    """Build the `ResNetBackbone` (a keras-hub `FeaturePyramidBackbone`) of a named model.
+def build_backbone(name, output_stride=32, **kwargs):
+    """The untrained `ResNetBackbone` of a named model (weights enter through `kresnet.models.factory`).
 
     Args:
         name: str. one of `list_models()`.
         output_stride: int. 32, 16 or 8 (dilated last stages, for segmentation).
-        weights: None, a tag of `name` (`"gluon_in1k"`, see `kresnet models --weights`), a Hub id
-            (`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local `.safetensors`, `.pth`, `.weights.h5`,
-            `.keras` file or keras-hub preset folder. Defaults to `None` (random init).
-        **kwargs: any `ResNetBackbone` argument, e.g. `stage_depths=[1, 1, 1, 1]`,
-            `zero_gamma=True`, `input_shape=[224, 224, 3]`, `dtype="mixed_bfloat16"`.
+        **kwargs: any `ResNetBackbone` argument.
     """
     from kresnet.models.resnet_backbone import ResNetBackbone, backbone_arguments, reject_unknown_keywords
 
     reject_unknown_keywords("create_backbone", kwargs, backbone_arguments())
-    if weights is not None:
-        from kresnet.models.pretrained import load_pretrained
-
-        return load_pretrained(name, weights, backbone_only=True, output_stride=output_stride, **kwargs)
     return ResNetBackbone(**backbone_kwargs(name, output_stride=output_stride, **kwargs), name=f"{name}_backbone")
 
 
-def create_model(name, num_classes=None, dropout=0.0, weights=None, **kwargs):
-    """Build the classifier of a named model; it returns float32 logits.
-
-    Args:
-        name: str. one of `list_models()`.
-        num_classes: int. number of classes. Defaults to the weights file's classes, else `1000`.
-            With `weights` and other classes than the file's, only the backbone loads and the
-            head is fresh.
-        dropout: float. dropout before the linear layer. Defaults to `0.0`.
-        weights: pretrained weights, as for `create_backbone`. Defaults to `None` (random init).
-        **kwargs: `ResNetBackbone` arguments (see `create_backbone`).
-    """
-    from kresnet.models.resnet_backbone import backbone_arguments, reject_unknown_keywords
+def build_classifier(name, num_classes=None, dropout=0.0, **kwargs):
+    """The untrained classifier of a named model (float32 logits); `num_classes` defaults to 1000."""
     from kresnet.models.resnet_classifier import ResNetClassifier
 
+    check_num_classes(num_classes)
+    backbone = build_backbone(name, **kwargs)
+    return ResNetClassifier(backbone, num_classes=num_classes or 1000, dropout=dropout, name=name)
+
+
+def check_num_classes(num_classes):
     if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1):
         raise UserError(f"num_classes must be a positive int. Received: num_classes={num_classes!r}")
-    reject_unknown_keywords("create_model", kwargs, ["num_classes", "dropout", "weights", *backbone_arguments()])
-    if weights is not None:
-        if dropout:
-            raise UserError("create_model: dropout applies to a fresh head; build it without weights and load them after")
-        from kresnet.models.pretrained import load_pretrained
-
-        return load_pretrained(name, weights, num_classes=num_classes, **kwargs)
-    backbone = create_backbone(name, **kwargs)
-    return ResNetClassifier(backbone, num_classes=num_classes or 1000, dropout=dropout, name=name)
 
 
 def load_model(path, **kwargs):

@@ -144,8 +144,8 @@ def build_model_for(state, name, stage_depths=None, **kwargs):
     kwargs = with_file_widths(state, kwargs)
     num_classes = infer_num_classes(state)
     if num_classes is None:
-        return registry.create_backbone(name, stage_depths=list(stage_depths), **kwargs)
-    return registry.create_model(name, num_classes=num_classes, stage_depths=list(stage_depths), **kwargs)
+        return registry.build_backbone(name, stage_depths=list(stage_depths), **kwargs)
+    return registry.build_classifier(name, num_classes=num_classes, stage_depths=list(stage_depths), **kwargs)
 
 
 def torch_name(keras_layer_name, deep_stem):

@@ -12,10 +12,10 @@ import time
 import keras
 
 from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
-from kresnet.training.checkpoint import RunCheckpoint
-from kresnet.training.distribution import same_on_every_process
-from kresnet.training.history import HistoryCSV, trim_history
-from kresnet.training.tensorboard_log import ScalarEventLog
+from kresnet.runs.checkpoint import RunCheckpoint
+from kresnet.runs.distribution import same_on_every_process
+from kresnet.runs.history import HistoryCSV, trim_history
+from kresnet.runs.tensorboard_log import ScalarEventLog
 
 
 @dataclasses.dataclass

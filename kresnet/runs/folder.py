@@ -62,7 +62,7 @@ class RunFolder:
         # Decided on first use: on JAX, asking for the process index before a multi-host job is
         # joined (`setup_distribution`) would start JAX too early.
         if self._writer is None:
-            from kresnet.training.distribution import is_primary_process
+            from kresnet.runs.distribution import is_primary_process
 
             self._writer = is_primary_process()
         return bool(self._writer)

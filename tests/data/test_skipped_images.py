@@ -44,8 +44,8 @@ def test_one_report_line_per_epoch_for_named_counters():
 def test_classification_training_counts_train_and_val_skips_in_metrics(tmp_path, capsys):
     from tests.training_helpers import tiny_recipe
 
-    from kresnet.training.data import build_training_data
-    from kresnet.training.trainer import train
+    from kresnet.classification.data import build_training_data
+    from kresnet.classification.trainer import train
 
     write_tree(tmp_path / "data", {"train": 4, "val": 2}, {"train": 1, "val": 1})
     config = tiny_recipe(data={"root": str(tmp_path / "data")}, train={"epochs": 1, "batch_size": 5},
@@ -59,7 +59,7 @@ def test_classification_training_counts_train_and_val_skips_in_metrics(tmp_path,
 
 def test_evaluate_reports_the_images_actually_scored(tmp_path):
     import kresnet
-    from kresnet.training.evaluation import evaluate_weights
+    from kresnet.classification.evaluation import evaluate_weights
 
     write_tree(tmp_path / "data", {"train": 1, "val": 3}, {"train": 0, "val": 2})
     model = kresnet.create_model("resnet18d", num_classes=4, stage_depths=[1, 1, 1, 1])

@@ -160,12 +160,12 @@ def test_models_weights_prints_the_table(run_cli, capsys):
 
 
 def test_transfer_tasks_and_the_teacher_start_from_a_tag_through_the_one_loader(hub, reference, tmp_path):
-    from kresnet.training.build import load_teacher
+    from kresnet.classification.build import load_teacher
     from tests.training_helpers import tiny_recipe
-    from transfer.detection.config import load_detection_recipe
-    from transfer.detection.runner import build_detector
-    from transfer.segmentation.config import Model, load_segmentation_recipe
-    from transfer.segmentation.train import build_segmenter
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.runner import build_detector
+    from kresnet.transfer.segmentation.config import Model, load_segmentation_recipe
+    from kresnet.transfer.segmentation.train import build_segmenter
 
     full = kresnet.create_model("resnet50d", weights="gluon_in1k", **ONE_BLOCK)
     conv = full.backbone.get_layer("stage4_block0_conv2").get_weights()[0]

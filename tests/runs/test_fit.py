@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from kresnet.training.checkpoint import RunCheckpoint, TrainingDiverged
-from kresnet.training.trainer import train
+from kresnet.runs.checkpoint import RunCheckpoint, TrainingDiverged
+from kresnet.classification.trainer import train
 from tests.training_helpers import tiny_data, tiny_recipe
 
 
@@ -27,7 +27,7 @@ def test_inf_batchnorm_statistics_are_never_checkpointed(tmp_path):
         train(config, tmp_path, data=tiny_data(), verbose=0, extra_callbacks=[_PoisonMovingVariance()])
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)
-    from kresnet.training.build import build_training_model
+    from kresnet.classification.build import build_training_model
 
     model, _ = build_training_model(config, 4)
     RunCheckpoint(tmp_path / "checkpoints", 4).restore(model)

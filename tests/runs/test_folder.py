@@ -17,7 +17,7 @@ from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
 from kresnet.runs.atomic import PHASES, SaveFailed
 from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
-from kresnet.training.checkpoint import RunCheckpoint
+from kresnet.runs.checkpoint import RunCheckpoint
 
 
 @dataclasses.dataclass
@@ -183,7 +183,7 @@ def test_a_checkpoint_that_does_not_fit_on_disk_fails_cleanly_and_the_previous_o
 
 
 def test_by_default_only_the_primary_process_of_a_multi_host_job_writes(tmp_path, monkeypatch):
-    import kresnet.training.distribution as distribution
+    import kresnet.runs.distribution as distribution
 
     assert distribution.is_primary_process()  # a single process is the job's primary
     monkeypatch.setattr(distribution, "is_primary_process", lambda: False)
@@ -197,8 +197,8 @@ def test_by_default_only_the_primary_process_of_a_multi_host_job_writes(tmp_path
 
 def test_every_task_defaults_to_the_same_run_folder(tmp_path, monkeypatch):
     from kresnet.runs.folder import default_run_dir
-    from transfer.detection.commands import _weights as detection_weights
-    from transfer.segmentation.commands import _weights_path as segmentation_weights
+    from kresnet.transfer.detection.commands import _weights as detection_weights
+    from kresnet.transfer.segmentation.commands import _weights_path as segmentation_weights
 
     monkeypatch.chdir(tmp_path)
     assert default_run_dir("recipes/transfer/demo_detect.toml") == pathlib.Path("runs/demo_detect")

@@ -7,12 +7,12 @@ import pytest
 
 from kresnet.errors import UserError
 from kresnet.runs.fit import epoch_steps
-from kresnet.training.config import load_classification_recipe
+from kresnet.classification.config import load_classification_recipe
 
 
 def test_an_unknown_model_name_is_caught_at_recipe_load_naming_key_and_recipe():
     from kresnet.bundled_recipes import resolve_recipe
-    from transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.config import load_detection_recipe
 
     demo = resolve_recipe("demo")
     with pytest.raises(UserError, match=rf"^{demo}: model\.name: expected one of 20 names such as .*got 'resnet51'$"):
@@ -24,7 +24,7 @@ def test_an_unknown_model_name_is_caught_at_recipe_load_naming_key_and_recipe():
 
 
 def test_loading_a_recipe_imports_no_framework():
-    code = ("import sys; from kresnet.training.config import load_classification_recipe as load; "
+    code = ("import sys; from kresnet.classification.config import load_classification_recipe as load; "
             "from kresnet.bundled_recipes import resolve_recipe; load(resolve_recipe('demo')); "
             "print(sorted({'keras', 'tensorflow', 'torch', 'jax'} & set(sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"

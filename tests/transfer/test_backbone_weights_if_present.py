@@ -8,13 +8,13 @@ import pytest
 
 from kresnet.bundled_recipes import BUNDLED_RECIPES
 from kresnet.errors import UserError
-from kresnet.training.build import build_classifier
-from kresnet.training.config import load_classification_recipe
-from transfer.backbone import build_backbone
-from transfer.detection.config import load_detection_recipe
-from transfer.detection.runner import build_detector
-from transfer.segmentation.config import load_segmentation_recipe
-from transfer.segmentation.train import build_segmenter
+from kresnet.classification.build import build_classifier
+from kresnet.classification.config import load_classification_recipe
+from kresnet.transfer.backbone import build_backbone
+from kresnet.transfer.detection.config import load_detection_recipe
+from kresnet.transfer.detection.runner import build_detector
+from kresnet.transfer.segmentation.config import load_segmentation_recipe
+from kresnet.transfer.segmentation.train import build_segmenter
 
 TINY = {"stage_depths": [1, 1, 1, 1], "stage_widths": [8, 8, 16, 16]}
 CONV = "stage4_block0_conv1"

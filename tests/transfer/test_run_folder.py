@@ -3,7 +3,7 @@
 import json
 
 from kresnet.runs.folder import CLASSES, RECIPE
-from transfer.run_folder import read_class_names, run_folder_of
+from kresnet.transfer.run_folder import read_class_names, run_folder_of
 
 
 def test_weights_in_the_run_folder_or_its_checkpoints_find_the_run(tmp_path):

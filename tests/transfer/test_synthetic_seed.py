@@ -4,10 +4,10 @@ import pathlib
 
 import numpy as np
 
-from transfer.detection.config import load_detection_recipe
-from transfer.detection.runner import load_splits
-from transfer.segmentation.config import load_segmentation_recipe
-from transfer.segmentation.datasets import load_samples
+from kresnet.transfer.detection.config import load_detection_recipe
+from kresnet.transfer.detection.runner import load_splits
+from kresnet.transfer.segmentation.config import load_segmentation_recipe
+from kresnet.transfer.segmentation.datasets import load_samples
 
 RECIPES = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "transfer"
 TINY_DETECT = ["data.synthetic_train_images=3", "data.synthetic_test_images=2"]

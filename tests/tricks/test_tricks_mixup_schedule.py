@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from kresnet.data.mixup import apply_mixup
 from kresnet.errors import UserError
-from kresnet.training.mixup_schedule import MixupSchedule
+from kresnet.tricks.mixup_schedule import MixupSchedule
 
 
 def _one_hot_batches(batch=4):

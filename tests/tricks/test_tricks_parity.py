@@ -1,6 +1,6 @@
 """A run assembled from the public tricks equals `kresnet train` of the same recipe, loss for loss.
 
-kresnet's side is the trainer itself (`kresnet.training.trainer.train`, as the CLI calls it) on the
+kresnet's side is the trainer itself (`kresnet.classification.trainer.train`, as the CLI calls it) on the
 same in-memory batches; the public side is a user's `compile` + one `fit` with kresnet's tricks.
 """
 
@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 import kresnet
-from kresnet.training.config import classification_recipe_from_dict
-from kresnet.training.data import TrainingData
-from kresnet.training.trainer import train
+from kresnet.classification.config import classification_recipe_from_dict
+from kresnet.classification.data import TrainingData
+from kresnet.classification.trainer import train
 
 EPOCHS, STEPS, BATCH, OFF_EPOCHS, SEED = 3, 2, 8, 1, 3
 RECIPE = {

@@ -7,7 +7,7 @@ import pytest
 
 import kresnet
 from kresnet.errors import UserError
-from kresnet.training.zero_gamma import zero_gamma
+from kresnet.tricks.zero_gamma_init import zero_gamma
 
 
 def _block_probe(model):

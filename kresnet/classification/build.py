@@ -1,0 +1,132 @@
+"""Recipe -> compiled Keras model: precision policy, classifier, optimizer, schedule, loss, metrics, teacher."""
+
+import keras
+
+from kresnet.errors import UserError
+from kresnet.classification.config import JIT_COMPILE
+from kresnet.tricks.distillation import DistillationModel
+from kresnet.tricks.losses import classification_loss
+from kresnet.tricks.optimizer import build_optimizer
+from kresnet.tricks.low_precision import set_precision
+from kresnet.tricks.schedules import build_schedule, scaled_learning_rate
+
+
+def image_shape(data_format, input_size=None):
+    """The model's input shape for a layout: (H, W, 3) or (3, H, W); None sizes take any size."""
+    if data_format == "channels_first":
+        check_channels_first_supported()
+        return (3, input_size, input_size)
+    return (input_size, input_size, 3)
+
+
+def check_channels_first_supported(asked_by="model.data_format='channels_first'"):
+    """TensorFlow's CPU convolutions are NHWC only: refuse the layout before a run starts, not at its first step."""
+    from kresnet.tricks.low_precision import accelerator
+
+    if keras.config.backend() == "tensorflow" and accelerator()[0] == "cpu":
+        raise UserError(
+            f"{asked_by}: TensorFlow on CPU supports only channels_last convolutions; "
+            "use channels_last, a GPU, or the PyTorch or JAX backend"
+        )
+
+
+def build_classifier(model_config, input_size=None):
+    """The recipe's classifier (logits in float32).
+
+    Args:
+        model_config: the recipe's `[model]` table.
+        input_size: fixed square input size, or None for any size.
+    """
+    import kresnet
+
+    shape = image_shape(model_config.data_format, input_size)
+    return kresnet.create_model(
+        model_config.name,
+        num_classes=model_config.num_classes,
+        input_shape=shape,
+        zero_gamma=model_config.zero_gamma,
+        kernel_initializer=model_config.kernel_initializer,
+        stage_depths=model_config.stage_depths,
+        stage_widths=model_config.stage_widths,
+        data_format=model_config.data_format,
+    )
+
+
+def load_teacher(config, input_size=None):
+    """The frozen distillation teacher from `distillation.teacher_weights`: a kresnet `.weights.h5`, a PyTorch
+    state dict, or a pretrained tag such as `resnet152d.gluon_in1k`; its classes come from the file.
+
+    Args:
+        config: the whole recipe.
+        input_size: fixed square input size, or None.
+    """
+    from kresnet.models.pretrained import load_pretrained
+
+    # The teacher sees the student's batches, so it takes the student's layout.
+    shape = image_shape(config.model.data_format, input_size)
+    teacher = load_pretrained(
+        config.distillation.teacher_model,
+        config.distillation.teacher_weights,
+        label="distillation.teacher_weights",
+        input_shape=shape,
+        stage_depths=config.distillation.teacher_stage_depths,
+        stage_widths=config.distillation.teacher_stage_widths,
+        data_format=config.model.data_format,
+    )
+    if teacher.num_classes != config.model.num_classes:
+        raise UserError(
+            f"distillation.teacher_weights: the teacher has {teacher.num_classes} classes but model.num_classes is "
+            f"{config.model.num_classes}; a teacher needs the student's classes"
+        )
+    teacher.trainable = False
+    return teacher
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+    """The recipe's schedule with the linearly scaled peak rate.
+
+    Args:
+        config: the whole recipe.
+        steps_per_epoch: optimizer steps per epoch.
+    """
+    base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
+    s = config.schedule
+    return build_schedule(s.kind, base_lr, steps_per_epoch, config.train.epochs, s.warmup_epochs, s.step_epochs, s.step_factor)
+
+
+def build_training_model(config, steps_per_epoch, input_size=None, teacher=None):
+    """Set the precision policy and return (compiled training model, classifier).
+
+    The training model is the classifier itself, or a `DistillationModel` around it when
+    the recipe names a teacher. Under `mixed_float16`, `compile(auto_scale_loss=True)`
+    wraps the optimizer in Keras' dynamic `LossScaleOptimizer`.
+
+    Args:
+        config: the whole recipe.
+        steps_per_epoch: optimizer steps per epoch (for the schedule).
+        input_size: fixed square input size, or None.
+        teacher: a ready teacher model; by default loaded from the recipe when it names one.
+    """
+    set_precision(config.train.precision)
+    classifier = build_classifier(config.model, input_size)
+    optimizer = build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
+    model = classifier
+    if teacher is None and config.distillation.teacher_model:
+        teacher = load_teacher(config, input_size)
+    if teacher is not None:
+        model = DistillationModel(
+            classifier, teacher, temperature=config.distillation.temperature, label_smoothing=config.tricks.label_smoothing
+        )
+    model.compile(
+        optimizer=optimizer,
+        loss=classification_loss(config.tricks.label_smoothing),
+        # Weighted: the weight-0 padding of a data-parallel validation set must not count
+        # (training batches carry no weights, so nothing changes there).
+        weighted_metrics=[
+            keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
+        ],
+        auto_scale_loss=True,
+        jit_compile=JIT_COMPILE[config.train.jit_compile],
+    )
+    return model, classifier

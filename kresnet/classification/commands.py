@@ -1,0 +1,130 @@
+"""`kresnet train`, `kresnet evaluate` and `kresnet ablate`: thin wrappers over the training package.
+
+Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
+"""
+
+import json
+import pathlib
+from typing import List, Optional
+
+import typer
+
+from kresnet.bundled_recipes import resolve_recipe
+from kresnet.errors import UserError
+
+DEFAULT_RECIPE = "demo"
+
+
+def train(
+    recipe: str = typer.Argument(DEFAULT_RECIPE, help="TOML recipe file, or a bundled name such as demo or r50d."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: --set train.epochs=10 (repeatable)."),
+    out: Optional[pathlib.Path] = typer.Option(None, "--out", help="Run folder (default runs/<recipe name>); rerun to resume."),
+):
+    """Train a classifier from a recipe; the same command again resumes from the last checkpoint."""
+    from kresnet.classification.config import load_classification_recipe
+
+    path = resolve_recipe(recipe)
+    config = load_classification_recipe(path, set_ or [])
+    from kresnet.classification.data import build_training_data, dataset_root
+
+    if config.data.source == "imagenet":
+        dataset_root(config)  # One-line error before any heavy import when ImageNet is missing.
+    from kresnet.classification.trainer import train as run_training
+
+    from kresnet.runs.folder import METRICS, default_run_dir
+
+    out = out or default_run_dir(path)
+    progress = _generation_progress(config)
+    from kresnet.runs.seeding import seed_run
+
+    seed_run(config.train.seed)  # the data's seeded shuffles follow the global seed too: set it before them
+    data = build_training_data(config, progress=progress)
+    metrics = run_training(config, out, data=data)
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ->  {out / METRICS}")
+
+
+def evaluate(
+    weights: Optional[pathlib.Path] = typer.Argument(None, help="A run folder, or a .weights.h5 (training run or imported)."),
+    model: Optional[str] = typer.Option(None, help="Model name (default: from the run folder's recipe)."),
+    data: Optional[pathlib.Path] = typer.Option(None, help="Validation folder or dataset root (default: the recipe's)."),
+    num_classes: Optional[int] = typer.Option(None, help="Classes (default: the recipe's, else 1000)."),
+    image_size: Optional[int] = typer.Option(None, help="Centre crop size (default: the recipe's, else 224)."),
+    resize: Optional[int] = typer.Option(None, help="Shorter side before cropping (default: the recipe's, else 256)."),
+    batch_size: int = typer.Option(64, help="Batch size."),
+    json_out: Optional[pathlib.Path] = typer.Option(None, "--json", help="Also write the metrics to this file."),
+    depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
+    widths: Optional[str] = typer.Option(None, help="Stage widths when they differ from 64,128,256,512 (narrow imported weights)."),
+    pretrained: Optional[str] = typer.Option(
+        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
+    ),
+):
+    """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""
+    from kresnet.models.commands import parse_depths, parse_widths
+    from kresnet.classification.evaluation import evaluate_weights
+
+    if pretrained is not None and weights is not None:
+        raise UserError("evaluate: pass either a run folder / .weights.h5 or --weights TAG, not both")
+    if pretrained is not None:
+        ignored = [name for name, value in (("--num-classes", num_classes), ("--widths", widths)) if value is not None]
+        if ignored:
+            raise UserError(f"evaluate --weights {pretrained}: the classes and widths come from the weights; "
+                            f"drop {', '.join(ignored)}")
+    metrics = evaluate_weights(
+        weights, model, data, num_classes, image_size, resize, batch_size, parse_depths(depths), parse_widths(widths),
+        pretrained=pretrained,
+    )
+    skipped = f", {metrics['skipped_images']} unreadable skipped" if metrics.get("skipped_images") else ""
+    published = f"; published {metrics['published_top1']:.2f}% / {metrics['published_top5']:.2f}%" if "published_top1" in metrics else ""
+    typer.echo(
+        f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['images']} images scored{skipped}{published})"
+    )
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def ablate(
+    rows: str = typer.Option("all", help="Comma-separated rows (see --list), or all."),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
+    recipe: str = typer.Option(DEFAULT_RECIPE, help="Base recipe the rows modify (e.g. demo, cifar10_ablation)."),
+    data: Optional[pathlib.Path] = typer.Option(None, "--data", help="Folder dataset ROOT/{train,val}/<class>/ instead of the recipe's data."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key in every run, e.g. --set train.epochs=5."),
+    out: pathlib.Path = typer.Option(pathlib.Path("runs/ablation"), "--out", help="Folder for the runs and the table."),
+    teacher: Optional[pathlib.Path] = typer.Option(
+        None, "--teacher", help="A finished `kresnet train` run folder: the teacher of the distillation rows (which run only with one)."
+    ),
+    list_rows: bool = typer.Option(False, "--list", help="Print the rows and what they change, then exit."),
+):
+    """Run recipe rows x paired seeds; print mean +- std top-1 per row and the paired difference to the row it extends."""
+    from kresnet.classification import ablation
+
+    if list_rows:
+        for name, overrides in ablation.ROWS.items():
+            extends = f"[on {ablation.EXTENDS[name]}] " if ablation.EXTENDS[name] else ""
+            distils = " + the --teacher run's model and weights" if name in ablation.TEACHER_ROWS else ""
+            typer.echo(f"{name:18s} {extends}{' '.join(overrides)}{distils}")
+        return
+    overrides = (ablation.folder_dataset_overrides(data) if data else []) + list(set_ or [])
+    table = ablation.run_ablation(
+        resolve_recipe(recipe), ablation.parse_rows(rows, with_teacher=teacher is not None),
+        [_int(s, "--seeds") for s in seeds.split(",")], overrides, out, teacher=teacher,
+    )
+    typer.echo(table)
+
+
+def _int(text, option):
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+def _generation_progress(config):
+    if config.data.source != "synthetic":
+        return None
+    total = config.data.synthetic_classes * (config.data.synthetic_per_class + config.data.synthetic_val_per_class)
+
+    def report(done):
+        if done == 1 or done % 500 == 0 or done == total:
+            typer.echo(f"generating synthetic dataset: {done}/{total} images", err=True)
+
+    return report

@@ -1,0 +1,142 @@
+"""The classification recipe schema: one dataclass per TOML table, every trick a key.
+
+Defaults are the paper's baseline (Section 2 of He et al., 2019): ResNet-50,
+NAG with momentum 0.9, 1e-4 weight decay as L2 on the gradient, lr 0.1 per 256
+images, 120 epochs, step decay /10 at epochs 30/60/90, no tricks.
+"""
+
+import dataclasses
+
+from kresnet.errors import UserError
+from kresnet.models.registry import list_models
+from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
+from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
+from kresnet.tricks.low_precision import PRECISIONS
+
+
+# The recipe's `train.jit_compile` words -> Keras' `jit_compile` argument (also `kresnet bench model --jit-compile`).
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+@dataclasses.dataclass
+class Meta(PaperReference):
+    expected_top1: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-1 (%)")
+    expected_top5: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-5 (%)")
+
+
+@dataclasses.dataclass
+class Model:
+    name: str = setting("resnet50", choices=list_models(), help="a name from `kresnet models`")
+    num_classes: int = setting(1000, minimum=2)
+    zero_gamma: bool = setting(False, help="zero-init the last BN gamma of every residual block")
+    kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
+    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
+    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths, default [64, 128, 256, 512]")
+    data_format: str = setting(
+        "channels_last", choices=["channels_last", "channels_first"],
+        help="the model's tensor layout; channels_first trains faster on the PyTorch backend, not on TensorFlow CPU",
+    )
+
+
+@dataclasses.dataclass
+class Data:
+    source: str = setting("imagenet", choices=["imagenet", "synthetic"])
+    root: str = setting("data/imagenet", help="ImageNet folder: train/ and val/ class folders or TFRecords")
+    image_size: int = setting(224, minimum=8, help="training crop and evaluation crop size")
+    eval_resize: int = setting(256, minimum=8, help="shorter side before the evaluation centre crop")
+    min_crop_area: float = setting(0.08, exclusive_minimum=0.0, maximum=1.0, help="smallest training crop, fraction of the image area (paper: 0.08)")
+    synthetic_classes: int = setting(10, minimum=2)
+    synthetic_per_class: int = setting(200, minimum=1, help="training images per synthetic class")
+    synthetic_val_per_class: int = setting(50, minimum=1, help="validation images per synthetic class")
+    synthetic_image_size: int = setting(64, minimum=16, help="stored size of the generated images")
+    synthetic_seed: int = setting(0, minimum=0, help="generator seed of the synthetic dataset")
+
+
+@dataclasses.dataclass
+class Train:
+    epochs: int = setting(120, minimum=1)
+    batch_size: int = setting(256, minimum=1, help="global batch size")
+    seed: int = setting(0, minimum=0)
+    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
+    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
+    validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
+    checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
+    jit_compile: str = setting("auto", choices=list(JIT_COMPILE), help="Keras jit_compile (XLA / torch.compile)")
+
+
+@dataclasses.dataclass
+class Tricks:
+    label_smoothing: float = setting(0.0, minimum=0.0, maximum=0.999)
+    mixup_alpha: float = setting(0.0, minimum=0.0, help="0: no mixup")
+    mixup_off_epochs: int = setting(0, minimum=0, help="final epochs trained without mixup")
+
+
+@dataclasses.dataclass
+class Distillation:
+    teacher_model: str = setting("", help="teacher architecture; empty: no distillation")
+    teacher_weights: str = setting("", help="teacher weights: .weights.h5, .safetensors/.pth, or a pretrained tag (resnet152d.gluon_in1k)")
+    teacher_stage_depths: list[int] | None = setting(None, minimum=1, help="the teacher's blocks per stage, when not its name's")
+    teacher_stage_widths: list[int] | None = setting(None, minimum=1, help="the teacher's stage widths, when not the default")
+    temperature: float = setting(20.0, exclusive_minimum=0.0)
+
+
+@dataclasses.dataclass
+class Distribution:
+    """Data-parallel training; `train.batch_size` stays the global batch (see kresnet/runs/distribution.py)."""
+
+    strategy: str = setting("none", choices=["none", "data_parallel"], help="data_parallel: JAX or TensorFlow, all local devices")
+    multi_host: bool = setting(False, help="join a multi-host job (JAX only: the KERAS_DISTRIBUTION_* variables)")
+
+
+@dataclasses.dataclass
+class ClassificationRecipe:
+    meta: Meta = section(Meta)
+    model: Model = section(Model)
+    data: Data = section(Data)
+    train: Train = section(Train)
+    optimizer: SgdOptimizer = section(SgdOptimizer)
+    schedule: StepOrCosineSchedule = section(StepOrCosineSchedule)
+    tricks: Tricks = section(Tricks)
+    distillation: Distillation = section(Distillation)
+    distribution: Distribution = section(Distribution)
+
+
+def load_classification_recipe(path, overrides=()):
+    """Read and validate a classification recipe, including the checks that span keys.
+
+    Args:
+        path: the TOML file.
+        overrides: `section.key=value` strings from `--set`.
+    """
+    config = load_recipe(path, ClassificationRecipe, overrides)
+    check_consistency(config, source=str(path))
+    return config
+
+
+def classification_recipe_from_dict(data, overrides=()):
+    """Like `load_classification_recipe`, from a nested dict.
+
+    Args:
+        data: nested dict of tables.
+        overrides: `section.key=value` strings.
+    """
+    config = recipe_from_dict(data, ClassificationRecipe, overrides)
+    check_consistency(config, source="recipe")
+    return config
+
+
+def check_consistency(config, source):
+    """Raise a one-line UserError for values that are valid alone but not together."""
+    epochs = config.train.epochs
+    problems = config.schedule.problems_with(epochs)
+    if config.schedule.step_epochs != sorted(config.schedule.step_epochs):
+        problems.append(f"schedule.step_epochs: expected increasing epochs, got {config.schedule.step_epochs}")
+    if config.tricks.mixup_off_epochs >= epochs:
+        problems.append(f"tricks.mixup_off_epochs: expected fewer than train.epochs ({epochs}), got {config.tricks.mixup_off_epochs}")
+    if bool(config.distillation.teacher_model) != bool(config.distillation.teacher_weights):
+        problems.append("distillation: set both teacher_model and teacher_weights, or neither")
+    if config.distillation.teacher_model and config.distillation.teacher_model not in list_models():
+        problems.append(f"distillation.teacher_model: expected a name from `kresnet models`, got {config.distillation.teacher_model!r}")
+    if config.data.eval_resize < config.data.image_size:
+        problems.append(f"data.eval_resize: expected >= data.image_size ({config.data.image_size}), got {config.data.eval_resize}")
+    if problems:
+        raise UserError(f"{source}: {problems[0]}")

@@ -1,0 +1,101 @@
+"""Recipe `[data]` -> the training and validation streams (`kresnet.data.build_dataset`)."""
+
+import dataclasses
+import pathlib
+
+from kresnet.errors import UserError
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What the trainer consumes.
+
+    Args:
+        train: repeated dataset of (images, one-hot labels), unmixed (the trainer adds mixup).
+        val: finite validation dataset (paper eval transform), one-hot labels; under data-parallel
+            training also weights (0 for the padding of the last batch, so each image counts once).
+        steps_per_epoch: optimizer steps per epoch.
+        validation_steps: batches per validation pass, or None for the whole set.
+        num_classes: label width.
+        skipped: dict {"train": SkipCounter, "val": SkipCounter} of unreadable images dropped.
+    """
+
+    train: object
+    val: object
+    steps_per_epoch: int
+    validation_steps: int | None
+    num_classes: int
+    skipped: dict = None
+
+
+def dataset_root(config, progress=None):
+    """The folder holding train/ and val/ (synthetic: generated into the cache on first use).
+
+    Args:
+        config: the whole recipe.
+        progress: optional callable(images written) while generating synthetic data.
+    """
+    data = config.data
+    if data.source == "synthetic":
+        from kresnet.data.synthetic_dataset import cached_classification_dataset
+
+        return cached_classification_dataset(
+            num_classes=data.synthetic_classes,
+            per_class=data.synthetic_per_class,
+            image_size=data.synthetic_image_size,
+            seed=data.synthetic_seed,
+            val_per_class=data.synthetic_val_per_class,
+            progress=progress,
+        )
+    root = pathlib.Path(data.root).expanduser()
+    if not root.exists():
+        raise UserError(
+            f"data.root: ImageNet not found at {root}: put the ILSVRC-2012 train/ and val/ class folders "
+            "(or TFRecord shards, see `kresnet data --help`) there or pass --set data.root=PATH; "
+            "to try kresnet without ImageNet run `kresnet train recipes/demo.toml`"
+        )
+    return root
+
+
+def build_training_data(config, progress=None):
+    """Training (unmixed; the trainer adds mixup) and validation datasets for the recipe.
+
+    Args:
+        config: the whole recipe.
+        progress: optional callable while generating synthetic data.
+    """
+    from kresnet.data.pipeline import build_dataset
+    from kresnet.runs.fit import epoch_steps
+    from kresnet.data.sources import resolve_split
+    from kresnet.runs.distribution import input_shard
+
+    root = dataset_root(config, progress)
+    d, t = config.data, config.train
+    # Each process of a multi-host job reads its own share of every global batch.
+    shard = input_shard(config.distribution)
+    if t.batch_size % shard[0]:
+        raise UserError(f"train.batch_size={t.batch_size} must be divisible by the {shard[0]} processes of the job")
+    common = dict(
+        batch_size=t.batch_size // shard[0], image_size=d.image_size, num_classes=config.model.num_classes, shard=shard,
+        data_format=config.model.data_format,
+    )
+    train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
+
+    train, info = build_dataset(
+        train_source, training=True, seed=t.seed, repeat=True, min_crop_area=d.min_crop_area, **common
+    )
+    # Data-parallel devices split every batch evenly, the last one included: it is padded (weight 0).
+    padded = config.distribution.strategy == "data_parallel"
+    val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, pad_last_batch=padded, **common)
+    if info.num_classes != config.model.num_classes:
+        raise UserError(f"model.num_classes: the dataset at {root} has {info.num_classes} classes, recipe says {config.model.num_classes}")
+    try:
+        steps = epoch_steps(info.num_examples or None, t.batch_size, t.steps_per_epoch)
+    except UserError as error:
+        raise UserError(f"{error} ({train_source})") from None
+    validation_steps = t.validation_steps or val_info.num_batches
+    if validation_steps is None and val_info.num_examples:
+        # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
+        validation_steps = -(-val_info.num_examples // t.batch_size)
+    return TrainingData(train, val, steps, validation_steps, info.num_classes,
+                        skipped={"train": info.skipped, "val": val_info.skipped})

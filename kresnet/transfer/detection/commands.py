@@ -1,0 +1,154 @@
+"""Command functions of `kresnet transfer detect / evaluate / predict` for `task = "detection"` recipes.
+
+Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
+"""
+
+import pathlib
+
+import typer
+
+from kresnet.errors import UserError
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
+from kresnet.transfer.image_files import image_files
+from kresnet.transfer.run_folder import read_class_names
+
+
+def _log(message):
+    typer.echo(message, err=True)
+
+
+def _run_dir(recipe, out):
+    return pathlib.Path(out) if out else default_run_dir(recipe)
+
+
+def _weights(recipe, weights, out):
+    path = pathlib.Path(weights) if weights else _run_dir(recipe, out) / FINAL_WEIGHTS
+    if not path.is_file():
+        raise UserError(f"{path}: detector weights not found (train with `kresnet transfer detect` or pass --weights)")
+    return path
+
+
+def _load_detector(config, num_classes, path):
+    """The recipe's detector with the trained weights at `path`; a one-line error when they do not fit it."""
+    from kresnet.transfer.detection.runner import build_detector, build_variables
+
+    model = build_detector(config, num_classes, load_backbone=False)
+    build_variables(model, config)
+    try:
+        model.load_weights(path)
+    except ValueError as error:
+        lines = str(error).strip().splitlines()
+        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is a count
+        raise UserError(f"{path}: these detector weights do not fit the recipe's [model] settings ({reason}); "
+                        "use the recipe.toml of the run that trained them") from None
+    return model
+
+
+def _class_names(weights):
+    """The class list a run wrote beside its weights (`<run>/classes.json`, also for `<run>/checkpoints/*`)."""
+    names = read_class_names(weights)
+    if names is None:
+        raise UserError(f"{weights.parent / CLASSES}: class list not found beside the weights "
+                        "(written by `kresnet transfer detect`)")
+    return names
+
+
+def _summary(metrics):
+    """One line: VOC07 and area mAP (with the paper's number when the recipe has one), COCO AP for COCO data."""
+    paper = f" (paper {metrics['expected_map']:.2f}%)" if metrics.get("expected_map") is not None else ""
+    coco = f"  COCO AP {_percent(metrics['coco']['ap'])}" if "coco" in metrics else ""
+    return f"VOC07 mAP {metrics['map_voc07']:.2f}%{paper}  area mAP {metrics['map_area']:.2f}%{coco}"
+
+
+def _percent(value):
+    """A COCO number for the console: pycocotools' -1 (no ground truth there) is stored as null, shown as n/a."""
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+def detect_command(recipe, overrides=(), out=None):
+    """Train a Faster R-CNN from a recipe into a run folder (rerun resumes), then evaluate it.
+
+    Args:
+        recipe: path of a `task = "detection"` TOML recipe.
+        overrides: `section.key=value` strings.
+        out: run folder; default `runs/<recipe name>`.
+    """
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.trainer import train_detector
+
+    config = load_detection_recipe(recipe, overrides)
+    run = _run_dir(recipe, out)
+    metrics = train_detector(config, run, log=_log)
+    typer.echo(f"{_summary(metrics)}  ->  {run / METRICS}")
+    return metrics
+
+
+def evaluate_command(recipe, overrides=(), weights=None, out=None):
+    """Score trained detector weights on the recipe's test split; writes `eval_metrics.json`.
+
+    Args:
+        recipe: detection recipe path.
+        overrides: `section.key=value` strings.
+        weights: detector `.weights.h5`; default the run folder's `model.weights.h5`.
+        out: run folder (default `runs/<recipe name>`), where the metrics go.
+    """
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.runs.atomic import write_json_atomically
+    from kresnet.runs.folder import EVAL_METRICS
+    from kresnet.runs.report import evaluation_context
+    from kresnet.transfer.detection.runner import evaluate_detector, load_splits
+
+    config = load_detection_recipe(recipe, overrides)
+    path = _weights(recipe, weights, out)
+    _, test = load_splits(config, progress=_log)
+    model = _load_detector(config, len(test.class_names), path)
+    metrics = {**evaluate_detector(model, config, test), **evaluation_context(config.meta)}
+    destination = write_json_atomically(_run_dir(recipe, out) / EVAL_METRICS, metrics)
+    typer.echo(f"{_summary(metrics)}  ->  {destination}")
+    return metrics
+
+
+def predict_command(recipe, images, overrides=(), weights=None, out=None, threshold=0.5):
+    """Detect objects in image files (or folders of them); write copies with boxes, names and scores drawn.
+
+    Args:
+        recipe: detection recipe path.
+        images: list of image files or folders.
+        overrides: `section.key=value` strings.
+        weights: detector `.weights.h5`; default the run folder's `model.weights.h5`.
+        out: run folder (default `runs/<recipe name>`); images go to `<out>/predictions/`.
+        threshold: float. Lowest score drawn.
+    """
+    from PIL import Image
+
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.dataset import make_record
+    from kresnet.transfer.detection.draw import draw_detections
+    from kresnet.transfer.detection.inference import detect_records
+
+    config = load_detection_recipe(recipe, overrides)
+    path = _weights(recipe, weights, out)
+    files = image_files(images)
+    class_names = _class_names(path)
+    records = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                width, height = image.size
+        except OSError as error:
+            raise UserError(f"{file}: not a readable image ({error})") from None
+        records.append(make_record(file.name, file, width, height, [], [], []))
+    model = _load_detector(config, len(class_names), path)
+    detections = detect_records(model, records, config.eval.batch_size, config.data.short_side,
+                                config.data.max_side)
+    destination = _run_dir(recipe, out) / PREDICTIONS
+    destination.mkdir(parents=True, exist_ok=True)
+    for file, detection in zip(files, detections):
+        if detection is None:
+            typer.echo(f"{file}: unreadable image (corrupt or truncated); skipped")
+            continue
+        target = destination / f"{file.stem}.png"
+        count = draw_detections(file, detection, class_names, target, threshold)
+        typer.echo(f"{target}: {count} object(s)")
+    return destination
+
