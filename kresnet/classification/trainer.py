@@ -5,6 +5,7 @@ holds the classifier after each finished epoch, so `kresnet evaluate` works mid-
 """
 
 
+from kresnet.console import say
 from kresnet.runs.seeding import seed_run
 from kresnet.runs.fit import fit_run
 from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
@@ -14,7 +15,7 @@ from kresnet.runs.distribution import setup_distribution
 from kresnet.tricks.mixup_schedule import MixupSchedule
 
 
-def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=print, fault=None):
+def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=say, fault=None):
     """Train (or resume) the recipe into `out_dir`; returns the final metrics dict.
 
     Args:

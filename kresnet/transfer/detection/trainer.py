@@ -5,6 +5,7 @@ metrics.json, finished), plus classes.json; running a finished run again returns
 """
 
 
+from kresnet.console import say
 from kresnet.runs.seeding import seed_run
 from kresnet.runs.fit import epoch_steps, fit_run
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
@@ -12,7 +13,7 @@ from kresnet.runs.report import core_metrics, run_header
 from kresnet.transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits
 
 
-def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(), fault=None):
+def train_detector(config, run_dir, log=say, verbose="auto", extra_callbacks=(), fault=None):
     """Train (or resume), evaluate, and return the metrics dict (a finished run's stored ones).
 
     Args:

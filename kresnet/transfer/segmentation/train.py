@@ -7,6 +7,7 @@ per-class IoU on the val split, in percent.
 import sys
 
 
+from kresnet.console import say
 from kresnet.runs.seeding import seed_run
 from kresnet.data.skips import SkipCounter, skip_report, skipped_images_callback
 from kresnet.errors import UserError
@@ -59,7 +60,7 @@ def compile_segmenter(model, config, steps_per_epoch):
     model.compile(optimizer=build_optimizer(config.optimizer, schedule), loss=losses, loss_weights=weights)
 
 
-def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=None):
+def train_segmentation(config, run_dir, log=say, extra_callbacks=(), fault=None):
     """Train (or resume) the recipe into `run_dir` and evaluate it; returns the metrics dict (a finished run's stored ones).
 
     Args:
@@ -112,7 +113,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
     return metrics
 
 
-def evaluate_segmenter(model, config, samples, log=print):
+def evaluate_segmenter(model, config, samples, log=say):
     """Score `model` on `samples` with the recipe's `[eval]` table; a JSON-ready dict (percent, as the paper)."""
     skips = SkipCounter()
     dataset = pipeline.eval_dataset(samples, config.eval.size, config.eval.batch_size, skip_counter=skips)
