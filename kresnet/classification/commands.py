@@ -40,7 +40,12 @@ def train(
     seed_run(config.train.seed)  # the data's seeded shuffles follow the global seed too: set it before them
     data = build_training_data(config, progress=progress)
     metrics = run_training(config, out, data=data)
-    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ->  {out / METRICS}")
+    from kresnet.runs.distribution import job_position
+
+    index, count = job_position()
+    # Only process 0 writes the run folder; the others say so rather than claim its metrics.json.
+    where = f"->  {out / METRICS}" if index == 0 else f"(process {index} of {count}: process 0 writes {out / METRICS})"
+    typer.echo(f"top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  {where}")
 
 
 def evaluate(

@@ -70,6 +70,14 @@ def hide_decoder_messages():
     atexit.register(_drain)
 
 
+def restore_stderr():
+    """Stop filtering: standard error goes straight to the console again, once the filter has passed on
+    what it holds. For processes that native code may end at any moment (JAX's distributed runtime
+    aborts a process of a broken multi-host job): its last message would die in the pipe with it."""
+    if _installed:
+        _drain()
+
+
 def _pass_on(read_end, console):
     pending = b""
     while True:

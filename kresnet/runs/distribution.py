@@ -100,13 +100,19 @@ def join_job(multi_host):
     missing = [name for name in MULTI_HOST_VARIABLES if name not in os.environ]
     if missing:
         raise UserError(f"distribution.multi_host=true needs the environment variables {', '.join(missing)}")
-    keras.distribution.initialize()
-    # initialize() also seeds TensorFlow's global generator with a random value the processes share;
-    # unset it again, so that the input pipeline's seeded order and augmentation are those of a
-    # single-process run with the same recipe (and the same after a restart).
+    from kresnet.data.decoder_messages import restore_stderr
     import tensorflow as tf
 
-    tf.random.set_seed(None)
+    # JAX's distributed runtime may end this process from C++ when the job breaks (process 0 lost, a
+    # missed heartbeat): its message must reach the console, not die in the stderr filter's pipe.
+    restore_stderr()
+    seed = tf.compat.v1.random.get_seed(None)[0]
+    keras.distribution.initialize()
+    # Without a seed, initialize() seeds TensorFlow's global generator with a random value the processes
+    # share; put back what was there (the run's seed, or none), so that the input pipeline's seeded order
+    # and augmentation are those of a single-process run with the same recipe (and the same after a restart).
+    if tf.compat.v1.random.get_seed(None)[0] != seed:
+        tf.random.set_seed(seed)
 
 
 def input_shard(distribution):
@@ -119,11 +125,8 @@ def input_shard(distribution):
     if distribution.strategy == "none":
         return 1, 0
     join_job(distribution.multi_host)
-    if not _jax_job_running():
-        return 1, 0
-    import jax
-
-    return jax.process_count(), jax.process_index()
+    index, count = job_position()
+    return count, index
 
 
 def is_primary_process():
@@ -133,11 +136,17 @@ def is_primary_process():
     Ask after the job is joined (`setup_distribution`, `input_shard` or `join_job`): before that every
     process is alone and primary. Never starts a JAX backend itself.
     """
+    return job_position()[0] == 0
+
+
+def job_position():
+    """(this process's index, the number of processes): of the multi-host JAX job once it is joined,
+    (0, 1) otherwise. Never starts a JAX backend itself."""
     if not _jax_job_running():
-        return True
+        return 0, 1
     import jax
 
-    return jax.process_index() == 0
+    return jax.process_index(), jax.process_count()
 
 
 def same_on_every_process(values, what):

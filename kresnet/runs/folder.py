@@ -73,8 +73,12 @@ class RunFolder:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind, error, traceback):
         self.release()
+        if error is not None:  # the whole run is inside this block: every task, every collective
+            from kresnet.runs.job_failure import exit_if_a_process_was_lost
+
+            exit_if_a_process_was_lost(error, self.path)
 
     def claim(self, config):
         """Lock the folder and record the resolved recipe, or check a started run there used the same one.

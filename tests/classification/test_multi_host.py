@@ -1,11 +1,12 @@
 """Two `kresnet train` processes on 127.0.0.1, each playing one host of a JAX job (README,
 "Multi-device and multi-host training"): they train, validate, checkpoint, survive a kill and
 resume, only process 0 writes the shared run folder, and the result equals one process on 2 devices
-resuming the same checkpoint."""
+resuming the same checkpoint. When one process dies, the other stops at once with one line."""
 
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -35,8 +36,8 @@ TINY = [
 ]  # fmt: skip
 
 
-def _command(out, multi_host):
-    sets = [*TINY, f"distribution.multi_host={'true' if multi_host else 'false'}"]
+def _command(out, multi_host, extra=()):
+    sets = [*TINY, f"distribution.multi_host={'true' if multi_host else 'false'}", *extra]
     return [sys.executable, "-m", "kresnet.cli", "train", "demo", *[a for s in sets for a in ("--set", s)], "--out", str(out)]
 
 
@@ -51,7 +52,7 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def _start_job(tmp_path, out, name):
+def _start_job(tmp_path, out, name, extra=()):
     """Both processes of the job, as the README's two-host commands; their logs go to files."""
     port = _free_port()
     processes = []
@@ -65,7 +66,7 @@ def _start_job(tmp_path, out, name):
             JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
         )
         log = open(tmp_path / f"{name}-{process_id}.log", "w")
-        processes.append(subprocess.Popen(_command(out, True), env=env, stdout=log, stderr=subprocess.STDOUT))
+        processes.append(subprocess.Popen(_command(out, True, extra), env=env, stdout=log, stderr=subprocess.STDOUT))
         log.close()
     return processes
 
@@ -116,8 +117,11 @@ def test_two_processes_train_resume_and_match_two_devices(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     logs = _finish(again, tmp_path, "again")
     assert "resuming" in logs[0] and "resuming" in logs[1] and "resuming" in done.stdout
-    finals = [[line for line in log.splitlines() if line.startswith("top-1")] for log in logs]
-    assert finals[0] == finals[1] and len(finals[0]) == 1
+    # Both print the job's scores; only process 0 claims the metrics.json it wrote.
+    (first,), (second,) = [[line for line in log.splitlines() if line.startswith("top-1")] for log in logs]
+    assert first.endswith(f"%  ->  {run / 'metrics.json'}")
+    assert second.endswith(f"%  (process 1 of 2: process 0 writes {run / 'metrics.json'})")
+    assert first.split("%  ->")[0] == second.split("%  (")[0]
 
     # Only process 0 wrote: one row per epoch, the files of one run and nothing else.
     with open(run / "history.csv") as f:
@@ -137,3 +141,36 @@ def test_two_processes_train_resume_and_match_two_devices(tmp_path):
     assert expected.keys() == got.keys()
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("lost", [1, 0])
+def test_a_lost_process_stops_the_other_at_once(tmp_path, lost):
+    # Long enough that the kill lands in training: 40 epochs of 2 steps.
+    run, extra = tmp_path / "run", ["train.epochs=40"]
+    processes = _start_job(tmp_path, run, "job", extra)
+    state = run / "checkpoints" / "state.json"
+    deadline = time.time() + TIMEOUT_S
+    while not state.exists() and all(p.poll() is None for p in processes) and time.time() < deadline:
+        time.sleep(0.05)
+    assert state.exists(), (tmp_path / "job-0.log").read_text()[-3000:]
+    survivor = processes[1 - lost]
+    processes[lost].send_signal(signal.SIGKILL)
+    killed = time.time()
+    try:
+        survivor.wait(timeout=60)
+    finally:
+        survivor.kill()
+    stopped_after = time.time() - killed
+    log = (tmp_path / f"job-{1 - lost}.log").read_text()
+    # JAX alone waits for its 60 s heartbeat at the exit, then aborts from C++ (status 134).
+    assert stopped_after < 30 and survivor.returncode != 0, (stopped_after, survivor.returncode, log[-3000:])
+    if lost == 1:
+        command = shlex.join(["kresnet", *_command(run, True, extra)[3:]])
+        last = log.strip().splitlines()[-1]
+        assert last.startswith("error: lost process 1 of the 2-process job (") and "Gloo" in last
+        assert last.endswith(f"this is process 0. Start all 2 processes again to resume from {run / 'checkpoints'}: {command}")
+        assert survivor.returncode == 75 and "Traceback" not in log and "Check failure" not in log
+    else:
+        # JAX's coordination service lives in process 0: losing it, JAX's client stops process 1
+        # itself within about a second, with its own message (README, "Several hosts").
+        assert "error: lost process 0 of the 2-process job" in log or "JAX distributed service detected fatal errors" in log
