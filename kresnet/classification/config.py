@@ -85,12 +85,18 @@ class Distribution:
 
     strategy: str = setting("none", choices=["none", "data_parallel"], help="data_parallel: JAX or TensorFlow, all local devices")
     multi_host: bool = setting(False, help="join a multi-host job (JAX only: the KERAS_DISTRIBUTION_* variables); needs data_parallel")
+    cpu_devices: int = setting(
+        0, minimum=0,
+        help="split the CPU into this many devices when training on it (JAX, TensorFlow; try the multi-device path, not faster); 0: one",
+    )
 
     def problems(self):
         """One-line problems of this table (empty when consistent)."""
-        if self.multi_host and self.strategy != "data_parallel":
-            # Alone, each process would train the whole run by itself and race the others for --out.
-            return [f"distribution.multi_host=true needs distribution.strategy=\"data_parallel\", got {self.strategy!r}"]
+        # Alone, each process of a multi-host job would train the whole run by itself and race the others for --out.
+        for key, value in (("multi_host", self.multi_host), ("cpu_devices", self.cpu_devices)):
+            if value and self.strategy != "data_parallel":
+                shown = str(value).lower()
+                return [f"distribution.{key}={shown} needs distribution.strategy=\"data_parallel\", got {self.strategy!r}"]
         return []
 
 

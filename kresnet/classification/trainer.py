@@ -31,7 +31,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=sa
         from kresnet.classification.build import check_channels_first_supported
 
         check_channels_first_supported()
-    plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host)
+    plan = setup_distribution(config.distribution.strategy, config.distribution.multi_host, config.distribution.cpu_devices)
     plan.check_batch(config.train.batch_size)
     with RunFolder(out_dir, fault=fault) as run:
         run.claim(config)
@@ -47,7 +47,7 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=sa
             model, classifier = build_training_model(config, data.steps_per_epoch)
         where = config.data.root if config.data.source == "imagenet" else "synthetic data"
         log(run_header("classification", config.model.name, f"{where}, {data.num_classes} classes",
-                       config.train.epochs, data.steps_per_epoch, config.train.batch_size, run.path))
+                       config.train.epochs, data.steps_per_epoch, config.train.batch_size, run.path, plan.num_replicas))
         mixup = None
         if config.tricks.mixup_alpha > 0:
             mixup = MixupSchedule(config.tricks.mixup_alpha, config.train.epochs, data.steps_per_epoch,

@@ -43,13 +43,14 @@ class DistributionPlan:
             )
 
 
-def setup_distribution(strategy="none", multi_host=False):
+def setup_distribution(strategy="none", multi_host=False, cpu_devices=0):
     """Configure data-parallel training for the current backend; build the model inside `plan.scope`.
 
     Args:
         strategy: str. `"none"` (one device) or `"data_parallel"`.
         multi_host: bool. join a multi-host job first (JAX only: `keras.distribution.initialize`
             from the `KERAS_DISTRIBUTION_*` variables).
+        cpu_devices: int. Split the CPU into this many devices first (`split_cpu`); 0: leave it whole.
     """
     import keras
 
@@ -58,6 +59,8 @@ def setup_distribution(strategy="none", multi_host=False):
         raise UserError(f"distribution.strategy must be one of {list(STRATEGIES)}; got {strategy!r}")
     if strategy == "none":
         return DistributionPlan(backend, 1, contextlib.nullcontext())
+    if backend in ("jax", "tensorflow"):
+        split_cpu(cpu_devices)
     if backend == "jax":
         join_job(multi_host)
         devices = keras.distribution.list_devices()
@@ -76,6 +79,39 @@ def setup_distribution(strategy="none", multi_host=False):
         f"distribution.strategy='data_parallel' is not supported on the {backend} backend "
         "(Keras has no data-parallel engine for it); use KERAS_BACKEND=jax or tensorflow, or strategy='none'"
     )
+
+
+def split_cpu(count):
+    """Make the CPU `count` devices, for data-parallel training on a machine without accelerators
+    (`distribution.cpu_devices`: to try the multi-device path; it is not faster). A no-op for 0.
+
+    It must come before the backend starts its devices (JAX's `jax_num_cpu_devices`, TensorFlow's
+    logical CPUs); GPUs are unaffected, and data-parallel training uses them where there are some.
+
+    Args:
+        count: int. Devices to make of the CPU.
+    """
+    if not count:
+        return
+    import keras
+
+    backend = keras.config.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            jax.config.update("jax_num_cpu_devices", count)
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            if len(tf.config.get_logical_device_configuration(cpu) or [None]) != count:
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        raise UserError(
+            f"distribution.cpu_devices={count}: the {backend} backend had started its devices before the CPU could be "
+            "split; start a new process (kresnet train does it first)"
+        ) from None
 
 
 def join_job(multi_host):
@@ -117,13 +153,14 @@ def join_job(multi_host):
 
 def input_shard(distribution):
     """(number of input shards, this process's shard): (processes, process index) in a multi-host
-    JAX job, (1, 0) otherwise. Joins the job first when the recipe asks for several hosts.
+    JAX job, (1, 0) otherwise. Splits the CPU and joins the job first when the recipe asks for it.
 
     Args:
         distribution: the recipe's `[distribution]` table.
     """
     if distribution.strategy == "none":
         return 1, 0
+    split_cpu(distribution.cpu_devices)  # before the backend starts: the data is built before the model
     join_job(distribution.multi_host)
     index, count = job_position()
     return count, index

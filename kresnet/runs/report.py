@@ -3,7 +3,7 @@
 import keras
 
 
-def run_header(task, model, dataset, epochs, steps_per_epoch, global_batch, run):
+def run_header(task, model, dataset, epochs, steps_per_epoch, global_batch, run, devices=1):
     """The one line a run prints before training: what trains on what, how long, where.
 
     Args:
@@ -14,8 +14,10 @@ def run_header(task, model, dataset, epochs, steps_per_epoch, global_batch, run)
         steps_per_epoch: optimizer steps per epoch.
         global_batch: images per optimizer step over all devices.
         run: the run folder.
+        devices: devices that share each batch (data-parallel training).
     """
-    return (f"{task}: {model} on {dataset}; {epochs} epochs x {steps_per_epoch} steps, global batch {global_batch}, "
+    shared = f" over {devices} devices" if devices > 1 else ""
+    return (f"{task}: {model} on {dataset}; {epochs} epochs x {steps_per_epoch} steps, global batch {global_batch}{shared}, "
             f"backend {keras.backend.backend()}, {keras.config.dtype_policy().name}, run folder {run}")
 
 

@@ -211,3 +211,35 @@ def test_multi_host_without_data_parallel_is_a_one_line_recipe_error(tmp_path, m
     assert err.endswith('distribution.multi_host=true needs distribution.strategy="data_parallel", got \'none\'')
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+TINY_DEMO = [
+    "data.image_size=32", "data.eval_resize=32", "data.synthetic_image_size=32", "data.synthetic_classes=4",
+    "data.synthetic_per_class=8", "data.synthetic_val_per_class=5", "model.num_classes=4", "model.stage_widths=[4,4,8,8]",
+    "train.epochs=1", "train.steps_per_epoch=2", "train.batch_size=8", "tricks.mixup_alpha=0", "tricks.mixup_off_epochs=0",
+    "schedule.warmup_epochs=0", "schedule.kind=cosine",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cpu_devices_key_gives_data_parallel_replicas_on_a_cpu_from_the_cli(tmp_path):
+    # The same command on each backend, in a fresh process (devices are split before the backend starts them).
+    backend = keras.config.backend()
+    sets = [*TINY_DEMO, "distribution.strategy=data_parallel", "distribution.cpu_devices=2"]
+    command = [sys.executable, "-m", "kresnet.cli", "train", "demo", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "run")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS_DISTRIBUTION_", "XLA_FLAGS"))}
+    env.update(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", KRESNET_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if backend == "torch":
+        assert done.returncode == 2 and "not supported on the torch backend" in done.stderr.strip().splitlines()[-1]
+        return
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "global batch 8 over 2 devices" in done.stdout
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_cpu_devices_without_data_parallel_is_a_one_line_recipe_error():
+    from kresnet.classification.config import classification_recipe_from_dict
+
+    with pytest.raises(ValueError, match=r'^recipe: distribution.cpu_devices=2 needs distribution.strategy="data_parallel", got \'none\'$'):
+        classification_recipe_from_dict({"distribution": {"cpu_devices": 2}})
