@@ -10,8 +10,8 @@ import dataclasses
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.runs import sections
+from kresnet.runs.sections import PaperReference, SgdOptimizer
 
 
 # The recipe's `train.jit_compile` words -> Keras' `jit_compile` argument (also `kresnet bench model --jit-compile`).
@@ -52,12 +52,7 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
-    epochs: int = setting(120, minimum=1)
-    batch_size: int = setting(256, minimum=1, help="global batch size")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
+class Train(sections.Train):
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
     jit_compile: str = setting("auto", choices=list(JIT_COMPILE), help="Keras jit_compile (XLA / torch.compile)")
@@ -94,7 +89,7 @@ class ClassificationRecipe:
     data: Data = section(Data)
     train: Train = section(Train)
     optimizer: SgdOptimizer = section(SgdOptimizer)
-    schedule: StepOrCosineSchedule = section(StepOrCosineSchedule)
+    schedule: sections.Schedule = section(sections.Schedule)
     tricks: Tricks = section(Tricks)
     distillation: Distillation = section(Distillation)
     distribution: Distribution = section(Distribution)

@@ -77,7 +77,7 @@ def _load_recipe(path):
 def _schedule_at_epoch_ends(config, epochs):
     import keras
 
-    from kresnet.classification.build import learning_rate_schedule
+    from kresnet.runs.task import learning_rate_schedule
 
     schedule = learning_rate_schedule(config, _NOMINAL_STEPS_PER_EPOCH)
     return [float(keras.ops.convert_to_numpy(schedule(epoch * _NOMINAL_STEPS_PER_EPOCH - 1))) for epoch in epochs]

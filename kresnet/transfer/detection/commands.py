@@ -30,8 +30,10 @@ def _weights(recipe, weights, out):
 
 def _load_detector(config, num_classes, path):
     """The recipe's detector with the trained weights at `path`; a one-line error when they do not fit it."""
+    from kresnet.runs.task import apply_run_settings
     from kresnet.transfer.detection.runner import build_detector, build_variables
 
+    apply_run_settings(config)  # the precision the run trained in
     model = build_detector(config, num_classes, load_backbone=False)
     build_variables(model, config)
     try:

@@ -10,8 +10,8 @@ import dataclasses
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.runs import sections
+from kresnet.runs.sections import PaperReference, SgdOptimizer
 
 
 @dataclasses.dataclass
@@ -72,14 +72,11 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
+class Train(sections.Train):
     REMOVED_KEYS = {"eval_batch_size": "renamed eval.batch_size (as in segmentation recipes)"}
 
     epochs: int = setting(12, minimum=1)
     batch_size: int = setting(16, minimum=1, help="global batch size")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
 @dataclasses.dataclass
@@ -96,7 +93,7 @@ class Optimizer(SgdOptimizer):
 
 
 @dataclasses.dataclass
-class Schedule(StepOrCosineSchedule):
+class Schedule(sections.Schedule):
     """Detectron2's 1x schedule scaled to 12 epochs: short warmup, /10 at epochs 8 and 11."""
 
     warmup_epochs: float = setting(0.1, minimum=0.0, help="linear warmup from 0, per step")

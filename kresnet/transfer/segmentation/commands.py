@@ -44,8 +44,10 @@ def _weights_path(recipe, weights, out):
 
 
 def _load_segmenter(config, weights, num_classes):
+    from kresnet.runs.task import apply_run_settings
     from kresnet.transfer.segmentation.train import build_segmenter
 
+    apply_run_settings(config)  # the precision the run trained in
     config.model.backbone_weights = ""  # the segmenter's own weights replace the backbone's
     model = build_segmenter(config.model, num_classes)
     try:

@@ -11,8 +11,8 @@ import dataclasses
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.runs import sections
+from kresnet.runs.sections import PaperReference, SgdOptimizer
 
 
 @dataclasses.dataclass
@@ -61,15 +61,11 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
-    epochs: int = setting(120, minimum=1)
+class Train(sections.Train):
     batch_size: int = setting(16, minimum=1, help="global batch size")
     crop_size: int = setting(480, minimum=8)
     base_size: int = setting(520, minimum=8, help="longer side before the random scale")
     scale_range: list[float] = setting([0.5, 2.0], exclusive_minimum=0.0, help="random scale of base_size")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
 @dataclasses.dataclass
@@ -81,10 +77,8 @@ class Optimizer(SgdOptimizer):
 
 
 @dataclasses.dataclass
-class Schedule:
-    kind: str = setting("poly", choices=["poly", "cosine"])
-    warmup_epochs: float = setting(0.0, minimum=0.0)
-    power: float = setting(0.9, exclusive_minimum=0.0, help="poly exponent")
+class Schedule(sections.Schedule):
+    kind: str = setting("poly", choices=["step", "cosine", "poly"], help="poly: GluonCV's FCN schedule")
 
 
 @dataclasses.dataclass
@@ -120,6 +114,8 @@ def load_segmentation_recipe(path, overrides=()):
     config = load_recipe(path, SegmentationRecipe, overrides)
     if len(config.train.scale_range) != 2 or config.train.scale_range[0] > config.train.scale_range[1]:
         raise UserError(f"{path}: train.scale_range: expected [low, high] with low <= high, got {config.train.scale_range}")
+    if config.schedule.problems_with(config.train.epochs):
+        raise UserError(f"{path}: {config.schedule.problems_with(config.train.epochs)[0]}")
     if not config.eval.scales:
         raise UserError(f"{path}: eval.scales: expected at least one scale")
     if config.data.source == "folder" and not config.data.class_names:

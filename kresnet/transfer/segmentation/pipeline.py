@@ -151,17 +151,3 @@ def eval_dataset(samples, eval_size, batch_size=1, skip_counter=None):
         batch_size, padding_values={"image": 0.0, "valid_size": 0, "mask": tf.constant(IGNORE_LABEL, tf.uint8), "mask_size": 0}
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def reraise_user_error(error):
-    """Turn a pipeline failure caused by a `UserError` inside `tf.numpy_function` back into one.
-
-    tf.data wraps Python exceptions of its map functions in its own error types; the
-    original one-line message (naming the bad mask file) is recovered from the text.
-    """
-    text = str(error)
-    marker = "UserError: "
-    if marker in text:
-        message = text.split(marker, 1)[1].splitlines()[0].strip()
-        raise UserError(message) from None
-    raise error

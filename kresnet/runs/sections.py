@@ -1,4 +1,5 @@
-"""Recipe tables that every task shares: what a recipe reproduces, and the SGD family of optimizers.
+"""Recipe tables that every task shares: what a recipe reproduces, how long and how it trains, the SGD
+family of optimizers and the learning-rate schedule. The engine (`kresnet.runs.task`) reads these.
 
 A task subclasses these and re-declares only the fields whose defaults differ
 (detection trains at a different learning rate than classification, say), so
@@ -8,6 +9,7 @@ each key is validated and documented in one place.
 import dataclasses
 
 from kresnet.recipe import setting
+from kresnet.tricks.low_precision import PRECISIONS
 
 
 @dataclasses.dataclass
@@ -17,6 +19,17 @@ class PaperReference:
     title: str = setting("", help="one line describing the run")
     paper_table: str = setting("", help="the paper table this row comes from, e.g. 'Table 6'")
     paper_row: str = setting("", help="the row label in that table")
+
+
+@dataclasses.dataclass
+class Train:
+    """How long and how a run trains; every task has these keys and may add its own."""
+
+    epochs: int = setting(120, minimum=1)
+    batch_size: int = setting(256, minimum=1, help="global batch size")
+    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
+    seed: int = setting(0, minimum=0)
+    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
 @dataclasses.dataclass
@@ -35,13 +48,14 @@ class SgdOptimizer:
 
 
 @dataclasses.dataclass
-class StepOrCosineSchedule:
-    """Linear warmup, then step decay or cosine decay, per step. Defaults: the paper's baseline."""
+class Schedule:
+    """Linear warmup, then step, cosine or poly decay, per step. Defaults: the paper's baseline."""
 
-    kind: str = setting("step", choices=["step", "cosine"])
+    kind: str = setting("step", choices=["step", "cosine", "poly"], help="poly: GluonCV's FCN schedule")
     warmup_epochs: float = setting(0.0, minimum=0.0, help="linear warmup from 0, per step")
     step_epochs: list[int] = setting([30, 60, 90], minimum=1, help="step decay boundaries")
     step_factor: float = setting(0.1, exclusive_minimum=0.0, maximum=1.0)
+    power: float = setting(0.9, exclusive_minimum=0.0, help="poly exponent")
 
     def problems_with(self, epochs):
         """One-line problems of this schedule for a run of `epochs` epochs (empty when consistent)."""
