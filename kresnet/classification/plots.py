@@ -14,7 +14,7 @@ import statistics
 import typer
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import HISTORY, RECIPE
+from kresnet.runs.folder import HISTORY, open_run
 
 _LR_COLUMNS = ("lr", "learning_rate")
 _TOP1_COLUMN = "val_top1"
@@ -40,12 +40,8 @@ def read_run_curves(run):
     Returns:
         dict with keys label, epochs, lr, top1.
     """
-    run = pathlib.Path(run)
-    history, recipe_path = run / HISTORY, run / RECIPE
-    if not history.is_file():
-        raise UserError(f"{run}: no {HISTORY} (expected a run folder written by `kresnet train`)")
-    if not recipe_path.is_file():
-        raise UserError(f"{run}: no {RECIPE} (expected a run folder written by `kresnet train`)")
+    record = open_run(run, "classification", needs=(HISTORY,))
+    run, history, recipe_path = record.path, record.path / HISTORY, record.recipe_path
     with open(history, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:

@@ -8,7 +8,9 @@ each key is validated and documented in one place.
 
 import dataclasses
 
-from kresnet.recipe import setting
+import sys
+
+from kresnet.recipe import section, setting
 from kresnet.tricks.low_precision import PRECISIONS
 
 
@@ -19,6 +21,57 @@ class PaperReference:
     title: str = setting("", help="one line describing the run")
     paper_table: str = setting("", help="the paper table this row comes from, e.g. 'Table 6'")
     paper_row: str = setting("", help="the row label in that table")
+
+
+def paper_reference(class_name, **expected):
+    """A task's `[meta]` table: `PaperReference` plus the paper's numbers it expects, each a percentage.
+
+    Args:
+        class_name: the name of the table's class.
+        **expected: {metric: help}, e.g. `top1="the paper's ImageNet top-1 (%)"` makes `expected_top1`.
+    """
+    fields = [(f"expected_{metric}", float | None, setting(None, minimum=0.0, maximum=100.0, help=text))
+              for metric, text in expected.items()]
+    return _schema(class_name, fields, bases=(PaperReference,))
+
+
+def task_recipe(class_name, task=None, **tables):
+    """A task's recipe schema: its tables in the order a recipe lists them, the shared ones included.
+
+    Args:
+        class_name: the name of the schema's class.
+        task: the recipe's `task = "..."` key (transfer recipes name their task), or None.
+        **tables: {table name: dataclass}, e.g. `meta=Meta, model=Model, train=Train`.
+    """
+    fields = [("task", str, setting(task, choices=[task]))] if task else []
+    fields += [(name, table, section(table)) for name, table in tables.items()]
+    return _schema(class_name, fields)
+
+
+def with_defaults(table, class_name, doc, **defaults):
+    """A shared table with a task's own defaults (detection trains at another learning rate than
+    classification, say); every key keeps its validation and help.
+
+    Args:
+        table: the shared table (a dataclass of this module).
+        class_name: the name of the task's table.
+        doc: why the task's defaults are these (where they come from).
+        **defaults: {key: the task's default}.
+    """
+    inherited = {field.name: field for field in dataclasses.fields(table)}
+    unknown = sorted(set(defaults) - set(inherited))
+    if unknown:
+        raise TypeError(f"with_defaults: {table.__name__} has no keys {unknown}")
+    fields = [(key, inherited[key].type, setting(value, **inherited[key].metadata)) for key, value in defaults.items()]
+    schema = _schema(class_name, fields, bases=(table,))
+    schema.__doc__ = doc
+    return schema
+
+
+def _schema(class_name, fields, bases=()):
+    schema = dataclasses.make_dataclass(class_name, fields, bases=bases)
+    schema.__module__ = sys._getframe(2).f_globals["__name__"]  # the task's config module, where it is documented
+    return schema
 
 
 @dataclasses.dataclass

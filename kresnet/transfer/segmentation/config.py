@@ -10,15 +10,11 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
-from kresnet.recipe import load_recipe, section, setting
+from kresnet.recipe import load_recipe, setting
 from kresnet.runs import sections
-from kresnet.runs.sections import PaperReference, SgdOptimizer
 
 
-@dataclasses.dataclass
-class Meta(PaperReference):
-    expected_pixel_accuracy: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's pixAcc (%)")
-    expected_mean_iou: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's mIoU (%)")
+Meta = sections.paper_reference("Meta", pixel_accuracy="the paper's pixAcc (%)", mean_iou="the paper's mIoU (%)")
 
 
 @dataclasses.dataclass
@@ -68,17 +64,9 @@ class Train(sections.Train):
     scale_range: list[float] = setting([0.5, 2.0], exclusive_minimum=0.0, help="random scale of base_size")
 
 
-@dataclasses.dataclass
-class Optimizer(SgdOptimizer):
-    """GluonCV's FCN: plain momentum SGD, lr 0.01 for batch 16, L2 (`wd`) added to the gradient."""
-
-    lr_per_256: float = setting(0.16, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    nesterov: bool = setting(False)
-
-
-@dataclasses.dataclass
-class Schedule(sections.Schedule):
-    kind: str = setting("poly", choices=["step", "cosine", "poly"], help="poly: GluonCV's FCN schedule")
+Optimizer = sections.with_defaults(sections.SgdOptimizer, "Optimizer", "GluonCV's FCN: plain momentum SGD, lr 0.01 "
+                                   "for batch 16, L2 (`wd`) added to the gradient.", lr_per_256=0.16, nesterov=False)
+Schedule = sections.with_defaults(sections.Schedule, "Schedule", "GluonCV's FCN: poly decay.", kind="poly")
 
 
 @dataclasses.dataclass
@@ -92,16 +80,8 @@ class Eval:
                                  "present_classes: mmsegmentation's, over classes in truth or prediction")
 
 
-@dataclasses.dataclass
-class SegmentationRecipe:
-    task: str = setting("segmentation", choices=["segmentation"])
-    meta: Meta = section(Meta)
-    model: Model = section(Model)
-    data: Data = section(Data)
-    train: Train = section(Train)
-    optimizer: Optimizer = section(Optimizer)
-    schedule: Schedule = section(Schedule)
-    eval: Eval = section(Eval)
+SegmentationRecipe = sections.task_recipe("SegmentationRecipe", "segmentation", meta=Meta, model=Model, data=Data,
+                                          train=Train, optimizer=Optimizer, schedule=Schedule, eval=Eval)
 
 
 def load_segmentation_recipe(path, overrides=()):

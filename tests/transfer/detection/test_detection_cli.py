@@ -161,7 +161,7 @@ def test_detect_resume_evaluate_predict(tmp_path, monkeypatch, testdata, run_cli
     assert run_cli(["transfer", "predict", DEMO, photo, "--checkpoint",
                     run / "model.weights.h5", "--out", drawn_dir, *[f"--set={item}" for item in TINY],
                     "--set", "model.head_dim=8"]) == 2
-    assert "model.weights.h5: these detector weights do not fit the recipe's [model] settings" in capsys.readouterr().err
+    assert "model.weights.h5: does not fit the recipe's detector" in capsys.readouterr().err
     assert run_cli(["transfer", "predict", photo]) == 2
     assert "no recipe given and no --checkpoint" in capsys.readouterr().err
 
