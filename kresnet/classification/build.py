@@ -100,6 +100,12 @@ def build_models(config, input_size=None, teacher=None):
     return model, classifier
 
 
+def top_k_metrics(num_classes):
+    """Top-1 and top-5 accuracy (top-k with k = the number of classes when there are fewer than 5)."""
+    return [keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")]
+
+
 def compile_classifier(model, optimizer, config):
     """Compile with the recipe's loss (label smoothing), top-1/top-5 and `train.jit_compile`.
 
@@ -111,10 +117,7 @@ def compile_classifier(model, optimizer, config):
         loss=classification_loss(config.tricks.label_smoothing),
         # Weighted: the weight-0 padding of a data-parallel validation set must not count
         # (training batches carry no weights, so nothing changes there).
-        weighted_metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
-        ],
+        weighted_metrics=top_k_metrics(config.model.num_classes),
         auto_scale_loss=True,
         jit_compile=JIT_COMPILE[config.train.jit_compile],
     )

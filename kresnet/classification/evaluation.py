@@ -133,17 +133,9 @@ def _scored(info):
 
 
 def _measure(model, dataset):
-    import keras
-
+    from kresnet.classification.build import top_k_metrics
     from kresnet.tricks.losses import classification_loss
 
-    num_classes = model.num_classes
-    model.compile(
-        loss=classification_loss(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-        ],
-    )
+    model.compile(loss=classification_loss(), metrics=top_k_metrics(model.num_classes))
     results = model.evaluate(dataset, verbose="auto", return_dict=True)
     return {"top1": float(results["top1"]) * 100, "top5": float(results["top5"]) * 100}
