@@ -11,7 +11,8 @@ class TrainingData:
     """What the trainer consumes.
 
     Args:
-        train: repeated dataset of (images, one-hot labels), unmixed (the trainer adds mixup).
+        train: callable(first_step) -> the endless dataset of (images, one-hot labels) from that optimizer
+            step of the run on, unmixed (the trainer adds mixup).
         val: finite validation dataset (paper eval transform), one-hot labels; under data-parallel
             training also weights (0 for the padding of the last batch, so each image counts once).
         steps_per_epoch: optimizer steps per epoch.
@@ -84,6 +85,13 @@ def build_training_data(config, progress=None):
     train, info = build_dataset(
         train_source, training=True, seed=t.seed, repeat=True, min_crop_area=d.min_crop_area, **common
     )
+
+    def train_from(first_step):
+        if first_step == 0:
+            return train
+        return build_dataset(train_source, training=True, seed=t.seed, repeat=True, min_crop_area=d.min_crop_area,
+                             skip_counter=info.skipped, first_batch=first_step, **common)[0]
+
     # Data-parallel devices split every batch evenly, the last one included: it is padded (weight 0).
     padded = config.distribution.strategy == "data_parallel"
     val, val_info = build_dataset(val_source, training=False, resize_size=d.eval_resize, pad_last_batch=padded, **common)
@@ -97,5 +105,5 @@ def build_training_data(config, progress=None):
     if validation_steps is None and val_info.num_examples:
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
         validation_steps = -(-val_info.num_examples // t.batch_size)
-    return TrainingData(train, val, steps, validation_steps, info.num_classes,
+    return TrainingData(train_from, val, steps, validation_steps, info.num_classes,
                         skipped={"train": info.skipped, "val": val_info.skipped})

@@ -7,6 +7,11 @@ Each save writes a new weights file (through a temporary name), then replaces
 `state.json`, which names it: a kill at any moment leaves a consistent pair.
 Before any save, the loss, every weight (BatchNorm moving statistics included) and
 the optimizer state are checked finite: a diverged state is never written.
+
+A save inside an epoch also records the running sums of the epoch's loss and metrics
+(`model.metrics_variables`, which `save_weights` leaves out) in `state.json`; a run
+resumed there puts them back as its partial epoch begins, so that epoch's history row
+averages the whole epoch, as an unkilled run's does.
 """
 
 import json
@@ -55,6 +60,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.saved = None  # (epoch, step) of the last saved state.
         self.backends = [keras.backend.backend()]  # every backend this run trained on, in order
         self._epoch = 0
+        self._resumed_metrics = None  # running sums of the partly done epoch a resume starts in
 
     def read_state(self):
         """The saved state dict, or None when there is no checkpoint yet."""
@@ -79,6 +85,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if iterations != state["iterations"]:
             raise UserError(f"{self.directory}: checkpoint holds optimizer step {iterations}, state says {state['iterations']}")
         self.saved = (state["epoch"], state["step"])
+        self._resumed_metrics = state.get("metrics") if state["step"] else None
         backends = list(state.get("backends", []))
         self.backends = backends + [b for b in self.backends if b not in backends]
         return state["epoch"], state["step"]
@@ -89,7 +96,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         epoch, step, what = self.diverged
         kept = ("no checkpoint yet" if self.saved is None
-                else f"last good checkpoint (epoch {self.saved[0]}, step {self.saved[1]}) kept in {self.directory}")
+                else f"last good checkpoint ({describe_position(*self.saved)}) kept in {self.directory}")
         raise TrainingDiverged(
             f"{what} became NaN/inf at epoch {epoch + 1}, step {step}; training stopped, {kept}; "
             "lower optimizer.lr_per_256, add warmup or use float32 / mixed_bfloat16"
@@ -97,6 +104,10 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._resumed_metrics is not None and self.step_offset:
+            # Keras has just reset the metrics; on JAX the first batch reads them from the variables.
+            restore_metric_state(self.model, self._resumed_metrics)
+        self._resumed_metrics = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step_offset + batch + 1
@@ -141,6 +152,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         if not self.writer:
             return True
         state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name, "backends": self.backends}
+        if step:
+            state["metrics"] = metric_state(self.model)
         write_text_atomically(self.directory / STATE_FILE, json.dumps(state), self.fault)
         for old in self.directory.glob("state-*.weights.h5"):
             if old.name != name:
@@ -156,3 +169,22 @@ def first_non_finite(variables):
         if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
             return getattr(variable, "path", variable.name)
     return None
+
+
+def describe_position(epoch, step):
+    """A checkpoint's place as the console counts it: `state.json`'s (finished epochs, steps into the next)."""
+    return f"end of epoch {epoch}" if step == 0 else f"epoch {epoch + 1}, step {step}"
+
+
+def metric_state(model):
+    """[[path, value], ...] of the model's metric variables (the running sums of the epoch's loss and
+    metrics), exact in JSON: float32 and int values round-trip through Python floats and ints."""
+    return [[variable.path, np.asarray(keras.ops.convert_to_numpy(variable)).tolist()]
+            for variable in model.metrics_variables]
+
+
+def restore_metric_state(model, state):
+    """Assign the values of `metric_state` to the model's metric variables (in order, where the paths agree)."""
+    for variable, (path, value) in zip(model.metrics_variables, state):
+        if variable.path == path:
+            variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))

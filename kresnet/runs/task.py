@@ -14,7 +14,7 @@ schedule and optimizer from the recipe's shared sections, resume, checkpoints, h
 TensorBoard, skipped-image counts, the final weights and metrics.json.
 
 A recipe of any task has the shared sections `meta`, `train` (epochs, batch_size,
-steps_per_epoch, seed, precision), `optimizer` and `schedule` (kresnet.runs.sections).
+steps_per_epoch, seed, checkpoint_every_steps, precision), `optimizer` and `schedule` (kresnet.runs.sections).
 """
 
 import dataclasses
@@ -34,14 +34,16 @@ class TaskRun:
 
     Args:
         model: the model to train (built, not compiled); the task's `compile` compiles it.
-        train: the training stream (repeating).
+        train: callable(first_step) -> the endless training stream from that optimizer step of the run
+            on: the batches an unkilled run trains on from there, so that a resumed run ends as an
+            unkilled one (build it on `kresnet.data.order`).
         steps_per_epoch: optimizer steps per epoch.
         model_name: what the run header calls the model.
         dataset: what the run header says it trains on.
         export_model: the model whose weights are the run's `model.weights.h5`, when not `model`
             (the bare classifier inside a distillation wrapper).
         skipped: {split: `SkipCounter`} of unreadable images: reported each epoch and counted in metrics.json.
-        fit_options: more `fit_run` arguments of the task (validation, mixup, step checkpoints).
+        fit_options: more `fit_run` arguments of the task (validation, mixup).
         state: whatever else the task's `evaluate` needs (its evaluation data, class names).
     """
 
@@ -133,8 +135,9 @@ def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callback
                 callbacks.append(skipped_images_callback(job.skipped, log))
             try:
                 fit = fit_run(run, job.model, job.train, epochs=config.train.epochs,
-                              steps_per_epoch=job.steps_per_epoch, export_model=job.export_model, verbose=verbose,
-                              extra_callbacks=callbacks, log=log, **job.fit_options)
+                              steps_per_epoch=job.steps_per_epoch, every_steps=config.train.checkpoint_every_steps,
+                              export_model=job.export_model, verbose=verbose, extra_callbacks=callbacks, log=log,
+                              **job.fit_options)
             except Exception as error:  # a bad file's UserError, wrapped by tf.data
                 reraise_as_user_error(error)
             run.save_weights(job.weights_model, FINAL_WEIGHTS)
