@@ -116,7 +116,7 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
     """
     checkpoint = RunCheckpoint(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
                                writer=run.writer, fault=run.fault)
-    start_epoch, start_step = checkpoint.restore(model)
+    start_epoch, start_step = checkpoint.restore(model, log)
     same_on_every_process((start_epoch, start_step), f"the resume point in {run / CHECKPOINTS} (is --out shared?)")
     if run.writer:
         trim_history(run / HISTORY, start_epoch)

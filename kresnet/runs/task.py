@@ -84,6 +84,16 @@ def build_task_optimizer(config, steps_per_epoch):
     return build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
 
 
+def end_progress_line():
+    """End the line of Keras' progress bar, which a terminal shows without a newline mid-epoch, so
+    that the error printed next starts a line of its own."""
+    import sys
+
+    if sys.stdout.isatty():
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
 def apply_run_settings(config):
     """What holds before any model of a recipe is built, for training and evaluation alike: the seed
     and the precision policy."""
@@ -97,7 +107,8 @@ def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callback
     """Train (or resume) `task` on `config` into `run_dir`, evaluate it, and return the metrics dict.
 
     Running a finished run again returns its stored metrics without training or evaluating; a
-    finished run whose metrics.json was removed evaluates its final weights again.
+    finished run whose metrics.json was removed evaluates its final weights again, and one whose
+    model.weights.h5 was removed writes it again from its last checkpoint.
 
     Args:
         task: the task definition (see the module docstring).
@@ -113,6 +124,9 @@ def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callback
     plan.check_batch(config.train.batch_size)
     with RunFolder(run_dir, fault=fault) as run:
         run.claim(config)
+        if run.change.extended_from is not None:
+            log(f"{run.path}: extending the run from {run.change.extended_from} to {config.train.epochs} epochs "
+                f"(the learning-rate schedule of the epochs to come spans {config.train.epochs})")
         completed = run.completed_metrics(task.evaluate_command(run), log)
         if completed is not None:
             return completed
@@ -122,7 +136,7 @@ def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callback
         log(run_header(task.name, job.model_name, job.dataset, config.train.epochs, job.steps_per_epoch,
                        config.train.batch_size, run.path))
         fit = None
-        if run.finished:  # finished, but metrics.json was removed: measure the saved weights again
+        if run.finished and (run / FINAL_WEIGHTS).is_file():  # metrics.json was removed: measure the weights again
             log(f"{run.path}: training already finished, evaluating {run / FINAL_WEIGHTS}")
             job.weights_model.load_weights(run / FINAL_WEIGHTS)
         else:
@@ -139,6 +153,7 @@ def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callback
                               export_model=job.export_model, verbose=verbose, extra_callbacks=callbacks, log=log,
                               **job.fit_options)
             except Exception as error:  # a bad file's UserError, wrapped by tf.data
+                end_progress_line()
                 reraise_as_user_error(error)
             run.save_weights(job.weights_model, FINAL_WEIGHTS)
         metrics = task.evaluate(job, config, log)

@@ -24,7 +24,7 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")]
 
-KILL_ONCE = pathlib.Path(__file__).with_name("kill_once.py")
+FAIL_ONCE = pathlib.Path(__file__).with_name("fail_once.py")
 STEPS_PER_EPOCH = 3
 # The checkpoint after step 6, the end of epoch 2: the run dies as it starts writing it.
 KILLED_AT = "state-000000006.weights.h5"
@@ -54,7 +54,7 @@ def _start(arguments, out, env, kill_marker=None, every_steps=0):
     if kill_marker is None:
         command = [sys.executable, "-m", "kresnet.cli", *command]
     else:
-        command = [sys.executable, str(KILL_ONCE), str(kill_marker), KILLED_AT, *command]
+        command = [sys.executable, str(FAIL_ONCE), str(kill_marker), KILLED_AT, "kill", *command]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), command
 
 
