@@ -32,8 +32,17 @@ class ClassificationTask:
 
             fit_options["mixup"] = MixupSchedule(config.tricks.mixup_alpha, config.train.epochs, data.steps_per_epoch,
                                                  config.tricks.mixup_off_epochs, seed=config.train.seed + 2000)
+        if data.class_names:
+            from kresnet.runs.folder import CLASSES
+
+            run.write_json(CLASSES, list(data.class_names))
         where = config.data.root if config.data.source == "imagenet" else "synthetic data"
-        return TaskRun(model, data.train, data.steps_per_epoch, model_name=config.model.name,
+        name = config.model.name
+        if config.model.weights:
+            frozen = [f"stem + stages 1-{config.model.freeze_stages} frozen"] if config.model.freeze_stages else []
+            frozen += ["BatchNorm frozen"] if config.model.freeze_bn else []
+            name += f" fine-tuned from {config.model.weights}" + (f" ({', '.join(frozen)})" if frozen else "")
+        return TaskRun(model, data.train, data.steps_per_epoch, model_name=name,
                        dataset=f"{where}, {data.num_classes} classes", export_model=classifier,
                        skipped=data.skipped or {}, fit_options=fit_options, state={"data": data})
 
