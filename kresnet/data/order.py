@@ -9,9 +9,9 @@ anything before it: a killed and resumed run sees the images, crops and flips an
 one sees. Every task's training stream (classification, detection, segmentation) is built
 on `resumable_order`.
 
-Sources that cannot be indexed (TFRecord files are read in sequence) use `stream_key`: their
-passes are shuffled by (seed, first element, pass), so a resumed stream does not replay the
-first pass, but it is not the unkilled run's order.
+Sources that cannot be indexed (TFRecord files are read in sequence, `kresnet.data.records`)
+shuffle their passes from a seed of (seed, first element), so a resumed stream does not replay
+the first pass, but it is not the unkilled run's order.
 """
 
 import tensorflow as tf
@@ -78,10 +78,3 @@ def fresh_each_iteration(seed, stream):
     """
     starts = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     return starts.flat_map(lambda drawn: stream(drawn % _PASSES))
-
-
-def stream_key(seed, first_element, number):
-    """The stateless seed (int64 [2]) of pass `number` of a stream that starts at element `first_element`,
-    for sources that cannot start mid-pass: a stream from element 0 gets the same keys on every run."""
-    key = tf.random.experimental.stateless_fold_in(element_seed(seed, first_element), tf.cast(number, tf.int64))
-    return tf.cast(key, tf.int64)

@@ -14,6 +14,7 @@ fresh order rather than replaying the first pass, but not the unkilled run's ord
 import dataclasses
 import random
 
+import numpy as np
 import tensorflow as tf
 
 from kresnet.data import order, sources
@@ -97,24 +98,26 @@ def tfrecord_records(pattern, *, seed, shuffle_buffer, num_classes, label_offset
     in_order = in_order.map(lambda serialized: (serialized, tf.constant(0, tf.int64)))
     files, cycle_length = tf.constant(training_files), min(16, len(training_files))
 
-    def one_pass(key):
-        shuffled = tf.gather(files, tf.random.experimental.stateless_shuffle(tf.range(tf.size(files)), seed=key))
-        records = tf.data.Dataset.from_tensor_slices(shuffled).interleave(
-            tf.data.TFRecordDataset, cycle_length=cycle_length, num_parallel_calls=AUTOTUNE, deterministic=True)
-        buffer_seed = tf.random.stateless_uniform([], seed=key, minval=None, maxval=None, dtype=tf.int64)
-        return records.shuffle(shuffle_buffer, seed=buffer_seed)
-
-    def from_element(start, passes):
-        records = tf.data.Dataset.range(passes).flat_map(lambda number: one_pass(order.stream_key(seed, start, number)))
-        elements = tf.data.Dataset.range(start, tf.int64.max)
+    def training(first_element, endless):
+        # Shard order and the example buffer reshuffle on every pass (and every new iterator), from a seed
+        # of (seed, first element): a stream started later gets a fresh order rather than the first pass again.
+        start = 0 if first_element is None else int(first_element)
+        pass_seed = int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
+        shards = tf.data.Dataset.from_tensor_slices(files).shuffle(len(training_files), seed=pass_seed,
+                                                                 reshuffle_each_iteration=True)
+        records = shards.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length, num_parallel_calls=AUTOTUNE,
+                                    deterministic=True)
+        records = records.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=True)
+        if endless:
+            records = records.repeat()
+        if first_element is None:
+            # Element indices of different iterations lie 2^31 apart: no two share an augmentation seed.
+            elements = order.fresh_each_iteration(seed, lambda first_pass: tf.data.Dataset.range(first_pass * 2**31,
+                                                                                               tf.int64.max))
+        else:
+            elements = tf.data.Dataset.range(start, tf.int64.max)
         return tf.data.Dataset.zip(records, elements).map(
             lambda serialized, element: (serialized, tf.constant(0, tf.int64), order.element_seed(seed, element)))
-
-    def training(first_element, endless):
-        if first_element is not None:
-            return from_element(tf.cast(first_element, tf.int64), tf.int64.max if endless else 1)
-        # Element indices of different iterations lie 2^31 apart: no two share an augmentation seed.
-        return order.fresh_each_iteration(seed, lambda first_pass: training(first_pass * 2**31, endless))
 
     return Records(in_order, training, info, _tfrecord_parser(label_offset), sharded)
 
