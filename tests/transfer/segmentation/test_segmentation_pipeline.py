@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from kresnet.errors import UserError, reraise_as_user_error
+from kresnet.data import imagenet_stats
 from kresnet.transfer.segmentation import pipeline, readers
 
 
@@ -24,7 +25,7 @@ def _block_dataset(tmp_path, count=3, height=32, width=40):
 
 
 def _denormalize(image):
-    return image * np.array(pipeline.STD_RGB) + np.array(pipeline.MEAN_RGB)
+    return image * np.array(imagenet_stats.STD_RGB) + np.array(imagenet_stats.MEAN_RGB)
 
 
 def _uniform_neighbourhood(masks):
