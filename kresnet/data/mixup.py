@@ -38,10 +38,23 @@ def mix_batch(images, labels, seed, alpha):
     return mixed_images, mixed_labels
 
 
+def run_batch_counter(first_batch):
+    """The run's batch index of each element of one pass over a dataset, from `first_batch`.
+
+    `first_batch` is an int, or a `tf.Variable` read when each pass begins: `fit` starts a new
+    pass over a dataset that is not repeated at every epoch, and the pass then continues the
+    run's count where the variable (set by `MixupSchedule`) says instead of restarting at 0.
+    """
+    if not isinstance(first_batch, tf.Variable):
+        return tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
+    start = tf.data.Dataset.range(1).map(lambda _: tf.cast(first_batch.read_value(), tf.int64))
+    return start.flat_map(lambda first: tf.data.Dataset.counter(start=first, dtype=tf.int64))
+
+
 def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
     """Mixup on a batched dataset of (images, one-hot labels), optionally for its first batches only.
 
-    Batch i of the stream (counted from `first_batch`) is mixed when i < `mixup_batches`
+    Batch i of the run (counted from `first_batch`) is mixed when i < `mixup_batches`
     and passed through unchanged after, so "mixup off for the last epochs" happens at an
     exact step whatever tf.data prefetches, on every backend.
 
@@ -50,12 +63,12 @@ def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
         alpha: float > 0. Beta(alpha, alpha) parameter.
         seed: int or None. Fixes lambdas and pairings when given.
         mixup_batches: int or None. Mix batches [0, mixup_batches) of the whole run; None: all.
-        first_batch: int. Index of the dataset's first batch in the run (a resumed run
-            starting at optimizer step k passes k).
+        first_batch: int, or a `tf.Variable` read at the start of each pass over `dataset`. Index
+            of the pass's first batch in the run (a resumed run starting at optimizer step k passes k).
     """
     if alpha <= 0:
         return dataset
-    counter = tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
+    counter = run_batch_counter(first_batch)
     if seed is None:
         seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).batch(2)
     else:
@@ -74,4 +87,7 @@ def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
             lambda: (images, tf.cast(labels, images.dtype)),
         )
 
-    return tf.data.Dataset.zip(dataset, seeds, counter).map(mix_or_pass, num_parallel_calls=tf.data.AUTOTUNE)
+    mixed = tf.data.Dataset.zip(dataset, seeds, counter).map(mix_or_pass, num_parallel_calls=tf.data.AUTOTUNE)
+    if dataset.cardinality() != tf.data.UNKNOWN_CARDINALITY:  # the length fit checks (a variable's counter hides it)
+        mixed = mixed.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
+    return mixed
