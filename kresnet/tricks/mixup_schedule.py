@@ -27,13 +27,15 @@ class MixupSchedule(keras.callbacks.Callback):
         steps_per_epoch: int. Batches per epoch (`fit`'s `steps_per_epoch`).
         off_epochs: int. The final epochs without mixup.
         seed: int or None. Fixes lambdas and pairings.
+        num_classes: int or None. One-hot encodes integer labels (as timm's `Mixup(num_classes=...)`);
+            without it, integer labels are refused (their mixup would average class numbers).
 
     Example:
         mixup = MixupSchedule(alpha=0.2, epochs=10, steps_per_epoch=100, off_epochs=2)
         model.fit(mixup.apply(train_ds), epochs=10, callbacks=[mixup])  # train_ds: 100 batches
     """
 
-    def __init__(self, alpha, epochs, steps_per_epoch, off_epochs=0, seed=None):
+    def __init__(self, alpha, epochs, steps_per_epoch, off_epochs=0, seed=None, num_classes=None):
         super().__init__()
         if not 0 <= off_epochs <= epochs:
             raise UserError(f"MixupSchedule: off_epochs must be in [0, epochs={epochs}]. Received: off_epochs={off_epochs}")
@@ -42,6 +44,7 @@ class MixupSchedule(keras.callbacks.Callback):
         self.steps_per_epoch = int(steps_per_epoch)
         self.off_epochs = int(off_epochs)
         self.seed = seed
+        self.num_classes = num_classes
         self.next_batch = None  # the run's index of the batch a new pass over the dataset starts at
         self.epoch_start, self.epoch_batches = 0, 0
 
@@ -55,10 +58,11 @@ class MixupSchedule(keras.callbacks.Callback):
         return epoch < self.mixup_epochs
 
     def apply(self, dataset, initial_step=0):
-        """The batched (images, one-hot labels) `dataset` with this schedule's mixup.
+        """The batched (images, labels) `dataset` with this schedule's mixup; its labels come out one-hot.
 
         Args:
-            dataset: `tf.data.Dataset` of (float images, one-hot labels) batches, repeated or one epoch long.
+            dataset: `tf.data.Dataset` of (float images, one-hot labels) batches, repeated or one epoch
+                long; integer labels need `num_classes`. NumPy arrays: see `apply_mixup`.
             initial_step: the run's optimizer step at which this dataset starts, for a stream used
                 without this callback in `fit` (kresnet's own mid-epoch resume); as a callback,
                 `fit`'s epoch sets it.
@@ -71,7 +75,8 @@ class MixupSchedule(keras.callbacks.Callback):
             with tf.init_scope():
                 self.next_batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="mixup_next_batch")
         self.next_batch.assign(int(initial_step))
-        return apply_mixup(dataset, self.alpha, self.seed, self.mixup_epochs * self.steps_per_epoch, self.next_batch)
+        return apply_mixup(dataset, self.alpha, self.seed, self.mixup_epochs * self.steps_per_epoch, self.next_batch,
+                           self.num_classes)
 
     def _starts_next_pass_at(self, batch):
         if self.next_batch is not None:
