@@ -54,7 +54,7 @@ class NesterovL2SGD(keras.optimizers.Optimizer):
             `weight_decay` (the decoupled kind) is refused to avoid decaying twice.
 
     Example:
-        optimizer = NesterovL2SGD(learning_rate=warmup_cosine(0.1, 10, 100), l2=1e-4, no_bias_decay=True)
+        optimizer = NesterovL2SGD(learning_rate=warmup_cosine(0.1, total_steps=1000, warmup_steps=100), l2=1e-4, no_bias_decay=True)
     """
 
     def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=1e-4, no_bias_decay=False, no_decay=None, **kwargs):
