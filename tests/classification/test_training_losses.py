@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kresnet.tricks.distillation import DistillationModel
-from kresnet.tricks.losses import classification_loss, distillation_loss, smooth_labels
+from kresnet.tricks.losses import classification_loss, distillation_loss, label_smoothing_loss, smooth_labels
 
 
 def _np(x):
@@ -23,6 +23,36 @@ def test_label_smoothed_targets():
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -(smoothed * log_probs).sum(-1).mean()
     assert float(_np(classification_loss(0.1)(targets, logits))) == pytest.approx(expected, rel=1e-5)
+
+
+
+def _timm_label_smoothing_cross_entropy(logits, target, smoothing):
+    """timm.loss.LabelSmoothingCrossEntropy.forward transcribed to NumPy (integer targets)."""
+    logprobs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll_loss = -logprobs[np.arange(len(target)), target]
+    smooth_loss = -logprobs.mean(-1)
+    return ((1.0 - smoothing) * nll_loss + smoothing * smooth_loss).mean()
+
+
+@pytest.mark.parametrize("shape", [(5,), (5, 1)])
+def test_label_smoothing_loss_takes_integer_targets_like_timm(shape):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 7)).astype("float32")
+    target = rng.integers(0, 7, 5)
+    loss = label_smoothing_loss(0.1)
+    expected = _timm_label_smoothing_cross_entropy(logits, target, 0.1)
+    assert float(_np(loss(target.reshape(shape), logits))) == pytest.approx(expected, rel=1e-5)
+    assert float(_np(loss(np.eye(7, dtype="float32")[target], logits))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_label_smoothing_loss_trains_from_integer_labels_and_saves():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=label_smoothing_loss(0.1))
+    rng = np.random.default_rng(0)
+    history = model.fit(rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 3, 16), batch_size=8, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    clone = keras.losses.deserialize(keras.losses.serialize(model.loss))
+    assert float(_np(clone(np.array([2]), np.zeros((1, 3), "float32")))) == pytest.approx(math.log(3), rel=1e-6)
 
 
 def test_distillation_loss_hand_computed():
