@@ -1,9 +1,10 @@
 """Classification losses on logits with soft targets: label smoothing and the distillation term.
 
 Label smoothing uses Keras' `label_smoothing`, i.e. targets y * (1 - eps) + eps / K,
-which is what the paper's own code (GluonCV) trained with; the paper's text writes
-eps / (K - 1) for the wrong classes, a difference of eps / (K (K - 1)) per class
-(1e-7 for ImageNet) that we do not reproduce separately.
+which is what the paper's own code (GluonCV) trained with. The paper's text writes
+1 - eps for the true class and eps / (K - 1) for the others: its true-class target is
+lower by eps / K (1e-4 for ImageNet at eps = 0.1) and each other target higher by
+eps / (K (K - 1)) (1e-7). We do not reproduce that variant separately.
 """
 
 import keras

@@ -106,3 +106,17 @@ def test_distillation_model_trains_student_and_freezes_teacher():
     for before, after in zip(teacher_before, teacher.weights):
         np.testing.assert_array_equal(before, _np(after))
     assert "top1" in first and first["loss"] > 0
+
+
+def test_docstring_states_how_far_keras_smoothing_is_from_the_papers_formula():
+    """The paper's text: q = 1 - eps for the true class, eps / (K - 1) for the others; Keras/GluonCV: y (1 - eps) + eps / K."""
+    import kresnet.tricks.losses as losses
+
+    eps, classes = 0.1, 1000
+    ours = _np(smooth_labels(np.eye(classes, dtype="float32")[:1], eps))[0].astype("float64")
+    papers = np.full(classes, eps / (classes - 1))
+    papers[0] = 1 - eps
+    assert abs(ours[0] - papers[0]) == pytest.approx(1e-4, rel=1e-3)  # true class: eps / K
+    assert np.abs(ours[1:] - papers[1:]).max() == pytest.approx(1e-7, rel=1e-2)  # others: eps / (K (K - 1))
+    doc = " ".join(losses.__doc__.split())
+    assert "true class" in doc and "1e-4" in doc and "1e-7" in doc
