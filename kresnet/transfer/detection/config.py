@@ -50,8 +50,9 @@ class Data:
     train_splits: list[str] = setting(["VOC2007/trainval", "VOC2012/trainval"],
                                       help="VOC year/split, a split name of an exported folder, or a .txt under root")
     test_splits: list[str] = setting(["VOC2007/test"])
-    class_names: list[str] = setting([], help="voc: object classes in label order; empty: root's class_names.txt, "
-                                              "else the 20 Pascal classes")
+    class_names: list[str] = setting([], help="object classes in label order; empty: voc: root's class_names.txt, "
+                                              "else the 20 Pascal classes; coco: the JSON's categories by id "
+                                              "(labelme's _background_ is never an object class)")
     coco_train_json: str = setting("annotations/instances_train2017.json", help="relative to root")
     coco_train_images: str = setting("train2017")
     coco_test_json: str = setting("annotations/instances_val2017.json")

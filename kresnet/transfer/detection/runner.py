@@ -33,8 +33,9 @@ def load_splits(config, progress=None):
         from kresnet.transfer.detection.coco import read_coco
 
         root = pathlib.Path(data.root)
-        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True)
-        test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
+        names = data.class_names or None
+        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True, class_names=names)
+        test = read_coco(root / data.coco_test_json, root / data.coco_test_images, class_names=names)
     for dataset in (train, test):
         dataset.warn_problems()
     keys = ("coco_train_json", "coco_test_json") if data.source == "coco" else ("train_splits", "test_splits")
