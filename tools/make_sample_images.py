@@ -4,6 +4,9 @@
   synthetic JPEG per class, odd sizes, one greyscale and one CMYK JPEG (both occur in ImageNet).
 - `voc-quirks/VOCdevkit/VOC2007`: one image whose XML has what real annotation tools write and
   the devkit's own files do not: float coordinates, an empty `<difficult/>`, a float `<width>`.
+- `decode/`: the photos of the ADE20K, COCO and VOC fixtures re-encoded in the forms a decoder
+  meets (baseline and progressive JPEG, 4:4:4 / 4:2:2 / 4:2:0 chroma, greyscale, CMYK, odd and
+  tiny sizes, PNG with alpha, palette GIF): the inputs of the eval-pixel test against timm.
 
     python tools/make_sample_images.py     # rewrites those folders; deterministic
 
@@ -96,6 +99,39 @@ def write_voc_quirks():
     (year / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n")
 
 
+# name: (source photo under tests/fixtures, crop box (left, top, right, bottom) or None, size, mode, save options)
+DECODE_SAMPLES = {
+    "baseline_444_301x227.jpg": ("ade20k/images/ADE_val_00000001.jpg", None, (301, 227), "RGB", {"quality": 92, "subsampling": 0}),
+    "baseline_422_389x211.jpg": ("ade20k/images/ADE_val_00000002.jpg", (0, 60, 500, 331), (389, 211), "RGB", {"quality": 88, "subsampling": 1}),
+    "progressive_420_257x333.jpg": ("coco/images/000000439180.jpg", (200, 0, 478, 360), (257, 333), "RGB",
+                                    {"quality": 85, "subsampling": 2, "progressive": True}),
+    "grey_199x263.jpg": ("voc/VOCdevkit/VOC2007/JPEGImages/000001.jpg", None, (199, 263), "L", {"quality": 90}),
+    "grey_progressive_163x121.jpg": ("ade20k/images/ADE_val_00000001.jpg", (100, 100, 500, 400), (163, 121), "L",
+                                     {"quality": 80, "progressive": True}),
+    "cmyk_211x173.jpg": ("ade20k/images/ADE_val_00000002.jpg", (50, 20, 450, 348), (211, 173), "CMYK", {"quality": 90}),
+    "tiny_wide_150x37.jpg": ("coco/images/000000439180.jpg", (0, 150, 640, 310), (150, 37), "RGB", {"quality": 75}),
+    "alpha_97x61.png": ("ade20k/images/ADE_val_00000001.jpg", (300, 200, 494, 322), (97, 61), "RGBA", {}),
+    "palette_83x71.gif": ("voc/VOCdevkit/VOC2012/JPEGImages/000001.jpg", (50, 100, 300, 315), (83, 71), "P", {}),
+}
+
+
+def write_decode_samples():
+    folder = FIXTURES / "decode"
+    folder.mkdir(exist_ok=True)
+    for name, (source, box, size, mode, options) in DECODE_SAMPLES.items():
+        with Image.open(FIXTURES / source) as photo:
+            image = photo.convert("RGB").resize(size, Image.LANCZOS, box=box)
+        if mode == "RGBA":
+            # A left-to-right alpha ramp: a decoder must drop alpha (as PIL's convert("RGB")), not blend it.
+            image.putalpha(Image.linear_gradient("L").rotate(90).resize(size))
+        elif mode == "P":
+            image = image.quantize(64)
+        else:
+            image = image.convert(mode)
+        image.save(folder / name, **options)
+
+
 if __name__ == "__main__":
     write_imagenet_samples()
     write_voc_quirks()
+    write_decode_samples()
