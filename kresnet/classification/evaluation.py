@@ -24,7 +24,7 @@ def evaluate_weights(
         batch_size: evaluation batch size.
         stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
         stage_widths: stage widths when they differ from the default (narrow imported weights).
-        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, or `"gluon_in1k"` with `model_name`),
+        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, timm's `"resnet50.a1_in1k"`, or `"gluon_in1k"` with `model_name`),
             Hub id or weights file, evaluated with the tag's own eval transform; `weights` is then None.
     """
     if pretrained is not None:
@@ -89,10 +89,10 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     from kresnet.models.pretrained import load_pretrained, resolve
 
     if model_name is None:
-        preset = presets.find_preset(pretrained)
-        if preset is None:
-            raise UserError(f"--weights {pretrained!r}: give a full tag like resnet50d.gluon_in1k, or add --model NAME")
-        model_name = preset.name
+        try:
+            model_name = presets.preset_named(str(pretrained)).name
+        except UserError as error:
+            raise UserError(f"--weights: {error}, or add --model NAME") from None
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset

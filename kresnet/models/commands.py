@@ -25,7 +25,7 @@ def models(
         for row in rows:
             typer.echo(row)
         typer.echo("top-1/top-5: ImageNet val as published by timm (results-imagenet.csv) at size/crop/interp; "
-                   "use: kresnet.create_model(model, weights=tag)")
+                   "use: kresnet.create_model(model, weights=tag); timm's name (the hub id after timm/) works too")
         return
     from kresnet.models.complexity import count_macs, count_parameters, shape_only
 

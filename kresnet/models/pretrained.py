@@ -1,7 +1,7 @@
 """The one loader of pretrained weights: `weights=` of `create_model` / `create_backbone`, and the transfer tasks.
 
-`weights` is a tag of the model name (`"gluon_in1k"`), a full name (`"resnet50d.gluon_in1k"`), a Hub id
-(`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
+`weights` is a tag of the model name (`"gluon_in1k"`), a full name, kresnet's or timm's (`"resnet50d.gluon_in1k"`,
+`"resnet50.a1_in1k"`), a Hub id (`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
 a Keras `.weights.h5` / `.keras`, or a keras-hub preset folder. The number of classes comes from the
 file. Asked for the file's classes, the head loads too; asked for others, only the backbone loads and
 the head is fresh (as in timm).
