@@ -87,6 +87,7 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
     from kresnet.models import presets
     from kresnet.models.pretrained import load_pretrained, resolve
+    from kresnet.models.weight_import import cli_flags
 
     if model_name is None:
         try:
@@ -101,7 +102,7 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     if preset is None:
         image_size = image_size or 224
         resize = resize or round(image_size * 256 / 224)
-    model = load_pretrained(model_name, pretrained, label="--weights", stage_depths=stage_depths)
+    model = load_pretrained(model_name, pretrained, label="--weights", how_to_set=cli_flags(depths="--depths"), stage_depths=stage_depths)
     dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
                                      resize_size=resize)
     metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}

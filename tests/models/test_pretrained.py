@@ -95,7 +95,9 @@ def test_unknown_tags_and_layout_mismatches_are_one_line_errors(hub):
         lambda: kresnet.create_model("resnet50", weights="hf-hub:timm/resnet50.gluon_in1k", **ONE_BLOCK), "ResNet-B layout"
     )
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="resnet18d.ra2_in1k", **ONE_BLOCK), "basic blocks")
-    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass --depths 1,1,1,1")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass stage_depths=[1, 1, 1, 1]")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", stage_widths=[8, 8, 8, 8], **ONE_BLOCK),
+                    "[8, 16, 24, 32] stage widths but resnet50d is built with [8, 8, 8, 8]; pass stage_widths=[8, 16, 24, 32]")
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", dropout=0.2, **ONE_BLOCK), "dropout")
 
 
