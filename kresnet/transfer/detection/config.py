@@ -20,8 +20,11 @@ Meta = sections.paper_reference("Meta", map="the paper's VOC07 mAP (%)")
 class Model:
     backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="pretrained tag (gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth; empty: random init")
-    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
-    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths (tiny models)")
+    # Sizes belong to the backbone they were written for: `--set model.backbone=...` alone resets them to the new name's.
+    stage_depths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override blocks per stage (tiny models); default: the backbone name's")
+    stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override stage widths (tiny models); default: the weights file's, else the name's")
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
     fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")
     anchor_sizes: list[float] = setting([32.0, 64.0, 128.0, 256.0, 512.0], exclusive_minimum=0.0,
