@@ -7,7 +7,7 @@ from kresnet.errors import UserError
 
 
 def load_splits(config, progress=None):
-    """(train, test) `DetectionDataset`s of a recipe; problems are warned, not fatal.
+    """(train, test) `DetectionDataset`s of a recipe; problems are reported (one line each), not fatal.
 
     Args:
         config: `DetectionRecipe`.
@@ -36,8 +36,8 @@ def load_splits(config, progress=None):
         names = data.class_names or None
         train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True, class_names=names)
         test = read_coco(root / data.coco_test_json, root / data.coco_test_images, class_names=names)
-    for dataset in (train, test):
-        dataset.warn_problems()
+    train.report_problems("train")
+    test.report_problems("test")
     keys = ("coco_train_json", "coco_test_json") if data.source == "coco" else ("train_splits", "test_splits")
     for dataset, key in zip((train, test), keys):
         if not dataset.records:

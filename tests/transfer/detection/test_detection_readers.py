@@ -54,7 +54,7 @@ def _copy_voc(testdata, tmp_path):
     return devkit
 
 
-def test_voc_problems_name_the_file_and_the_rest_loads(testdata, tmp_path):
+def test_voc_problems_name_the_file_and_the_rest_loads(testdata, tmp_path, capsys):
     devkit = _copy_voc(testdata, tmp_path)
     year = devkit / "VOC2007"
     good = (year / "Annotations" / "000001.xml").read_text()
@@ -74,8 +74,31 @@ def test_voc_problems_name_the_file_and_the_rest_loads(testdata, tmp_path):
     third = dataset.records[1]
     np.testing.assert_array_equal(third.difficult, [True, False])
     assert third.boxes[1, 2] == 353  # clipped to the width
-    with pytest.warns(UserWarning, match="3 problem"):
-        dataset.warn_problems()
+    dataset.report_problems("train")
+    assert capsys.readouterr().out.startswith("warning: 3 problem(s) while reading the train data:\n  ")
+
+
+def test_a_recipe_s_dataset_problems_are_plain_lines_not_python_warnings(testdata, tmp_path, capsys):
+    import warnings
+
+    from kresnet.bundled_recipes import resolve_recipe
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.runner import load_splits
+
+    devkit = _copy_voc(testdata, tmp_path)
+    (devkit / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000004\n")  # 000004: no such image
+    config = load_detection_recipe(resolve_recipe("demo_detect", "transfer"), [
+        "data.source=voc", f"data.root='{devkit}'", "data.train_splits=['VOC2007/trainval']", "data.test_splits=['VOC2007/trainval']",
+    ])  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Python warning would print its source file and code line
+        load_splits(config)
+    missing = devkit / "VOC2007" / "JPEGImages" / "000004.jpg"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "warning: 1 problem(s) while reading the train data:", f"  {missing}: image missing; skipped",
+        "warning: 1 problem(s) while reading the test data:", f"  {missing}: image missing; skipped",
+    ]  # fmt: skip
 
 
 def test_voc_missing_split_is_a_user_error(testdata, tmp_path):
