@@ -25,7 +25,7 @@ def evaluate_weights(
         batch_size: evaluation batch size.
         stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
         stage_widths: stage widths when they differ from the default (narrow imported weights).
-        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, or `"gluon_in1k"` with `model_name`),
+        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, timm's `"resnet50.a1_in1k"`, or `"gluon_in1k"` with `model_name`),
             Hub id or weights file, evaluated with the tag's own eval transform; `weights` is then None.
     """
     if pretrained is not None:
@@ -83,12 +83,13 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
     from kresnet.models import presets
     from kresnet.models.pretrained import load_pretrained, resolve
+    from kresnet.models.weight_import import cli_flags
 
     if model_name is None:
-        preset = presets.find_preset(pretrained)
-        if preset is None:
-            raise UserError(f"--weights {pretrained!r}: give a full tag like resnet50d.gluon_in1k, or add --model NAME")
-        model_name = preset.name
+        try:
+            model_name = presets.preset_named(str(pretrained)).name
+        except UserError as error:
+            raise UserError(f"--weights: {error}, or add --model NAME") from None
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset
@@ -97,7 +98,7 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     if preset is None:
         image_size = image_size or 224
         resize = resize or round(image_size * 256 / 224)
-    model = load_pretrained(model_name, pretrained, label="--weights", stage_depths=stage_depths)
+    model = load_pretrained(model_name, pretrained, label="--weights", how_to_set=cli_flags(depths="--depths"), stage_depths=stage_depths)
     dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
                                      resize_size=resize)
     metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}
