@@ -14,7 +14,7 @@ schedule and optimizer from the recipe's shared sections, resume, checkpoints, h
 TensorBoard, skipped-image counts, the final weights and metrics.json.
 
 A recipe of any task has the shared sections `meta`, `train` (epochs, batch_size,
-steps_per_epoch, seed, precision), `optimizer` and `schedule` (kresnet.runs.sections).
+steps_per_epoch, seed, precision, steps_per_execution), `optimizer` and `schedule` (kresnet.runs.sections).
 """
 
 import dataclasses
@@ -134,7 +134,9 @@ def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=
                 callbacks.append(skipped_images_callback(job.skipped, log))
             try:
                 fit = fit_run(run, job.model, job.train, epochs=config.train.epochs,
-                              steps_per_epoch=job.steps_per_epoch, export_model=job.export_model, verbose=verbose,
+                              steps_per_epoch=job.steps_per_epoch,
+                              steps_per_execution=config.train.steps_per_execution,
+                              export_model=job.export_model, verbose=verbose,
                               extra_callbacks=callbacks, log=log, **job.fit_options)
             except Exception as error:  # a bad file's UserError, wrapped by tf.data
                 reraise_as_user_error(error)
