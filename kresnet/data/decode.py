@@ -68,6 +68,4 @@ def eval_image(contents, image_size, resize_size, preset=None):
     """The paper's evaluation transform of one encoded image, or a pretrained tag's own (`preset`);
     float32 (image_size, image_size, 3)."""
     image = tf.ensure_shape(_decode_any(contents), [None, None, 3])
-    if preset is not None:
-        return augment.published_eval_transform(image, preset)
-    return augment.eval_transform(image, image_size, resize_size)
+    return augment.eval_pixels(image, image_size, resize_size, preset)

@@ -13,7 +13,7 @@ import typer
 
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
-from kresnet.transfer.image_files import IMAGE_SUFFIXES
+from kresnet.data.image_files import IMAGE_SUFFIXES
 from kresnet.runs.folder import RECIPE
 from kresnet.transfer.run_folder import run_folder_of
 

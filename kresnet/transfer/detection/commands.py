@@ -9,7 +9,7 @@ import typer
 
 from kresnet.errors import UserError
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
-from kresnet.transfer.image_files import image_files
+from kresnet.data.image_files import image_files
 from kresnet.transfer.run_folder import read_class_names
 
 
