@@ -18,6 +18,7 @@ class TrainingData:
         validation_steps: batches per validation pass, or None for the whole set.
         num_classes: label width.
         skipped: dict {"train": SkipCounter, "val": SkipCounter} of unreadable images dropped.
+        class_names: list of str or None. The name of each class index (the training folders' names).
     """
 
     train: object
@@ -26,6 +27,7 @@ class TrainingData:
     validation_steps: int | None
     num_classes: int
     skipped: dict = None
+    class_names: list = None
 
 
 def dataset_root(config, progress=None):
@@ -98,4 +100,4 @@ def build_training_data(config, progress=None):
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
         validation_steps = -(-val_info.num_examples // t.batch_size)
     return TrainingData(train, val, steps, validation_steps, info.num_classes,
-                        skipped={"train": info.skipped, "val": val_info.skipped})
+                        skipped={"train": info.skipped, "val": val_info.skipped}, class_names=info.class_names or None)

@@ -34,13 +34,10 @@ def evaluate_weights(
     weights = pathlib.Path(weights)
     config = None
     if weights.is_dir():
-        from kresnet.classification.config import load_classification_recipe
+        from kresnet.classification.inference import read_run
+        from kresnet.runs.folder import FINAL_WEIGHTS
 
-        from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE
-
-        if not (weights / RECIPE).is_file():
-            raise UserError(f"{weights}: not a run folder (no {RECIPE}); pass a .weights.h5 file instead")
-        config = load_classification_recipe(weights / RECIPE)
+        config = read_run(weights)
         weights = weights / FINAL_WEIGHTS
     from kresnet.models.pretrained import STATE_DICT_SUFFIXES
 
@@ -52,10 +49,13 @@ def evaluate_weights(
     if config is not None:
         from kresnet.classification.data import dataset_root
 
+        from kresnet.classification.inference import run_eval_transform
+
+        recorded = run_eval_transform(config)
         model_name = model_name or config.model.name
         num_classes = num_classes or config.model.num_classes
-        image_size = image_size or config.data.image_size
-        resize = resize or config.data.eval_resize
+        image_size = image_size or recorded.eval_size
+        resize = resize or recorded.resize_size
         data = data or dataset_root(config)
     if model_name is None:
         raise UserError("--model: required with a bare .weights.h5 (e.g. --model resnet50d)")
@@ -85,14 +85,10 @@ def evaluate_weights(
 def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size=None, resize=None):
     """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers; a weights
     file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
-    from kresnet.models import presets
+    from kresnet.classification.inference import pretrained_model_name
     from kresnet.models.pretrained import load_pretrained, resolve
 
-    if model_name is None:
-        preset = presets.find_preset(pretrained)
-        if preset is None:
-            raise UserError(f"--weights {pretrained!r}: give a full tag like resnet50d.gluon_in1k, or add --model NAME")
-        model_name = preset.name
+    model_name = pretrained_model_name(pretrained, model_name)
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset

@@ -7,7 +7,7 @@ holds the classifier after each finished epoch, so `kresnet evaluate` works mid-
 
 from kresnet.runs.seeding import seed_run
 from kresnet.runs.fit import fit_run
-from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
 from kresnet.runs.report import core_metrics, run_header
 from kresnet.classification.build import build_training_model
 from kresnet.runs.distribution import setup_distribution
@@ -55,6 +55,8 @@ def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=pr
             from kresnet.data.skips import skipped_images_callback
 
             extra_callbacks = [*extra_callbacks, skipped_images_callback(data.skipped)]
+        if data.class_names:  # what `kresnet predict` names the classes by
+            run.write_json(CLASSES, list(data.class_names))
         run.unfinish()
         fit = fit_run(run, model, data.train, epochs=config.train.epochs, steps_per_epoch=data.steps_per_epoch,
                       every_steps=config.train.checkpoint_every_steps, mixup=mixup, validation=data.val, validation_steps=data.validation_steps,
