@@ -9,18 +9,14 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
-from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.recipe import load_recipe, recipe_from_dict, setting
+from kresnet.runs import sections
 
 
 # The recipe's `train.jit_compile` words -> Keras' `jit_compile` argument (also `kresnet bench model --jit-compile`).
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
-@dataclasses.dataclass
-class Meta(PaperReference):
-    expected_top1: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-1 (%)")
-    expected_top5: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-5 (%)")
+Meta = sections.paper_reference("Meta", top1="the paper's ImageNet top-1 (%)", top5="the paper's ImageNet top-5 (%)")
 
 
 @dataclasses.dataclass
@@ -52,12 +48,7 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
-    epochs: int = setting(120, minimum=1)
-    batch_size: int = setting(256, minimum=1, help="global batch size")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
+class Train(sections.Train):
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
     jit_compile: str = setting("auto", choices=list(JIT_COMPILE), help="Keras jit_compile (XLA / torch.compile)")
@@ -87,17 +78,10 @@ class Distribution:
     multi_host: bool = setting(False, help="join a multi-host job (JAX only: the KERAS_DISTRIBUTION_* variables)")
 
 
-@dataclasses.dataclass
-class ClassificationRecipe:
-    meta: Meta = section(Meta)
-    model: Model = section(Model)
-    data: Data = section(Data)
-    train: Train = section(Train)
-    optimizer: SgdOptimizer = section(SgdOptimizer)
-    schedule: StepOrCosineSchedule = section(StepOrCosineSchedule)
-    tricks: Tricks = section(Tricks)
-    distillation: Distillation = section(Distillation)
-    distribution: Distribution = section(Distribution)
+ClassificationRecipe = sections.task_recipe(
+    "ClassificationRecipe", meta=Meta, model=Model, data=Data, train=Train, optimizer=sections.SgdOptimizer,
+    schedule=sections.Schedule, tricks=Tricks, distillation=Distillation, distribution=Distribution,
+)
 
 
 def load_classification_recipe(path, overrides=()):

@@ -3,6 +3,7 @@
 import pathlib
 
 from kresnet.errors import UserError
+from kresnet.models.pretrained import load_trained_weights
 
 
 def evaluate_weights(
@@ -34,11 +35,12 @@ def evaluate_weights(
     weights = pathlib.Path(weights)
     config = None
     if weights.is_dir():
-        from kresnet.classification.inference import read_run
-        from kresnet.runs.folder import FINAL_WEIGHTS
+        from kresnet.classification.config import load_classification_recipe
+        from kresnet.runs.folder import FINAL_WEIGHTS, open_run
 
-        config = read_run(weights)
-        weights = weights / FINAL_WEIGHTS
+        record = open_run(weights, "classification", needs=(FINAL_WEIGHTS,))
+        config = load_classification_recipe(record.recipe_path)
+        weights = record.weights
     from kresnet.models.pretrained import STATE_DICT_SUFFIXES
 
     if weights.suffix in (*STATE_DICT_SUFFIXES, ".keras") and weights.is_file():
@@ -48,7 +50,6 @@ def evaluate_weights(
         raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
     if config is not None:
         from kresnet.classification.data import dataset_root
-
         from kresnet.classification.inference import run_eval_transform
 
         recorded = run_eval_transform(config)
@@ -74,10 +75,7 @@ def evaluate_weights(
             "stage_widths": stage_widths or config.model.stage_widths,
         }
     model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
-    try:
-        model.load_weights(weights)
-    except ValueError as error:
-        raise UserError(f"{weights}: does not fit {model_name} with {num_classes} classes ({str(error).splitlines()[0]})") from None
+    load_trained_weights(model, weights, f"{model_name} with {num_classes} classes")
     results = _measure(model, dataset)
     return {**results, **_scored(info), "model": model_name, "weights": str(weights), "image_size": image_size, "resize": resize}
 
@@ -133,17 +131,9 @@ def _scored(info):
 
 
 def _measure(model, dataset):
-    import keras
-
+    from kresnet.classification.build import top_k_metrics
     from kresnet.tricks.losses import classification_loss
 
-    num_classes = model.num_classes
-    model.compile(
-        loss=classification_loss(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-        ],
-    )
+    model.compile(loss=classification_loss(), metrics=top_k_metrics(model.num_classes))
     results = model.evaluate(dataset, verbose="auto", return_dict=True)
     return {"top1": float(results["top1"]) * 100, "top5": float(results["top5"]) * 100}

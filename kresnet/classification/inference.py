@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from kresnet.errors import UserError
 from kresnet.models.presets import HUB_PREFIX
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RECIPE
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RECIPE, RunRecord, open_run
 
 IMAGENET_CLASSES = 1000
 WEIGHTS_SUFFIXES = (".h5", ".keras", ".safetensors", ".pth", ".pt", ".bin")
@@ -74,33 +74,17 @@ def load_for_inference(source, model_name=None, **kwargs):
     return _from_tag(text, model_name, kwargs)
 
 
-def read_run(folder):
-    """The `ClassificationRecipe` of a run folder; one-line errors for a folder that is not a classification run."""
-    folder = pathlib.Path(folder)
-    recipe = folder / RECIPE
-    if not recipe.is_file():
-        raise UserError(f"{folder}: not a run folder (no {RECIPE})")
-    try:
-        task = tomllib.loads(recipe.read_text(encoding="utf-8")).get("task", "classification")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{recipe}: not a readable recipe ({error})") from None
-    if task != "classification":
-        raise UserError(f"{folder}: a {task} run; this command takes classification runs "
-                        f"(`kresnet transfer predict {folder} IMAGES` draws a {task} run's predictions)")
-    from kresnet.classification.config import load_classification_recipe
-
-    return load_classification_recipe(recipe)
-
-
 def _from_run(folder):
-    from kresnet.models.pretrained import load_pretrained
+    import kresnet
+    from kresnet.classification.config import load_classification_recipe
+    from kresnet.models.pretrained import load_trained_weights
 
-    config = read_run(folder)
-    weights = folder / FINAL_WEIGHTS
-    if not weights.is_file():
-        raise UserError(f"{folder}: no {FINAL_WEIGHTS} yet (a run writes it after its first epoch)")
-    model = load_pretrained(config.model.name, weights, stage_depths=config.model.stage_depths, stage_widths=config.model.stage_widths)
-    return Inference(model, run_eval_transform(config), _class_names(folder / CLASSES, model.num_classes))
+    record = open_run(folder, "classification", needs=(FINAL_WEIGHTS,))
+    config = load_classification_recipe(record.recipe_path)
+    m = config.model
+    model = kresnet.create_model(m.name, num_classes=m.num_classes, stage_depths=m.stage_depths, stage_widths=m.stage_widths)
+    load_trained_weights(model, record.weights, f"the recipe's [model] ({m.name} with {m.num_classes} classes)")
+    return Inference(model, run_eval_transform(config), _class_names(record.class_names, m.num_classes, record.path / CLASSES))
 
 
 def run_eval_transform(config):
@@ -119,7 +103,7 @@ def _from_preset_folder(folder, model_name, kwargs):
     model = load_pretrained(model_name or preset_model_name(folder), folder, **kwargs)
     if not hasattr(model, "num_classes"):
         raise UserError(f"{folder}: holds a backbone only, no classifier to predict with")
-    return Inference(model, _preset_transform(folder), _class_names(folder / CLASSES, model.num_classes))
+    return Inference(model, _preset_transform(folder), _class_names(RunRecord(folder, "", {}).class_names, model.num_classes, folder / CLASSES))
 
 
 def _preset_transform(folder):
@@ -168,14 +152,11 @@ def pretrained_model_name(text, model_name=None):
     return preset.name
 
 
-def _class_names(classes_file, num_classes):
-    """A run's or preset's `classes.json`; else ImageNet's names for 1000 classes; else `class 0`, `class 1`, ..."""
-    names = None
-    if classes_file is not None and classes_file.is_file():
-        names = json.loads(classes_file.read_text(encoding="utf-8"))
-        if len(names) != num_classes:
-            raise UserError(f"{classes_file}: {len(names)} class names for a {num_classes}-class model")
-    elif num_classes == IMAGENET_CLASSES:
+def _class_names(names, num_classes, source=None):
+    """A run's or preset's class names; else ImageNet's names for 1000 classes; else `class 0`, `class 1`, ..."""
+    if names is not None and len(names) != num_classes:
+        raise UserError(f"{source}: {len(names)} class names for a {num_classes}-class model")
+    if names is None and num_classes == IMAGENET_CLASSES:
         from kresnet.data.sources import imagenet_synsets
 
         names = imagenet_synsets()

@@ -126,7 +126,10 @@ def _from_hub(name, hub_id, kwargs):
             cached.unlink()
             print(f"{cached}: unreadable cache entry removed; converting again", file=sys.stderr)
     model = _from_state_dict(name, state, kwargs)
-    hub.save_atomically(model, cached)
+    from kresnet.atomic_files import save_weights_atomically
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, cached)
     return model
 
 
@@ -164,11 +167,26 @@ def _from_weights_h5(name, path, kwargs):
         raise UserError(f"{path}: not a readable .weights.h5 ({str(error).splitlines()[0]})") from None
     if len(kernels) > 1:
         raise UserError(f"{path}: not a kresnet classifier or backbone ({len(kernels)} dense kernels)")
-    model = _build(name, int(kernels[0][1]) if kernels else None, kwargs)
+    return load_trained_weights(_build(name, int(kernels[0][1]) if kernels else None, kwargs), path, name)
+
+
+def load_trained_weights(model, path, fits):
+    """`model.load_weights(path)`, or one line naming the file and what it should have fitted.
+
+    Args:
+        model: the built model of the recipe (or of the command's options).
+        path: a `.weights.h5` file.
+        fits: what the weights must fit, for the message ("resnet50d with 10 classes", "the recipe's [model]").
+    """
     try:
         model.load_weights(path)
     except ValueError as error:
-        raise UserError(f"{path}: does not fit {name} ({str(error).splitlines()[0]})") from None
+        lines = str(error).strip().splitlines() or ["no detail"]
+        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is often a count
+        raise UserError(f"{path}: does not fit {fits} ({reason.strip()})") from None
+    except OSError as error:  # truncated, empty or not HDF5
+        raise UserError(f"{path}: not a readable .weights.h5 file ({str(error).splitlines()[0]}); "
+                        "a killed save leaves the previous file, so this one was damaged or replaced") from None
     return model
 
 

@@ -150,7 +150,7 @@ def test_bad_input_is_one_line(testdata, tmp_path, run_cli, capsys):
         run = tmp_path / task
         run.mkdir()
         shutil.copy(BUNDLED_RECIPES / "transfer" / f"{recipe}.toml", run / "recipe.toml")
-        assert f"a {task} run; this command takes classification runs" in _error(run_cli, capsys, [run, jpeg])
+        assert f"a {task} run (written by `kresnet transfer" in _error(run_cli, capsys, [run, jpeg])
     assert "missing.jpg: image or folder not found" in _error(run_cli, capsys, ["resnet50d.gluon_in1k", tmp_path / "missing.jpg"])
     assert "no such file or folder" in _error(run_cli, capsys, [tmp_path / "gone" / "model.weights.h5", jpeg])
     assert "give a full tag like resnet50d.gluon_in1k" in _error(run_cli, capsys, ["gluon_in1k", jpeg])

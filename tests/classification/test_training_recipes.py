@@ -5,7 +5,8 @@ import pytest
 
 from kresnet.bundled_recipes import BUNDLED_RECIPES
 from kresnet.recipe import recipe_to_dict
-from kresnet.classification.build import build_classifier, build_training_model, learning_rate_schedule
+from kresnet.classification.build import build_classifier, build_training_model
+from kresnet.runs.task import learning_rate_schedule
 from kresnet.classification.config import load_classification_recipe
 from kresnet.tricks.distillation import DistillationModel
 from kresnet.tricks.optimizer import NesterovL2SGD

@@ -9,14 +9,11 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
-from kresnet.recipe import load_recipe, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.recipe import load_recipe, setting
+from kresnet.runs import sections
 
 
-@dataclasses.dataclass
-class Meta(PaperReference):
-    expected_map: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's VOC07 mAP (%)")
+Meta = sections.paper_reference("Meta", map="the paper's VOC07 mAP (%)")
 
 
 @dataclasses.dataclass
@@ -72,14 +69,11 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
+class Train(sections.Train):
     REMOVED_KEYS = {"eval_batch_size": "renamed eval.batch_size (as in segmentation recipes)"}
 
     epochs: int = setting(12, minimum=1)
     batch_size: int = setting(16, minimum=1, help="global batch size")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
 @dataclasses.dataclass
@@ -87,32 +81,14 @@ class Eval:
     batch_size: int = setting(8, minimum=1, help="images per evaluation batch")
 
 
-@dataclasses.dataclass
-class Optimizer(SgdOptimizer):
-    """Detectron2's Faster R-CNN: plain momentum SGD, lr 0.02 for batch 16."""
-
-    lr_per_256: float = setting(0.32, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    nesterov: bool = setting(False)
+Optimizer = sections.with_defaults(sections.SgdOptimizer, "Optimizer", "Detectron2's Faster R-CNN: plain momentum SGD, "
+                                   "lr 0.02 for batch 16.", lr_per_256=0.32, nesterov=False)
+Schedule = sections.with_defaults(sections.Schedule, "Schedule", "Detectron2's 1x schedule scaled to 12 epochs: short "
+                                  "warmup, /10 at epochs 8 and 11.", warmup_epochs=0.1, step_epochs=[8, 11])
 
 
-@dataclasses.dataclass
-class Schedule(StepOrCosineSchedule):
-    """Detectron2's 1x schedule scaled to 12 epochs: short warmup, /10 at epochs 8 and 11."""
-
-    warmup_epochs: float = setting(0.1, minimum=0.0, help="linear warmup from 0, per step")
-    step_epochs: list[int] = setting([8, 11], minimum=1, help="step decay boundaries")
-
-
-@dataclasses.dataclass
-class DetectionRecipe:
-    task: str = setting("detection", choices=["detection"])
-    meta: Meta = section(Meta)
-    model: Model = section(Model)
-    data: Data = section(Data)
-    train: Train = section(Train)
-    optimizer: Optimizer = section(Optimizer)
-    schedule: Schedule = section(Schedule)
-    eval: Eval = section(Eval)
+DetectionRecipe = sections.task_recipe("DetectionRecipe", "detection", meta=Meta, model=Model, data=Data, train=Train,
+                                       optimizer=Optimizer, schedule=Schedule, eval=Eval)
 
 
 def load_detection_recipe(path, overrides=()):

@@ -4,7 +4,6 @@ import dataclasses
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.tricks.low_precision import set_precision
 
 
 def load_splits(config, progress=None):
@@ -59,7 +58,6 @@ def build_detector(config, num_classes, load_backbone=True, log=None):
     from kresnet.transfer.detection.faster_rcnn import FasterRCNN
     from kresnet.transfer.detection.pipeline import padded_size
 
-    set_precision(config.train.precision)
     side = padded_size(config.data.max_side)
     m = config.model
     weights = m.backbone_weights if load_backbone else ""
