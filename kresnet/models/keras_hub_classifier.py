@@ -51,17 +51,21 @@ class ResNetImageConverter(keras_hub.layers.ImageConverter):
     def call(self, inputs):
         import tensorflow as tf
 
-        eager = tf.executing_eagerly()
-        # Inside tf.data the images are TensorFlow tensors already; eager calls bring any backend's array.
-        images = tf.convert_to_tensor(np.asarray(inputs)) if eager else tf.convert_to_tensor(inputs)
-        size = self.eval_transform.eval_size
+        if not tf.executing_eagerly():  # inside tf.data (keras-hub's predict and fit): a TensorFlow tensor
+            return self._convert(tf.convert_to_tensor(inputs))
+        # Eager: NumPy, TensorFlow or any backend's array (convert_to_numpy also fetches a torch GPU tensor).
+        array = np.asarray(inputs) if isinstance(inputs, (np.ndarray, list, tuple)) or tf.is_tensor(inputs) else (
+            keras.ops.convert_to_numpy(inputs))
+        return keras.ops.convert_to_tensor(self._convert(tf.convert_to_tensor(array)).numpy())
+
+    def _convert(self, images):
+        """One image (h, w, 3) or a batch (n, h, w, 3), TensorFlow in and out."""
+        import tensorflow as tf
+
         if images.shape.rank == 3:
-            outputs = self.eval_transform.pixels(images)
-        else:
-            outputs = tf.map_fn(
-                self.eval_transform.pixels, images, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
-            )
-        return keras.ops.convert_to_tensor(outputs.numpy()) if eager else outputs
+            return self.eval_transform.pixels(images)
+        size = self.eval_transform.eval_size
+        return tf.map_fn(self.eval_transform.pixels, images, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
 
     def get_config(self):
         return {**super().get_config(), "eval_transform": self.eval_transform.get_config()}
