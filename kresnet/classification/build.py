@@ -29,7 +29,7 @@ def check_channels_first_supported(asked_by="model.data_format='channels_first'"
 
 
 def build_classifier(model_config, input_size=None):
-    """The recipe's classifier (logits in float32).
+    """The recipe's classifier (logits in float32), from `model.weights` when the recipe names them.
 
     Args:
         model_config: the recipe's `[model]` table.
@@ -38,6 +38,8 @@ def build_classifier(model_config, input_size=None):
     import kresnet
 
     shape = image_shape(model_config.data_format, input_size)
+    if model_config.weights:
+        return load_starting_weights(model_config, shape)
     return kresnet.create_model(
         model_config.name,
         num_classes=model_config.num_classes,
@@ -50,6 +52,44 @@ def build_classifier(model_config, input_size=None):
     )
 
 
+def load_starting_weights(model_config, shape):
+    """The classifier of a fine-tuning run: the backbone from `model.weights` (a tag, Hub id, file or
+    classification run folder), the head too when its classes are the dataset's, else a fresh head;
+    then the stages and BatchNorm the recipe freezes."""
+    import pathlib
+
+    from kresnet.models.pretrained import load_pretrained
+
+    from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE, open_run
+
+    weights = model_config.weights
+    if (pathlib.Path(weights).expanduser() / RECIPE).is_file():  # a run folder (a keras-hub preset folder has none)
+
+        weights = str(open_run(weights, "classification", needs=(FINAL_WEIGHTS,), asked_by="model.weights").weights)
+    model = load_pretrained(
+        model_config.name, weights, num_classes=model_config.num_classes, label="model.weights", input_shape=shape,
+        stage_depths=model_config.stage_depths, stage_widths=model_config.stage_widths,
+        data_format=model_config.data_format,
+    )
+    freeze(model, model_config.freeze_stages, model_config.freeze_bn)
+    return model
+
+
+def freeze(classifier, stages=0, batchnorm=False):
+    """Keep loaded weights: the stem and stages 1..`stages` stop training, and with `batchnorm` every
+    BatchNorm layer runs in inference mode on its loaded statistics (Keras: a non-trainable BatchNorm).
+
+    Args:
+        classifier: a kresnet classifier.
+        stages: int. 0: nothing frozen; 4: the whole backbone (only the head trains).
+        batchnorm: bool. Freeze every BatchNorm layer of the backbone.
+    """
+    frozen = ("stem",) + tuple(f"stage{index}_" for index in range(1, stages + 1)) if stages else ()
+    for layer in classifier.backbone.layers:
+        if layer.name.startswith(frozen) or (batchnorm and isinstance(layer, keras.layers.BatchNormalization)):
+            layer.trainable = False
+
+
 def load_teacher(config, input_size=None):
     """The frozen distillation teacher from `distillation.teacher_weights`: a kresnet `.weights.h5`, a PyTorch
     state dict, or a pretrained tag such as `resnet152d.gluon_in1k`; its classes come from the file.
@@ -59,6 +99,7 @@ def load_teacher(config, input_size=None):
         input_size: fixed square input size, or None.
     """
     from kresnet.models.pretrained import load_pretrained
+    from kresnet.models.weight_import import recipe_keys
 
     # The teacher sees the student's batches, so it takes the student's layout.
     shape = image_shape(config.model.data_format, input_size)
@@ -66,6 +107,7 @@ def load_teacher(config, input_size=None):
         config.distillation.teacher_model,
         config.distillation.teacher_weights,
         label="distillation.teacher_weights",
+        how_to_set=recipe_keys("distillation.teacher_"),
         input_shape=shape,
         stage_depths=config.distillation.teacher_stage_depths,
         stage_widths=config.distillation.teacher_stage_widths,

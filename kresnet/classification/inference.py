@@ -75,23 +75,37 @@ def load_for_inference(source, model_name=None, **kwargs):
 
 
 def _from_run(folder):
-    import kresnet
+    import contextlib
+    import dataclasses
+    import io
+
+    from kresnet.classification.build import build_classifier
     from kresnet.classification.config import load_classification_recipe
     from kresnet.models.pretrained import load_trained_weights
 
     record = open_run(folder, "classification", needs=(FINAL_WEIGHTS,))
     config = load_classification_recipe(record.recipe_path)
-    m = config.model
-    model = kresnet.create_model(m.name, num_classes=m.num_classes, stage_depths=m.stage_depths, stage_widths=m.stage_widths)
+    # The recipe's own classifier (a fine-tuned one takes its stage sizes from its starting weights),
+    # channels_last as predict feeds it; its classes are the run's.
+    class_names = record.class_names
+    m = dataclasses.replace(config.model, num_classes=config.model.num_classes or len(class_names or ()),
+                            data_format="channels_last")
+    with contextlib.redirect_stderr(io.StringIO()):  # "the head is fresh" speaks of training; the run's head loads next
+        model = build_classifier(m)
     load_trained_weights(model, record.weights, f"the recipe's [model] ({m.name} with {m.num_classes} classes)")
-    return Inference(model, run_eval_transform(config), _class_names(record.class_names, m.num_classes, record.path / CLASSES))
+    return Inference(model, run_eval_transform(config), _class_names(class_names, m.num_classes, record.path / CLASSES))
 
 
 def run_eval_transform(config):
-    """The eval transform of a classification recipe: its `data.image_size` crop of `data.eval_resize`."""
+    """The eval transform a classification recipe validates with (`data.eval_transform`: the recipe's size and
+    resize, or its starting weights' own)."""
+    from kresnet.classification.data import eval_transform
     from kresnet.data.eval_transform import EvalTransform
 
-    return EvalTransform.paper(config.data.image_size, config.data.eval_resize)
+    settings = eval_transform(config)
+    if settings.get("eval_preset") is not None:
+        return EvalTransform.of_preset(settings["eval_preset"])
+    return EvalTransform.paper(settings["image_size"], settings["resize_size"])
 
 
 def _from_preset_folder(folder, model_name, kwargs):
@@ -139,17 +153,23 @@ def _from_tag(text, model_name, kwargs):
     return Inference(model, transform, _class_names(None, model.num_classes))
 
 
-def pretrained_model_name(text, model_name=None):
-    """The model name of a pretrained tag or Hub id: `model_name`, else the one the full tag names."""
+def pretrained_model_name(text, model_name=None, asked_by=None):
+    """The model name of a pretrained checkpoint: `model_name`, else the one its full name or Hub id names.
+
+    Args:
+        text: a full name (`resnet50d.gluon_in1k`, timm's `resnet50.a1_in1k`), a Hub id, or a tag with `model_name`.
+        model_name: str or None.
+        asked_by: the option that named it, for the message (e.g. "--weights").
+    """
     if model_name is not None:
         return model_name
     from kresnet.models import presets
 
-    preset = presets.find_preset(text)
-    if preset is None:
-        raise UserError(f"{text!r}: no such file or folder; give a full tag like resnet50d.gluon_in1k "
-                        "(see `kresnet models --weights`), or --model NAME with a short tag or another Hub id")
-    return preset.name
+    try:
+        return presets.preset_named(text).name
+    except UserError as error:
+        where = f"{asked_by}: " if asked_by else ""
+        raise UserError(f"{where}{error}, or add --model NAME") from None
 
 
 def _class_names(names, num_classes, source=None):

@@ -5,6 +5,7 @@ holds the classifier after each finished epoch, so `kresnet evaluate` works mid-
 """
 
 from kresnet.classification.build import build_models, check_channels_first_supported, compile_classifier
+from kresnet.console import say
 from kresnet.runs.task import TaskRun, run_task
 
 
@@ -25,10 +26,6 @@ class ClassificationTask:
             from kresnet.classification.data import build_training_data
 
             data = build_training_data(config)
-        if data.class_names:  # what `kresnet predict` names the classes by
-            from kresnet.runs.folder import CLASSES
-
-            run.write_json(CLASSES, list(data.class_names))
         model, classifier = build_models(config)
         fit_options = dict(every_steps=config.train.checkpoint_every_steps, validation=data.val,
                            validation_steps=data.validation_steps)
@@ -37,8 +34,17 @@ class ClassificationTask:
 
             fit_options["mixup"] = MixupSchedule(config.tricks.mixup_alpha, config.train.epochs, data.steps_per_epoch,
                                                  config.tricks.mixup_off_epochs, seed=config.train.seed + 2000)
+        if data.class_names:
+            from kresnet.runs.folder import CLASSES
+
+            run.write_json(CLASSES, list(data.class_names))
         where = config.data.root if config.data.source == "imagenet" else "synthetic data"
-        return TaskRun(model, data.train, data.steps_per_epoch, model_name=config.model.name,
+        name = config.model.name
+        if config.model.weights:
+            frozen = [f"stem + stages 1-{config.model.freeze_stages} frozen"] if config.model.freeze_stages else []
+            frozen += ["BatchNorm frozen"] if config.model.freeze_bn else []
+            name += f" fine-tuned from {config.model.weights}" + (f" ({', '.join(frozen)})" if frozen else "")
+        return TaskRun(model, data.train, data.steps_per_epoch, model_name=name,
                        dataset=f"{where}, {data.num_classes} classes", export_model=classifier,
                        skipped=data.skipped or {}, fit_options=fit_options, state={"data": data})
 
@@ -54,7 +60,7 @@ class ClassificationTask:
                 "val_loss": float(results["loss"])}
 
 
-def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=print, fault=None):
+def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=say, fault=None):
     """Train (or resume) the recipe into `out_dir`; returns the final metrics dict.
 
     Args:

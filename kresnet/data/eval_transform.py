@@ -52,13 +52,18 @@ class EvalTransform:
         return cls(preset.eval_size, preset.resize_size, preset.interpolation, tuple(preset.mean), tuple(preset.std))
 
     @property
+    def published(self):
+        """True for a pretrained tag's own transform, False for the paper's."""
+        return self.interpolation is not None
+
+    @property
     def _preset(self):
-        """What `augment.eval_pixels` takes as a tag's transform (this object), or None for the paper's."""
-        return self if self.interpolation is not None else None
+        # What `augment.eval_pixels` and `build_dataset(eval_preset=...)` take for a tag's transform: this object.
+        return self if self.published else None
 
     def describe(self):
         """One line, e.g. `shorter side 256 (bicubic), centre crop 224, mean/std (0.485, ...)`."""
-        if self.interpolation is None:
+        if not self.published:
             return f"shorter side {self.resize_size} (bilinear), centre crop {self.eval_size}, the paper's ImageNet mean/std"
         return (f"shorter side {self.resize_size} ({self.interpolation}), centre crop {self.eval_size}, "
                 f"mean {tuple(self.mean)} std {tuple(self.std)}")

@@ -1,7 +1,7 @@
 """The one loader of pretrained weights: `weights=` of `create_model` / `create_backbone`, and the transfer tasks.
 
-`weights` is a tag of the model name (`"gluon_in1k"`), a full name (`"resnet50d.gluon_in1k"`), a Hub id
-(`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
+`weights` is a tag of the model name (`"gluon_in1k"`), a full name, kresnet's or timm's (`"resnet50d.gluon_in1k"`,
+`"resnet50.a1_in1k"`), a Hub id (`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
 a Keras `.weights.h5` / `.keras`, or a keras-hub preset folder (kresnet's, or keras-hub's ResNet v1 / vd:
 see `keras_hub_preset`). The number of classes comes from the file. Asked for the file's classes, the
 head loads too; asked for others, only the backbone loads and the head is fresh (as in timm).
@@ -47,7 +47,7 @@ def resolve(name, weights):
     return WeightsSource(text, hub_id=preset.hub_id, preset=preset)
 
 
-def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", **kwargs):
+def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", how_to_set=None, **kwargs):
     """A classifier (or, with `backbone_only`, a backbone) of `name` holding `weights`.
 
     Args:
@@ -56,11 +56,18 @@ def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, lab
         num_classes: int or None. None: the file's classes (1000 for the Hub tags).
         backbone_only: bool. Return the `ResNetBackbone` only.
         label: str. How errors name the setting, e.g. `"model.backbone_weights"`.
+        how_to_set: callable or None. `(argument, value) -> str`: how the caller's user sets a backbone
+            size that the file has otherwise (`weight_import.recipe_keys("model.")`, `cli_flags(...)`);
+            default: the Python keyword.
         **kwargs: `ResNetBackbone` arguments (e.g. `stage_depths`, `output_stride`, `dtype`).
     """
+    from kresnet.models.weight_import import SizeMismatch, python_keywords
+
     try:
         source = resolve(name, weights)
         model = _source_model(name, source, kwargs)
+    except SizeMismatch as error:
+        raise UserError(f"{label}={str(weights)!r}: {error.with_hint(how_to_set or python_keywords)}") from None
     except UserError as error:
         raise UserError(f"{label}={str(weights)!r}: {error}") from None
     if backbone_only:

@@ -20,6 +20,7 @@ steps_per_epoch, seed, precision), `optimizer` and `schedule` (kresnet.runs.sect
 import dataclasses
 from typing import Any
 
+from kresnet.console import say
 from kresnet.errors import reraise_as_user_error
 from kresnet.runs.distribution import setup_distribution
 from kresnet.runs.fit import fit_run
@@ -91,7 +92,7 @@ def apply_run_settings(config):
     set_precision(config.train.precision)
 
 
-def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callbacks=(), fault=None):
+def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=(), fault=None):
     """Train (or resume) `task` on `config` into `run_dir`, evaluate it, and return the metrics dict.
 
     Running a finished run again returns its stored metrics without training or evaluating; a

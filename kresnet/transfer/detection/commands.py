@@ -14,7 +14,9 @@ from kresnet.data.image_files import image_files
 
 
 def _log(message):
-    typer.echo(message, err=True)
+    from kresnet.console import say
+
+    say(message, err=True)
 
 
 def _run_dir(recipe, out):

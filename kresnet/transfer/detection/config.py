@@ -20,8 +20,11 @@ Meta = sections.paper_reference("Meta", map="the paper's VOC07 mAP (%)")
 class Model:
     backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="pretrained tag (gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth; empty: random init")
-    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
-    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths (tiny models)")
+    # Sizes belong to the backbone they were written for: `--set model.backbone=...` alone resets them to the new name's.
+    stage_depths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override blocks per stage (tiny models); default: the backbone name's")
+    stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override stage widths (tiny models); default: the weights file's, else the name's")
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
     fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")
     anchor_sizes: list[float] = setting([32.0, 64.0, 128.0, 256.0, 512.0], exclusive_minimum=0.0,
@@ -50,8 +53,9 @@ class Data:
     train_splits: list[str] = setting(["VOC2007/trainval", "VOC2012/trainval"],
                                       help="VOC year/split, a split name of an exported folder, or a .txt under root")
     test_splits: list[str] = setting(["VOC2007/test"])
-    class_names: list[str] = setting([], help="voc: object classes in label order; empty: root's class_names.txt, "
-                                              "else the 20 Pascal classes")
+    class_names: list[str] = setting([], help="object classes in label order; empty: voc: root's class_names.txt, "
+                                              "else the 20 Pascal classes; coco: the JSON's categories by id "
+                                              "(labelme's _background_ is never an object class)")
     coco_train_json: str = setting("annotations/instances_train2017.json", help="relative to root")
     coco_train_images: str = setting("train2017")
     coco_test_json: str = setting("annotations/instances_val2017.json")

@@ -10,6 +10,7 @@ original resolution.
 
 import tensorflow as tf
 
+from kresnet.data.decode import decode_rgb
 from kresnet.data.skips import SkipCounter, skip_unreadable
 from kresnet.data.augment import normalise
 from kresnet.errors import UserError
@@ -26,7 +27,7 @@ def _decoded(samples, indices, skip_counter):
     mask_paths = tf.constant(samples.mask_paths)
 
     def decode(path, index):
-        return index, tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return index, decode_rgb(tf.io.read_file(path))
 
     def load_mask(path, height, width):
         return read_mask(path.decode(), samples.num_classes, samples.reduce_zero_label, (height, width))
