@@ -153,7 +153,7 @@ def test_bad_input_is_one_line(testdata, tmp_path, run_cli, capsys):
         assert f"a {task} run (written by `kresnet transfer" in _error(run_cli, capsys, [run, jpeg])
     assert "missing.jpg: image or folder not found" in _error(run_cli, capsys, ["resnet50d.gluon_in1k", tmp_path / "missing.jpg"])
     assert "no such file or folder" in _error(run_cli, capsys, [tmp_path / "gone" / "model.weights.h5", jpeg])
-    assert "give a full tag like resnet50d.gluon_in1k" in _error(run_cli, capsys, ["gluon_in1k", jpeg])
+    assert "is a tag, not a full name; give one of: resnet18.gluon_in1k" in _error(run_cli, capsys, ["gluon_in1k", jpeg])
     keras_file = tmp_path / "model.keras"
     kresnet.create_model("resnet18d", num_classes=3, stage_depths=[1, 1, 1, 1], stage_widths=[8, 8, 16, 16]).save(keras_file)
     assert "add --model NAME" in _error(run_cli, capsys, [keras_file, jpeg])
