@@ -14,7 +14,7 @@ import typer
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
 from kresnet.recipe import set_option
-from kresnet.transfer.image_files import IMAGE_SUFFIXES
+from kresnet.data.image_files import IMAGE_SUFFIXES
 from kresnet.runs.folder import RECIPE, run_folder_of
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ import pathlib
 from kresnet.errors import UserError
 from kresnet.models.pretrained import load_trained_weights
 from kresnet.runs.folder import EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir, read_class_names
-from kresnet.transfer.image_files import image_files
+from kresnet.data.image_files import image_files
 
 
 def _quiet_tensorflow():
