@@ -166,14 +166,21 @@ def torch_name(keras_layer_name, deep_stem):
     return f"layer{stage}.{block}.{part}"
 
 
-def _shortcut_names(backbone):
+def _shortcut_names(avg_down):
     # timm's D shortcut is Sequential(pool, conv, bn), so conv/bn sit at 1/2; B's is (conv, bn) at 0/1.
-    offset = 1 if backbone.avg_down else 0
+    offset = 1 if avg_down else 0
     return {"shortcut_conv": f"downsample.{offset}", "shortcut_bn": f"downsample.{offset + 1}"}
 
 
-def _convert(layer, torch_prefix, state, used):
-    """The Keras weight list of one layer from the state dict entries under `torch_prefix`."""
+def convert_layer_weights(layer, torch_prefix, state, used):
+    """The Keras weight list of one Conv2D, Dense or BatchNormalization layer from the entries under `torch_prefix`.
+
+    Args:
+        layer: the Keras layer.
+        torch_prefix: str. Its PyTorch module name, e.g. `layer1.0.conv1`.
+        state: dict. The state dict (name -> float32 array).
+        used: set. The keys taken are added to it.
+    """
     from keras import layers
 
     def take(suffix):
@@ -186,6 +193,8 @@ def _convert(layer, torch_prefix, state, used):
     if isinstance(layer, layers.Conv2D):
         key, kernel = take("weight")
         arrays = [(key, kernel.transpose(2, 3, 1, 0))]  # (out, in, kh, kw) -> (kh, kw, in, out)
+        if layer.use_bias:
+            arrays.append(take("bias"))
     elif isinstance(layer, layers.Dense):
         key, kernel = take("weight")
         arrays = [(key, kernel.T), take("bias")]
@@ -201,27 +210,47 @@ def _convert(layer, torch_prefix, state, used):
     return [array for _, array in arrays]
 
 
-def import_state_dict(model, state):
-    """Copy a timm/torchvision state dict into a kresnet classifier or backbone, in place.
+WEIGHTED_LAYERS = ("Conv2D", "Dense", "BatchNormalization")
+
+
+def weighted_layers(model):
+    """Every Conv2D, Dense and BatchNormalization layer of `model`, nested models included."""
+    from keras import layers
+
+    kinds = tuple(getattr(layers, kind) for kind in WEIGHTED_LAYERS)
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True) if isinstance(layer, kinds)]
+
+
+def import_state_dict(model, state, backbone_prefix="", head_names=None):
+    """Copy a timm/torchvision state dict into a kresnet classifier or backbone, or a model built on one, in place.
 
     Every weight of the model must be found and every tensor of the file used; otherwise
     the error names the first missing or unused key.
-    """
-    from keras import layers
 
-    backbone = getattr(model, "backbone", model)
-    shortcut_names = _shortcut_names(backbone)
+    Args:
+        model: a kresnet classifier or backbone, or a model (FCN, detector) whose layers include a backbone's.
+        state: dict. The state dict (name -> float32 array).
+        backbone_prefix: str. Prefix of those names in the file, e.g. `"backbone."` for a torchvision FCN.
+        head_names: dict or None. Keras layer name -> PyTorch module name of the layers outside the backbone.
+    """
+    head_names = head_names or {}
+    layers = weighted_layers(model)
+    # The backbone's layout from its layer names, so a backbone inside a larger model needs no handle on it.
+    all_names = {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
+    deep_stem = "stem_conv1" in all_names
+    shortcut_names = _shortcut_names(any(name.endswith("_shortcut_pool") for name in all_names))
     used = set()
-    weighted = (layers.Conv2D, layers.Dense, layers.BatchNormalization)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if not isinstance(layer, weighted):
-            continue
-        name = torch_name(layer.name, backbone.deep_stem)
-        if name is None:
-            raise UserError(f"layer {layer.name} has no counterpart in a timm/torchvision ResNet")
-        for part, replacement in shortcut_names.items():
-            name = name.replace(part, replacement)
-        layer.set_weights(_convert(layer, name, state, used))
+    for layer in layers:
+        if layer.name in head_names:
+            name = head_names[layer.name]
+        else:
+            name = torch_name(layer.name, deep_stem)
+            if name is None:
+                raise UserError(f"layer {layer.name} has no counterpart in a timm/torchvision ResNet")
+            for part, replacement in shortcut_names.items():
+                name = name.replace(part, replacement)
+            name = backbone_prefix + name
+        layer.set_weights(convert_layer_weights(layer, name, state, used))
     unused = sorted(set(state) - used)
     if unused:
         raise UserError(f"unknown key {unused[0]!r} in the state dict ({len(unused)} unused); is it the right model name?")
