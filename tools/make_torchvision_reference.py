@@ -100,6 +100,11 @@ def calibrate(model, images):
     with torch.no_grad():
         model(images)
     model.eval()
+    for norm in norms:
+        # A channel that is (almost) always zero after a ReLU would get a variance near 0 and a scale of
+        # 1/sqrt(eps): float rounding of the two implementations' BN formulas, amplified 300-fold,
+        # would then decide the comparison. Trained networks have no such channels.
+        norm.running_var.clamp_(min=0.1)
 
 
 def save_float16_state_dict(model, path):
@@ -241,16 +246,8 @@ def detector_training(model, images, image_sizes):
     roi_sampler = model.roi_heads.fg_bg_sampler = RecordingSampler(model.roi_heads.fg_bg_sampler)
     image_list = ImageList(images, image_sizes)
     features = model.backbone(images)
-    recorded = {}
-    filter_proposals = model.rpn.filter_proposals
-
-    def recording_filter(*args):
-        recorded["proposals"] = result = filter_proposals(*args)
-        return result
-
-    model.rpn.filter_proposals = recording_filter
     proposals, rpn_losses = model.rpn(image_list, features, targets)
-    del model.rpn.filter_proposals
+    candidates = [torch.cat([p, t["boxes"]]) for p, t in zip(proposals, targets)]  # what the RoI sampler indexes
     _, roi_losses = model.roi_heads(features, proposals, image_sizes, targets)
     model.eval()
     arrays = {"losses": np.asarray([rpn_losses["loss_objectness"].item(), rpn_losses["loss_rpn_box_reg"].item(),
@@ -259,9 +256,10 @@ def detector_training(model, images, image_sizes):
         arrays[f"gt_boxes_{image}"] = np.asarray(boxes, np.float32)
         arrays[f"gt_labels_{image}"] = np.asarray(labels, np.int32)
         arrays[f"rpn_sampled_{image}"] = rpn_sampler.picked[image]
-        arrays[f"roi_sampled_{image}"] = roi_sampler.picked[image]
-        # The RoI sampler indexes torchvision's proposals, then the ground truth appended to them.
-        arrays[f"train_proposal_count_{image}"] = np.int32(len(recorded["proposals"][0][image]))
+        # The proposals of the training forward (what the RoI head samples from, with the ground truth) and
+        # the sampled RoIs by their boxes.
+        arrays[f"train_proposals_{image}"] = proposals[image].detach().numpy()
+        arrays[f"roi_sampled_boxes_{image}"] = candidates[image][roi_sampler.picked[image]].detach().numpy()
     return arrays
 
 
