@@ -11,13 +11,14 @@ import typer
 
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
+from kresnet.recipe import set_option
 
 DEFAULT_RECIPE = "demo"
 
 
 def train(
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="TOML recipe file, or a bundled name such as demo or r50d."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: --set train.epochs=10 (repeatable)."),
+    set_: List[str] = set_option(),
     out: Optional[pathlib.Path] = typer.Option(None, "--out", help="Run folder (default runs/<recipe name>); rerun to resume."),
 ):
     """Train a classifier from a recipe; the same command again resumes from the last checkpoint."""
@@ -87,7 +88,7 @@ def ablate(
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     recipe: str = typer.Option(DEFAULT_RECIPE, help="Base recipe the rows modify (e.g. demo, cifar10_ablation)."),
     data: Optional[pathlib.Path] = typer.Option(None, "--data", help="Folder dataset ROOT/{train,val}/<class>/ instead of the recipe's data."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key in every run, e.g. --set train.epochs=5."),
+    set_: List[str] = set_option(),
     out: pathlib.Path = typer.Option(pathlib.Path("runs/ablation"), "--out", help="Folder for the runs and the table."),
     teacher: Optional[pathlib.Path] = typer.Option(
         None, "--teacher", help="A finished `kresnet train` run folder: the teacher of the distillation rows (which run only with one)."

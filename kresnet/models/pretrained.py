@@ -1,7 +1,7 @@
 """The one loader of pretrained weights: `weights=` of `create_model` / `create_backbone`, and the transfer tasks.
 
-`weights` is a tag of the model name (`"gluon_in1k"`), a full name (`"resnet50d.gluon_in1k"`), a Hub id
-(`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
+`weights` is a tag of the model name (`"gluon_in1k"`), a full name, kresnet's or timm's (`"resnet50d.gluon_in1k"`,
+`"resnet50.a1_in1k"`), a Hub id (`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
 a Keras `.weights.h5` / `.keras`, or a keras-hub preset folder. The number of classes comes from the
 file. Asked for the file's classes, the head loads too; asked for others, only the backbone loads and
 the head is fresh (as in timm).
@@ -47,7 +47,7 @@ def resolve(name, weights):
     return WeightsSource(text, hub_id=preset.hub_id, preset=preset)
 
 
-def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", **kwargs):
+def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", how_to_set=None, **kwargs):
     """A classifier (or, with `backbone_only`, a backbone) of `name` holding `weights`.
 
     Args:
@@ -56,11 +56,18 @@ def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, lab
         num_classes: int or None. None: the file's classes (1000 for the Hub tags).
         backbone_only: bool. Return the `ResNetBackbone` only.
         label: str. How errors name the setting, e.g. `"model.backbone_weights"`.
+        how_to_set: callable or None. `(argument, value) -> str`: how the caller's user sets a backbone
+            size that the file has otherwise (`weight_import.recipe_keys("model.")`, `cli_flags(...)`);
+            default: the Python keyword.
         **kwargs: `ResNetBackbone` arguments (e.g. `stage_depths`, `output_stride`, `dtype`).
     """
+    from kresnet.models.weight_import import SizeMismatch, python_keywords
+
     try:
         source = resolve(name, weights)
         model = _source_model(name, source, kwargs)
+    except SizeMismatch as error:
+        raise UserError(f"{label}={str(weights)!r}: {error.with_hint(how_to_set or python_keywords)}") from None
     except UserError as error:
         raise UserError(f"{label}={str(weights)!r}: {error}") from None
     if backbone_only:
@@ -126,7 +133,10 @@ def _from_hub(name, hub_id, kwargs):
             cached.unlink()
             print(f"{cached}: unreadable cache entry removed; converting again", file=sys.stderr)
     model = _from_state_dict(name, state, kwargs)
-    hub.save_atomically(model, cached)
+    from kresnet.atomic_files import save_weights_atomically
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, cached)
     return model
 
 
@@ -164,11 +174,26 @@ def _from_weights_h5(name, path, kwargs):
         raise UserError(f"{path}: not a readable .weights.h5 ({str(error).splitlines()[0]})") from None
     if len(kernels) > 1:
         raise UserError(f"{path}: not a kresnet classifier or backbone ({len(kernels)} dense kernels)")
-    model = _build(name, int(kernels[0][1]) if kernels else None, kwargs)
+    return load_trained_weights(_build(name, int(kernels[0][1]) if kernels else None, kwargs), path, name)
+
+
+def load_trained_weights(model, path, fits):
+    """`model.load_weights(path)`, or one line naming the file and what it should have fitted.
+
+    Args:
+        model: the built model of the recipe (or of the command's options).
+        path: a `.weights.h5` file.
+        fits: what the weights must fit, for the message ("resnet50d with 10 classes", "the recipe's [model]").
+    """
     try:
         model.load_weights(path)
     except ValueError as error:
-        raise UserError(f"{path}: does not fit {name} ({str(error).splitlines()[0]})") from None
+        lines = str(error).strip().splitlines() or ["no detail"]
+        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is often a count
+        raise UserError(f"{path}: does not fit {fits} ({reason.strip()})") from None
+    except OSError as error:  # truncated, empty or not HDF5
+        raise UserError(f"{path}: not a readable .weights.h5 file ({str(error).splitlines()[0]}); "
+                        "a killed save leaves the previous file, so this one was damaged or replaced") from None
     return model
 
 

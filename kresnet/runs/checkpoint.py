@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from kresnet.errors import UserError
-from kresnet.runs.atomic import save_weights_atomically, write_text_atomically
+from kresnet.atomic_files import save_weights_atomically, write_text_atomically
 
 STATE_FILE = "state.json"
 

@@ -11,6 +11,7 @@ import time
 
 import keras
 
+from kresnet.console import progress_line_open, say
 from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
 from kresnet.runs.checkpoint import RunCheckpoint
 from kresnet.runs.distribution import same_on_every_process
@@ -88,7 +89,24 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=None, validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=print):
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, telling `kresnet.console` while its line is open, so that messages from
+    the other callbacks (skipped images, save errors) start a line of their own."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        progress_line_open(False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        progress_line_open(self.verbose == 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        progress_line_open(False)
+
+
+def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=None, validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=say):
     """Train the compiled `model` into the claimed `run` folder (resuming its checkpoint); returns a `FitResult`.
 
     Args:
@@ -123,7 +141,8 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
     loggers = [LearningRateLogger()]
     if run.writer:
         loggers += [HistoryCSV(run / HISTORY), ScalarEventLog(run / LOGS)]
-    callbacks = [*loggers, checkpoint, *extra_callbacks]
+    # The bar comes last, as Keras puts its own: its epoch line shows what the others added to the logs.
+    callbacks = [*loggers, checkpoint, *extra_callbacks, ProgressBar()]
     started = time.time()
     for segment in plan_segments(epochs, steps_per_epoch, start_epoch, start_step):
         checkpoint.step_offset = segment.offset

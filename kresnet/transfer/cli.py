@@ -13,9 +13,9 @@ import typer
 
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
+from kresnet.recipe import set_option
 from kresnet.transfer.image_files import IMAGE_SUFFIXES
-from kresnet.runs.folder import RECIPE
-from kresnet.transfer.run_folder import run_folder_of
+from kresnet.runs.folder import RECIPE, run_folder_of
 
 app = typer.Typer(
     help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN) and semantic segmentation (FCN).",
@@ -29,7 +29,7 @@ SEGMENTATION_RECIPE = typer.Argument(
     ..., help="TOML recipe file, or a bundled name such as demo_segment or ade20k_fcn_r50d_cosine")
 RUN_OR_RECIPE = typer.Argument(
     None, help="TOML recipe file or bundled name (default: the recipe.toml of the --checkpoint's run folder)")
-SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
+SET = set_option()
 OUT = typer.Option(None, "--out", help="run folder (default runs/<recipe name>)")
 WEIGHTS = typer.Option(
     None, "--weights", "--checkpoint", help="trained .weights.h5 (default: the run folder's model.weights.h5)"

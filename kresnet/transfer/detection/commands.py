@@ -8,13 +8,15 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
+from kresnet.models.pretrained import load_trained_weights
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir, read_class_names
 from kresnet.transfer.image_files import image_files
-from kresnet.transfer.run_folder import read_class_names
 
 
 def _log(message):
-    typer.echo(message, err=True)
+    from kresnet.console import say
+
+    say(message, err=True)
 
 
 def _run_dir(recipe, out):
@@ -30,18 +32,13 @@ def _weights(recipe, weights, out):
 
 def _load_detector(config, num_classes, path):
     """The recipe's detector with the trained weights at `path`; a one-line error when they do not fit it."""
+    from kresnet.runs.task import apply_run_settings
     from kresnet.transfer.detection.runner import build_detector, build_variables
 
+    apply_run_settings(config)  # the precision the run trained in
     model = build_detector(config, num_classes, load_backbone=False)
     build_variables(model, config)
-    try:
-        model.load_weights(path)
-    except ValueError as error:
-        lines = str(error).strip().splitlines()
-        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is a count
-        raise UserError(f"{path}: these detector weights do not fit the recipe's [model] settings ({reason}); "
-                        "use the recipe.toml of the run that trained them") from None
-    return model
+    return load_trained_weights(model, path, "the recipe's detector (use the recipe.toml of the run that trained them)")
 
 
 def _class_names(weights):
@@ -93,17 +90,17 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
         out: run folder (default `runs/<recipe name>`), where the metrics go.
     """
     from kresnet.transfer.detection.config import load_detection_recipe
-    from kresnet.runs.atomic import write_json_atomically
-    from kresnet.runs.folder import EVAL_METRICS
+    from kresnet.runs.folder import EVAL_METRICS, RunFolder
     from kresnet.runs.report import evaluation_context
     from kresnet.transfer.detection.runner import evaluate_detector, load_splits
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
-    _, test = load_splits(config, progress=_log)
-    model = _load_detector(config, len(test.class_names), path)
-    metrics = {**evaluate_detector(model, config, test), **evaluation_context(config.meta)}
-    destination = write_json_atomically(_run_dir(recipe, out) / EVAL_METRICS, metrics)
+    with RunFolder(_run_dir(recipe, out)).hold() as run:
+        _, test = load_splits(config, progress=_log)
+        model = _load_detector(config, len(test.class_names), path)
+        metrics = {**evaluate_detector(model, config, test), **evaluation_context(config.meta)}
+        destination = run.write_json(EVAL_METRICS, metrics)
     typer.echo(f"{_summary(metrics)}  ->  {destination}")
     return metrics
 

@@ -10,11 +10,10 @@ import dataclasses
 from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
-from kresnet.recipe import load_recipe, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
+from kresnet.recipe import load_recipe, setting
+from kresnet.runs import sections
 from kresnet.transfer.detection.anchors import GRID_STRIDES
 from kresnet.transfer.detection.roi_align import LEVEL_RULES
-from kresnet.tricks.low_precision import PRECISIONS
 
 # [model] keys that are `FasterRCNN` arguments of the same name.
 DETECTOR_KEYS = (
@@ -27,17 +26,18 @@ DETECTOR_KEYS = (
 )
 
 
-@dataclasses.dataclass
-class Meta(PaperReference):
-    expected_map: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's VOC07 mAP (%)")
+Meta = sections.paper_reference("Meta", map="the paper's VOC07 mAP (%)")
 
 
 @dataclasses.dataclass
 class Model:
     backbone: str = setting("resnet50d", choices=list_models(), help="a name from `kresnet models`")
     backbone_weights: str = setting("", help="pretrained tag (gluon_in1k), hf-hub:<repo>, or a .weights.h5/.keras/.safetensors/.pth; empty: random init")
-    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
-    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths (tiny models)")
+    # Sizes belong to the backbone they were written for: `--set model.backbone=...` alone resets them to the new name's.
+    stage_depths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override blocks per stage (tiny models); default: the backbone name's")
+    stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override stage widths (tiny models); default: the weights file's, else the name's")
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
     fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")
     anchor_sizes: list[float] = setting([32.0, 64.0, 128.0, 256.0, 512.0], exclusive_minimum=0.0,
@@ -92,8 +92,9 @@ class Data:
     train_splits: list[str] = setting(["VOC2007/trainval", "VOC2012/trainval"],
                                       help="VOC year/split, a split name of an exported folder, or a .txt under root")
     test_splits: list[str] = setting(["VOC2007/test"])
-    class_names: list[str] = setting([], help="voc: object classes in label order; empty: root's class_names.txt, "
-                                              "else the 20 Pascal classes")
+    class_names: list[str] = setting([], help="object classes in label order; empty: voc: root's class_names.txt, "
+                                              "else the 20 Pascal classes; coco: the JSON's categories by id "
+                                              "(labelme's _background_ is never an object class)")
     coco_train_json: str = setting("annotations/instances_train2017.json", help="relative to root")
     coco_train_images: str = setting("train2017")
     coco_test_json: str = setting("annotations/instances_val2017.json")
@@ -111,14 +112,11 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
+class Train(sections.Train):
     REMOVED_KEYS = {"eval_batch_size": "renamed eval.batch_size (as in segmentation recipes)"}
 
     epochs: int = setting(12, minimum=1)
     batch_size: int = setting(16, minimum=1, help="global batch size")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
 @dataclasses.dataclass
@@ -126,32 +124,14 @@ class Eval:
     batch_size: int = setting(8, minimum=1, help="images per evaluation batch")
 
 
-@dataclasses.dataclass
-class Optimizer(SgdOptimizer):
-    """Detectron2's Faster R-CNN: plain momentum SGD, lr 0.02 for batch 16."""
-
-    lr_per_256: float = setting(0.32, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    nesterov: bool = setting(False)
+Optimizer = sections.with_defaults(sections.SgdOptimizer, "Optimizer", "Detectron2's Faster R-CNN: plain momentum SGD, "
+                                   "lr 0.02 for batch 16.", lr_per_256=0.32, nesterov=False)
+Schedule = sections.with_defaults(sections.Schedule, "Schedule", "Detectron2's 1x schedule scaled to 12 epochs: short "
+                                  "warmup, /10 at epochs 8 and 11.", warmup_epochs=0.1, step_epochs=[8, 11])
 
 
-@dataclasses.dataclass
-class Schedule(StepOrCosineSchedule):
-    """Detectron2's 1x schedule scaled to 12 epochs: short warmup, /10 at epochs 8 and 11."""
-
-    warmup_epochs: float = setting(0.1, minimum=0.0, help="linear warmup from 0, per step")
-    step_epochs: list[int] = setting([8, 11], minimum=1, help="step decay boundaries")
-
-
-@dataclasses.dataclass
-class DetectionRecipe:
-    task: str = setting("detection", choices=["detection"])
-    meta: Meta = section(Meta)
-    model: Model = section(Model)
-    data: Data = section(Data)
-    train: Train = section(Train)
-    optimizer: Optimizer = section(Optimizer)
-    schedule: Schedule = section(Schedule)
-    eval: Eval = section(Eval)
+DetectionRecipe = sections.task_recipe("DetectionRecipe", "detection", meta=Meta, model=Model, data=Data, train=Train,
+                                       optimizer=Optimizer, schedule=Schedule, eval=Eval)
 
 
 def load_detection_recipe(path, overrides=()):

@@ -95,6 +95,7 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
     """
     import tensorflow as tf
 
+    from kresnet.data.decode import decode_rgb
     from kresnet.data.skips import SkipCounter, skip_unreadable
 
     packed = pack_records(records, max_boxes)
@@ -102,7 +103,7 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
     mean = tf.constant(pad_value, tf.float32)
 
     def decode(path, index, boxes, labels, valid, size):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = decode_rgb(tf.io.read_file(path))
         return image, index, boxes, labels, valid, size
 
     def load(image, index, boxes, labels, valid, size, element):

@@ -4,11 +4,10 @@ import dataclasses
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.tricks.low_precision import set_precision
 
 
 def load_splits(config, progress=None):
-    """(train, test) `DetectionDataset`s of a recipe; problems are warned, not fatal.
+    """(train, test) `DetectionDataset`s of a recipe; problems are reported (one line each), not fatal.
 
     Args:
         config: `DetectionRecipe`.
@@ -34,10 +33,11 @@ def load_splits(config, progress=None):
         from kresnet.transfer.detection.coco import read_coco
 
         root = pathlib.Path(data.root)
-        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True)
-        test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
-    for dataset in (train, test):
-        dataset.warn_problems()
+        names = data.class_names or None
+        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True, class_names=names)
+        test = read_coco(root / data.coco_test_json, root / data.coco_test_images, class_names=names)
+    train.report_problems("train")
+    test.report_problems("test")
     keys = ("coco_train_json", "coco_test_json") if data.source == "coco" else ("train_splits", "test_splits")
     for dataset, key in zip((train, test), keys):
         if not dataset.records:
@@ -60,7 +60,6 @@ def build_detector(config, num_classes, load_backbone=True, log=None):
     from kresnet.transfer.detection.faster_rcnn import FasterRCNN
     from kresnet.transfer.detection.pipeline import padded_size
 
-    set_precision(config.train.precision)
     side = padded_size(config.data.max_side)
     m = config.model
     weights = m.backbone_weights if load_backbone else ""

@@ -7,9 +7,9 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
+from kresnet.models.pretrained import load_trained_weights
+from kresnet.runs.folder import CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir, read_class_names
 from kresnet.transfer.image_files import image_files
-from kresnet.transfer.run_folder import read_class_names
 
 
 def _quiet_tensorflow():
@@ -44,15 +44,13 @@ def _weights_path(recipe, weights, out):
 
 
 def _load_segmenter(config, weights, num_classes):
+    from kresnet.runs.task import apply_run_settings
     from kresnet.transfer.segmentation.train import build_segmenter
 
+    apply_run_settings(config)  # the precision the run trained in
     config.model.backbone_weights = ""  # the segmenter's own weights replace the backbone's
     model = build_segmenter(config.model, num_classes)
-    try:
-        model.load_weights(str(weights))
-    except ValueError as error:
-        raise UserError(f"--weights {weights}: does not fit this recipe's model: {str(error).splitlines()[0]}") from None
-    return model
+    return load_trained_weights(model, weights, "the recipe's segmenter (use the recipe.toml of the run that trained them)")
 
 
 def _trained_segmenter(config, recipe, weights, out):
@@ -84,13 +82,14 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
     from kresnet.transfer.segmentation.train import evaluate_segmenter
 
-    config = load_segmentation_recipe(recipe, overrides)
-    model, samples = _trained_segmenter(config, recipe, weights, out)
-    from kresnet.runs.atomic import write_json_atomically
+    from kresnet.runs.folder import RunFolder
     from kresnet.runs.report import evaluation_context
 
-    metrics = {**evaluate_segmenter(model, config, samples), **evaluation_context(config.meta)}
-    destination = write_json_atomically(pathlib.Path(out or default_run_dir(recipe)) / EVAL_METRICS, metrics)
+    config = load_segmentation_recipe(recipe, overrides)
+    with RunFolder(pathlib.Path(out or default_run_dir(recipe))).hold() as run:
+        model, samples = _trained_segmenter(config, recipe, weights, out)
+        metrics = {**evaluate_segmenter(model, config, samples), **evaluation_context(config.meta)}
+        destination = run.write_json(EVAL_METRICS, metrics)
     print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({destination})")
     return metrics
 
