@@ -95,6 +95,20 @@ def evaluate(recipe: pathlib.Path = RUN_OR_RECIPE, set: list[str] = SET, out: pa
     _commands(recipe).evaluate_command(recipe, set, weights, out)
 
 
+@app.command("import-weights")
+def import_weights(
+    recipe: pathlib.Path = typer.Argument(..., help="the recipe whose [model] is the file's model, e.g. "
+                                                   "coco_faster_rcnn_resnet50_fpn_torchvision or voc_fcn_resnet50_torchvision"),
+    weights: pathlib.Path = typer.Argument(..., help="torchvision state dict (.pth or .safetensors) of "
+                                                    "fasterrcnn_resnet50_fpn or fcn_resnet50"),
+    set: list[str] = SET,
+    out: pathlib.Path = OUT,
+):
+    """Import torchvision detector or FCN weights as the recipe's model: <out>/model.weights.h5 for evaluate and predict."""
+    recipe = _transfer_recipe(recipe)
+    _commands(recipe).import_weights_command(recipe, weights, set, out)
+
+
 @app.command("predict")
 def predict(
     paths: list[pathlib.Path] = typer.Argument(
