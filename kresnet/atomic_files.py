@@ -23,7 +23,7 @@ PHASES = ("write", "replace")
 
 
 class SaveFailed(UserError):
-    """A run-folder file could not be written; the previous version of it is kept."""
+    """A run-folder file could not be written; the previous version of it, if any, is kept."""
 
 
 def temporary_name(path):
@@ -53,7 +53,8 @@ def write_atomically(path, write, fault=None):
         _remove(scratch)
         reason = os.strerror(error.errno) if error.errno else str(error).splitlines()[0]
         hint = "; free some disk space and rerun to resume" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        raise SaveFailed(f"{path}: could not be written ({reason}); the previous version is kept{hint}") from None
+        kept = "; the previous version is kept" if path.exists() else ""
+        raise SaveFailed(f"{path}: could not be written ({reason}){kept}{hint}") from None
     return path
 
 

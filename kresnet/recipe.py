@@ -31,6 +31,13 @@ import typing
 
 from kresnet.errors import UserError
 
+# The command that reads the recipes of each task (a recipe without `task = ...` is classification's).
+TASK_COMMANDS = {
+    "classification": "kresnet train",
+    "detection": "kresnet transfer detect",
+    "segmentation": "kresnet transfer segment",
+}
+
 
 def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None, follows=None, help=""):
     """A recipe field with its default and constraints.
@@ -106,7 +113,18 @@ def recipe_from_dict(data, schema, overrides=(), source="recipe"):
     try:
         return _build(schema, data, prefix="")
     except UserError as error:
+        _check_task(schema, data, source)
         raise UserError(f"{source}: {error}") from None
+
+
+def _check_task(schema, data, source):
+    """A one-line error naming the command of a recipe written for another task than `schema`'s."""
+    task_field = next((f for f in dataclasses.fields(schema) if f.name == "task"), None)
+    expected = task_field.default if task_field is not None else "classification"
+    found = data.get("task", "classification")
+    if found != expected and found in TASK_COMMANDS:
+        raise UserError(f"{source}: a {found} recipe; run it with `{TASK_COMMANDS[found]} {source}` "
+                        f"(`{TASK_COMMANDS[expected]}` reads {expected} recipes)")
 
 
 def parse_override(text):

@@ -26,15 +26,16 @@ def train(
 
     path = resolve_recipe(recipe)
     config = load_classification_recipe(path, set_ or [])
+    from kresnet.runs.folder import METRICS, default_run_dir, refuse_if_busy
+
+    out = out or default_run_dir(path)
+    refuse_if_busy(out, config.distribution)  # before any data is generated or read
     from kresnet.classification.data import build_training_data, dataset_root
 
     if config.data.source == "imagenet":
         dataset_root(config)  # One-line error before any heavy import when ImageNet is missing.
     from kresnet.classification.trainer import train as run_training
 
-    from kresnet.runs.folder import METRICS, default_run_dir
-
-    out = out or default_run_dir(path)
     progress = _generation_progress(config)
     from kresnet.runs.seeding import seed_run
 

@@ -59,7 +59,6 @@ class Data:
 @dataclasses.dataclass
 class Train(sections.Train):
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
-    checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
     jit_compile: str = setting("auto", choices=list(JIT_COMPILE), help="Keras jit_compile (XLA / torch.compile)")
 
 

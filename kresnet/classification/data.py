@@ -11,7 +11,8 @@ class TrainingData:
     """What the trainer consumes.
 
     Args:
-        train: repeated dataset of (images, one-hot labels), unmixed (the trainer adds mixup).
+        train: callable(first_step) -> the endless dataset of (images, one-hot labels) from that optimizer
+            step of the run on, unmixed (the trainer adds mixup).
         val: finite validation dataset (paper eval transform), one-hot labels; under data-parallel
             training also weights (0 for the padding of the last batch, so each image counts once).
         steps_per_epoch: optimizer steps per epoch.
@@ -80,14 +81,22 @@ def build_training_data(config, progress=None):
     common = dict(batch_size=t.batch_size // shard[0], shard=shard, data_format=config.model.data_format)
     train_source, val_source = resolve_split(root, "train"), resolve_split(root, "val")
 
-    train, info = build_dataset(train_source, training=True, seed=t.seed, repeat=True, min_crop_area=d.min_crop_area,
-                                image_size=d.image_size, num_classes=config.model.num_classes or None, **common)
+    train_options = dict(training=True, seed=t.seed, repeat=True, min_crop_area=d.min_crop_area,
+                         image_size=d.image_size, **common)
+    train, info = build_dataset(train_source, num_classes=config.model.num_classes or None, **train_options)
     if not config.model.num_classes:
         # `model.num_classes = 0`: the classes are the training folder's (fine-tuning on a user's photos).
         if info.num_classes < 2:
             raise UserError(f"{train_source}: {info.num_classes} class folder; a classifier needs at least 2 classes "
                             "(one folder of images per class)")
         config.model.num_classes = info.num_classes
+
+    def train_from(first_step):
+        if first_step == 0:
+            return train
+        return build_dataset(train_source, num_classes=info.num_classes, skip_counter=info.skipped,
+                             first_batch=first_step, **train_options)[0]
+
     # Data-parallel devices split every batch evenly, the last one included: it is padded (weight 0).
     padded = config.distribution.strategy == "data_parallel"
     val, val_info = build_dataset(val_source, training=False, pad_last_batch=padded, num_classes=config.model.num_classes,
@@ -102,7 +111,7 @@ def build_training_data(config, progress=None):
     if validation_steps is None and val_info.num_examples:
         # A known count keeps Keras from probing the end of the (unknown-cardinality) set.
         validation_steps = -(-val_info.num_examples // t.batch_size)
-    return TrainingData(train, val, steps, validation_steps, info.num_classes,
+    return TrainingData(train_from, val, steps, validation_steps, info.num_classes,
                         skipped={"train": info.skipped, "val": val_info.skipped}, class_names=info.class_names)
 
 

@@ -3,7 +3,7 @@
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.models.pretrained import load_trained_weights
+from kresnet.runs.folder import load_run_weights
 
 
 def evaluate_weights(
@@ -78,8 +78,8 @@ def evaluate_weights(
             "stage_widths": stage_widths or config.model.stage_widths,
         }
     model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
-    load_trained_weights(model, weights, f"{model_name} with {num_classes} classes")
-    results = _measure(model, dataset)
+    load_run_weights(model, weights, f"{model_name} with {num_classes} classes")
+    results = _measure(model, dataset, weights)
     return {**results, **_scored(info), "model": model_name, "weights": str(weights), "image_size": image_size, "resize": resize}
 
 
@@ -102,7 +102,7 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     model = load_pretrained(model_name, pretrained, label="--weights", how_to_set=cli_flags(depths="--depths"), stage_depths=stage_depths)
     dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
                                      resize_size=resize)
-    metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}
+    metrics = {**_measure(model, dataset, pretrained), **_scored(info), "model": model_name, "weights": str(pretrained)}
     if preset is None:
         metrics.update(image_size=image_size, resize=resize)
     else:
@@ -134,10 +134,15 @@ def _scored(info):
     return {"images": images, "skipped_images": info.skipped.count}
 
 
-def _measure(model, dataset):
+def _measure(model, dataset, weights):
+    import math
+
     from kresnet.classification.build import top_k_metrics
     from kresnet.tricks.losses import classification_loss
 
     model.compile(loss=classification_loss(), metrics=top_k_metrics(model.num_classes))
     results = model.evaluate(dataset, verbose="auto", return_dict=True)
+    if not math.isfinite(float(results["loss"])):
+        raise UserError(f"{weights}: the evaluation loss is {float(results['loss'])}: the model's outputs are not "
+                        "finite, so its top-1 and top-5 would mean nothing")
     return {"top1": float(results["top1"]) * 100, "top5": float(results["top5"]) * 100}

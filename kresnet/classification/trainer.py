@@ -27,8 +27,7 @@ class ClassificationTask:
 
             data = build_training_data(config)
         model, classifier = build_models(config)
-        fit_options = dict(every_steps=config.train.checkpoint_every_steps, validation=data.val,
-                           validation_steps=data.validation_steps)
+        fit_options = dict(validation=data.val, validation_steps=data.validation_steps)
         if config.tricks.mixup_alpha > 0:
             from kresnet.tricks.mixup_schedule import MixupSchedule
 

@@ -178,7 +178,8 @@ def _from_weights_h5(name, path, kwargs):
 
 
 def load_trained_weights(model, path, fits):
-    """`model.load_weights(path)`, or one line naming the file and what it should have fitted.
+    """`model.load_weights(path)`, or one line naming the file and what it should have fitted; weights
+    holding a NaN or infinity are refused too (they would evaluate to chance with exit status 0).
 
     Args:
         model: the built model of the recipe (or of the command's options).
@@ -194,6 +195,12 @@ def load_trained_weights(model, path, fits):
     except OSError as error:  # truncated, empty or not HDF5
         raise UserError(f"{path}: not a readable .weights.h5 file ({str(error).splitlines()[0]}); "
                         "a killed save leaves the previous file, so this one was damaged or replaced") from None
+    from kresnet.models.finite_weights import first_non_finite
+
+    bad = first_non_finite(model.weights)
+    if bad is not None:
+        raise UserError(f"{path}: weight {bad} holds NaN or infinite values; these weights cannot be evaluated "
+                        "or trained from (kresnet never saves such a state: the file was written elsewhere or damaged)")
     return model
 
 

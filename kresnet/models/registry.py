@@ -134,8 +134,17 @@ def load_model(path, **kwargs):
         **kwargs: passed to `keras.saving.load_model` (e.g. `compile=False`).
     """
     import importlib
+    import zipfile
 
     import keras
 
     importlib.import_module("kresnet.models.resnet_classifier")  # registers ResNetBackbone and ResNetClassifier
-    return keras.saving.load_model(path, **kwargs)
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except (ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
+        if "safe_mode" in str(error):
+            raise UserError(f"{path}: holds Python code (a Lambda layer), which Keras' safe mode refuses to load; "
+                            "kresnet reads .keras files of kresnet models: save the weights instead "
+                            "(model.save_weights('NAME.weights.h5')) and pass that file") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{path}: not a loadable .keras file of a kresnet model ({reason})") from None

@@ -4,6 +4,11 @@ The task brings a compiled model, its training stream and (optionally) validatio
 `MixupSchedule`; this restores the last checkpoint, trims `history.csv` to it, says where it
 resumes, and runs the remaining epochs in one `fit` call (two after a mid-epoch resume: the
 rest of that epoch, then the others), so epochs count continuously, mixup-off included.
+
+Resume is exact: the training stream is a function of the optimizer step it starts at (the task's
+`train(first_step)`, built on `kresnet.data.order`), and the running means of a partly done epoch
+(loss and metrics) are restored with the checkpoint, so a killed and resumed run writes the same
+weights and the same history.csv as one never killed.
 """
 
 import dataclasses
@@ -147,7 +152,8 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, steps_
     Args:
         run: a claimed `RunFolder`.
         model: the compiled training model, built.
-        train: the training stream (repeating).
+        train: callable(first_step) -> the endless training stream from that optimizer step of the run on
+            (a run resumed at step S gets the batches an unkilled run trains on from step S).
         epochs: total epochs of the run.
         steps_per_epoch: optimizer steps per epoch.
         every_steps: also checkpoint every this many steps inside an epoch (0: epoch ends only).
@@ -165,7 +171,7 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, steps_
     set_steps_per_execution(model, steps_per_execution, steps_per_epoch, every_steps, log)
     checkpoint = (StepCheckpoint if every_steps else RunCheckpoint)(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
                                writer=run.writer, fault=run.fault)
-    start_epoch, start_step = checkpoint.restore(model)
+    start_epoch, start_step = checkpoint.restore(model, log)
     same_on_every_process((start_epoch, start_step), f"the resume point in {run / CHECKPOINTS} (is --out shared?)")
     if run.writer:
         trim_history(run / HISTORY, start_epoch)
@@ -183,11 +189,11 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, steps_
     started = time.time()
     for segment in plan_segments(epochs, steps_per_epoch, start_epoch, start_step):
         checkpoint.step_offset = segment.offset
-        stream = train
+        # Each `fit` call starts the stream anew, at the run's step there.
+        first_step = segment.start * steps_per_epoch + segment.offset
+        stream = train(first_step)
         if mixup is not None:
-            # Each `fit` call starts the stream anew: count its batches from the run's step there.
-            first_step = segment.start * steps_per_epoch + segment.offset
-            stream = mixup.apply(train, initial_step=first_step).prefetch(-1)
+            stream = mixup.apply(stream, initial_step=first_step).prefetch(-1)
         model.fit(
             stream,
             initial_epoch=segment.start,

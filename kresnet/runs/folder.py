@@ -19,8 +19,10 @@ import pathlib
 import tomllib
 
 from kresnet.errors import UserError
+from kresnet.recipe import TASK_COMMANDS
 from kresnet.atomic_files import save_weights_atomically, write_text_atomically
 from kresnet.runs.lock import RunLock
+from kresnet.runs.recipe_change import RecipeChange, check_recipe_change
 
 RECIPE = "recipe.toml"
 HISTORY = "history.csv"
@@ -37,14 +39,6 @@ LOCK = ".lock"
 RUN_STATE = (CHECKPOINTS, FINAL_WEIGHTS, FINISHED)
 # Resumable state of kresnet versions before the run engine (Keras BackupAndRestore); it cannot be resumed.
 LEGACY_BACKUPS = ("backup/training_metadata.json", "checkpoints/training_metadata.json")
-
-
-# The command that writes a run folder of each task (a recipe without `task = ...` is classification's).
-TASK_COMMANDS = {
-    "classification": "kresnet train",
-    "detection": "kresnet transfer detect",
-    "segmentation": "kresnet transfer segment",
-}
 
 
 @dataclasses.dataclass
@@ -124,10 +118,52 @@ def run_folder_of(weights, marker=RECIPE):
     return None
 
 
+def load_run_weights(model, path, fits):
+    """`load_trained_weights` (kresnet.models.pretrained); when `path` is the damaged `model.weights.h5`
+    of a run folder whose checkpoint is intact, the line also says how to write it again.
+
+    Args:
+        model: the built model.
+        path: the `.weights.h5` file.
+        fits: what the weights must fit, for the message.
+    """
+    from kresnet.models.pretrained import load_trained_weights
+    from kresnet.runs.checkpoint import STATE_FILE, readable_h5
+
+    try:
+        return load_trained_weights(model, path, fits)
+    except UserError as error:
+        path = pathlib.Path(path)
+        run = run_folder_of(path)
+        if run is None or path.name != FINAL_WEIGHTS or not path.is_file() or readable_h5(path):
+            raise
+        try:
+            checkpoint = run / CHECKPOINTS / json.loads((run / CHECKPOINTS / STATE_FILE).read_text())["weights"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise error from None
+        if not readable_h5(checkpoint):
+            raise
+        command = TASK_COMMANDS.get(open_run(run).task, "kresnet train")
+        raise UserError(f"{error}; the run's checkpoint {checkpoint} is intact: delete {path} and rerun "
+                        f"`{command} <its recipe> --out {run}`, which writes it again from the checkpoint") from None
+
+
 def read_class_names(weights):
     """The class names the run of `weights` was trained on, or None when its `classes.json` is not found."""
     run = run_folder_of(weights, marker=CLASSES)
     return None if run is None else RunRecord(run, "", {}).class_names
+
+
+def refuse_if_busy(path, distribution=None):
+    """One line when another process trains in the run folder `path`: checked before any data or model is built.
+
+    Args:
+        path: the run folder.
+        distribution: the recipe's `[distribution]`, if it has one: the processes of one multi-host job
+            share the folder (one writes), so none is refused here.
+    """
+    if distribution is None or not distribution.multi_host:
+        RunLock(pathlib.Path(path) / LOCK).check_free()
 
 
 def default_run_dir(recipe):
@@ -149,6 +185,7 @@ class RunFolder:
         self._writer = writer
         self.fault = fault
         self._lock = RunLock(self.path / LOCK)
+        self.change = RecipeChange()  # how the recipe differs from a started run's (set by `claim`)
 
     @property
     def writer(self):
@@ -170,7 +207,8 @@ class RunFolder:
         self.release()
 
     def claim(self, config):
-        """Lock the folder and record the resolved recipe, or check a started run there used the same one.
+        """Lock the folder and record the resolved recipe, or check a started run there used the same one
+        (`kresnet.runs.recipe_change`: the keys that cannot alter what was trained may differ).
 
         Args:
             config: the resolved recipe (dataclass instance).
@@ -189,14 +227,12 @@ class RunFolder:
                         f"{self.path}: this run was started by an older kresnet ({legacy}), whose state cannot be "
                         "resumed; choose another --out"
                     )
-            text = dumps_recipe(config)
             started = any((self.path / name).exists() for name in RUN_STATE)
-            if started and recipe_path.is_file() and not _same_recipe(recipe_path, config, text):
-                raise UserError(
-                    f"{self.path}: this run folder holds a different recipe ({recipe_path}); "
-                    "resume with the same recipe and --set values, or choose another --out"
-                )
-            self.write_text(RECIPE, text)
+            if started and recipe_path.is_file():
+                self.change = check_recipe_change(recipe_path, config, self.path)
+                if self.change.extended_from is not None:
+                    self.unfinish()  # a finished run made longer trains on
+            self.write_text(RECIPE, dumps_recipe(config))
         except BaseException:
             self.release()
             raise
@@ -226,7 +262,7 @@ class RunFolder:
             evaluate_command: the command that measures this run again, named in the message.
             log: callable for the message.
         """
-        if not (self.finished and (self.path / METRICS).is_file()):
+        if not (self.finished and (self.path / METRICS).is_file() and (self.path / FINAL_WEIGHTS).is_file()):
             return None
         log(f"{self.path}: already complete; metrics in {self.path / METRICS} (`{evaluate_command}` measures it again)")
         return json.loads((self.path / METRICS).read_text(encoding="utf-8"))
@@ -256,15 +292,3 @@ class RunFolder:
         if self.writer and self.finished:
             (self.path / FINISHED).unlink()
 
-
-def _same_recipe(recipe_path, config, text):
-    """Whether the run's recorded recipe is `config`: the same text, or the same values once read, so a
-    key added to kresnet later (recorded runs lack it, its default applies) does not orphan older runs."""
-    from kresnet.recipe import load_recipe
-
-    if recipe_path.read_text(encoding="utf-8") == text:
-        return True
-    try:
-        return load_recipe(recipe_path, type(config)) == config
-    except UserError:  # keys this kresnet no longer reads: not the same recipe
-        return False

@@ -14,7 +14,7 @@ schedule and optimizer from the recipe's shared sections, resume, checkpoints, h
 TensorBoard, skipped-image counts, the final weights and metrics.json.
 
 A recipe of any task has the shared sections `meta`, `train` (epochs, batch_size,
-steps_per_epoch, seed, precision, steps_per_execution), `optimizer` and `schedule` (kresnet.runs.sections).
+steps_per_epoch, seed, checkpoint_every_steps, precision, steps_per_execution), `optimizer` and `schedule` (kresnet.runs.sections).
 """
 
 import dataclasses
@@ -35,14 +35,16 @@ class TaskRun:
 
     Args:
         model: the model to train (built, not compiled); the task's `compile` compiles it.
-        train: the training stream (repeating).
+        train: callable(first_step) -> the endless training stream from that optimizer step of the run
+            on: the batches an unkilled run trains on from there, so that a resumed run ends as an
+            unkilled one (build it on `kresnet.data.order`).
         steps_per_epoch: optimizer steps per epoch.
         model_name: what the run header calls the model.
         dataset: what the run header says it trains on.
         export_model: the model whose weights are the run's `model.weights.h5`, when not `model`
             (the bare classifier inside a distillation wrapper).
         skipped: {split: `SkipCounter`} of unreadable images: reported each epoch and counted in metrics.json.
-        fit_options: more `fit_run` arguments of the task (validation, mixup, step checkpoints).
+        fit_options: more `fit_run` arguments of the task (validation, mixup).
         state: whatever else the task's `evaluate` needs (its evaluation data, class names).
     """
 
@@ -83,6 +85,16 @@ def build_task_optimizer(config, steps_per_epoch):
     return build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
 
 
+def end_progress_line():
+    """End the line of Keras' progress bar, which a terminal shows without a newline mid-epoch, so
+    that the error printed next starts a line of its own."""
+    import sys
+
+    if sys.stdout.isatty():
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
 def apply_run_settings(config):
     """What holds before any model of a recipe is built, for training and evaluation alike: the seed
     and the precision policy."""
@@ -96,7 +108,8 @@ def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=
     """Train (or resume) `task` on `config` into `run_dir`, evaluate it, and return the metrics dict.
 
     Running a finished run again returns its stored metrics without training or evaluating; a
-    finished run whose metrics.json was removed evaluates its final weights again.
+    finished run whose metrics.json was removed evaluates its final weights again, and one whose
+    model.weights.h5 was removed writes it again from its last checkpoint.
 
     Args:
         task: the task definition (see the module docstring).
@@ -112,6 +125,9 @@ def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=
     plan.check_batch(config.train.batch_size)
     with RunFolder(run_dir, fault=fault) as run:
         run.claim(config)
+        if run.change.extended_from is not None:
+            log(f"{run.path}: extending the run from {run.change.extended_from} to {config.train.epochs} epochs "
+                f"(the learning-rate schedule of the epochs to come spans {config.train.epochs})")
         completed = run.completed_metrics(task.evaluate_command(run), log)
         if completed is not None:
             return completed
@@ -121,7 +137,7 @@ def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=
         log(run_header(task.name, job.model_name, job.dataset, config.train.epochs, job.steps_per_epoch,
                        config.train.batch_size, run.path))
         fit = None
-        if run.finished:  # finished, but metrics.json was removed: measure the saved weights again
+        if run.finished and (run / FINAL_WEIGHTS).is_file():  # metrics.json was removed: measure the weights again
             log(f"{run.path}: training already finished, evaluating {run / FINAL_WEIGHTS}")
             job.weights_model.load_weights(run / FINAL_WEIGHTS)
         else:
@@ -134,11 +150,12 @@ def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=
                 callbacks.append(skipped_images_callback(job.skipped, log))
             try:
                 fit = fit_run(run, job.model, job.train, epochs=config.train.epochs,
-                              steps_per_epoch=job.steps_per_epoch,
+                              steps_per_epoch=job.steps_per_epoch, every_steps=config.train.checkpoint_every_steps,
                               steps_per_execution=config.train.steps_per_execution,
-                              export_model=job.export_model, verbose=verbose,
-                              extra_callbacks=callbacks, log=log, **job.fit_options)
+                              export_model=job.export_model, verbose=verbose, extra_callbacks=callbacks, log=log,
+                              **job.fit_options)
             except Exception as error:  # a bad file's UserError, wrapped by tf.data
+                end_progress_line()
                 reraise_as_user_error(error)
             run.save_weights(job.weights_model, FINAL_WEIGHTS)
         metrics = task.evaluate(job, config, log)

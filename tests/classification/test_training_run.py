@@ -140,7 +140,7 @@ def test_history_keeps_only_the_epochs_the_checkpoint_finished(tmp_path):
 def test_resume_refuses_a_different_recipe(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     write_recipe(tiny_recipe(), tmp_path / "recipe.toml")
-    with pytest.raises(UserError, match="holds a different recipe"):
+    with pytest.raises(UserError, match="started with train.seed = 0, now 5"):
         train(tiny_recipe(train={"seed": 5}), tmp_path, data=tiny_data(), verbose=0)
 
 
@@ -153,20 +153,29 @@ def test_a_run_recorded_before_a_key_existed_resumes_when_its_values_are_the_sam
     assert "data_format" not in (tmp_path / "recipe.toml").read_text()
     metrics = train(tiny_recipe(), tmp_path, data=tiny_data(), verbose=0)
     assert metrics["steps"] == 8 and (tmp_path / "recipe.toml").read_text() == recorded
-    with pytest.raises(UserError, match="holds a different recipe"):
+    with pytest.raises(UserError, match="started with model.kernel_initializer = 'glorot_uniform', now 'he_normal'"):
         train(tiny_recipe(model={"kernel_initializer": "he_normal"}), tmp_path, data=tiny_data(), verbose=0)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_recipe()
     # NaN from epoch 2, step 2; the loss is checked at checkpoints (here the epoch's end), not every batch.
-    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf by epoch 2, step 4.*epoch 1, step 0"):
+    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf by epoch 2, step 4.*checkpoint \(end of epoch 1\)"):
         train(config, tmp_path, data=tiny_data(poison_after=5), verbose=0)
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)
     model, _ = __import__("kresnet.classification.build", fromlist=["x"]).build_training_model(config, 4)
     RunCheckpoint(tmp_path / "checkpoints", 4).restore(model)
     assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
+
+
+def test_a_divergence_between_step_checkpoints_names_both_places_as_the_console_counts(tmp_path):
+    config = tiny_recipe(train={"checkpoint_every_steps": 1})
+    # NaN from the run's step 7 (epoch 2, step 3): the last good checkpoint is epoch 2, step 2.
+    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 3; .*last good checkpoint \(epoch 2, step 2\) kept"):
+        train(config, tmp_path, data=tiny_data(poison_after=6), verbose=0)
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (1, 2)
 
 
 def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_path):
@@ -183,4 +192,9 @@ def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_pa
     second = json.loads((tmp_path / "state.json").read_text())
     assert first["iterations"] == second["iterations"] == 0
     assert (first["step"], second["step"]) == (1, 2) and first["weights"] != second["weights"]
-    assert [path.name for path in tmp_path.glob("state-*.weights.h5")] == [second["weights"]]
+    # The newest file and the one before it, which state.json names as the previous checkpoint.
+    assert second["previous"]["weights"] == first["weights"] and first["previous"] is None
+    assert sorted(path.name for path in tmp_path.glob("state-*.weights.h5")) == [first["weights"], second["weights"]]
+    checkpoint.on_train_batch_end(2, {"loss": 1.0})
+    assert sorted(path.name for path in tmp_path.glob("state-*.weights.h5")) == [second["weights"],
+                                                                                json.loads((tmp_path / "state.json").read_text())["weights"]]

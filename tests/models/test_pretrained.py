@@ -240,3 +240,20 @@ def test_a_fresh_process_loads_a_preset_folder_with_keras_hub(tmp_path):
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "preset")], check=True, env=env)
+
+
+def test_a_keras_file_holding_python_code_is_one_line_wherever_it_is_given(tmp_path, run_cli, capsys):
+    # A .keras file whose model has a Lambda layer: Keras' safe mode refuses to run its code, as it should.
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs)).save(tmp_path / "lambda.keras")
+    (tmp_path / "val" / "class0").mkdir(parents=True)
+    assert run_cli(["evaluate", "--weights", tmp_path / "lambda.keras", "--model", "resnet18d", "--data", tmp_path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"{tmp_path / 'lambda.keras'}: holds Python code (a Lambda layer), which Keras' safe mode refuses" in err
+    from kresnet.transfer.backbone import build_backbone
+
+    _one_line_error(lambda: build_backbone("resnet18d", str(tmp_path / "lambda.keras")), "model.backbone_weights=",
+                    "holds Python code (a Lambda layer)")
+    (tmp_path / "cut.keras").write_bytes((tmp_path / "lambda.keras").read_bytes()[:200])
+    _one_line_error(lambda: kresnet.create_model("resnet18d", weights=tmp_path / "cut.keras"), "cut.keras: not a loadable .keras file")

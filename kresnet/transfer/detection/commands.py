@@ -8,9 +8,9 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
-from kresnet.models.pretrained import load_trained_weights
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir, read_class_names
 from kresnet.data.image_files import image_files
+from kresnet.runs.folder import (CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
+                                load_run_weights, read_class_names, refuse_if_busy)
 
 
 def _log(message):
@@ -38,7 +38,7 @@ def _load_detector(config, num_classes, path):
     apply_run_settings(config)  # the precision the run trained in
     model = build_detector(config, num_classes, load_backbone=False)
     build_variables(model, config)
-    return load_trained_weights(model, path, "the recipe's detector (use the recipe.toml of the run that trained them)")
+    return load_run_weights(model, path, "the recipe's detector (use the recipe.toml of the run that trained them)")
 
 
 def _class_names(weights):
@@ -71,10 +71,12 @@ def detect_command(recipe, overrides=(), out=None):
         out: run folder; default `runs/<recipe name>`.
     """
     from kresnet.transfer.detection.config import load_detection_recipe
-    from kresnet.transfer.detection.trainer import train_detector
 
     config = load_detection_recipe(recipe, overrides)
     run = _run_dir(recipe, out)
+    refuse_if_busy(run)  # before the data and the model are built
+    from kresnet.transfer.detection.trainer import train_detector
+
     metrics = train_detector(config, run, log=_log)
     typer.echo(f"{_summary(metrics)}  ->  {run / METRICS}")
     return metrics

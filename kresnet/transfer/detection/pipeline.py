@@ -71,7 +71,7 @@ def resize_to_fit(image, height, width, short_side, max_side, limit):
 
 
 def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, training=False, flip=True,
-                 seed=0, repeat=False, skip_counter=None, pad_value=MEAN_RGB):
+                 seed=0, repeat=False, skip_counter=None, pad_value=MEAN_RGB, first_batch=0):
     """Batches of {"images", "image_sizes", "scales", ...}; with `training`, also the padded ground truth.
 
     Each image is scaled by min(short_side / short, max_side / long) (the
@@ -89,6 +89,8 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         seed: int. Shuffle and flip seed.
         repeat: bool. Repeat forever (training with `steps_per_epoch`).
         pad_value: 3 floats. The pixel the padding gets: the detector's `pixel_mean`, which normalises to 0.
+        first_batch: int. Training with `repeat`: start at this batch of the stream (a run resumed at
+            that optimizer step), exactly the rest of the stream from batch 0 (`kresnet.data.order`).
         skip_counter: `SkipCounter` or None. Unreadable images are dropped and
             counted there; evaluation batches carry each image's record index
             ("indices"), so the detections of the rest stay matched to their records.
@@ -96,15 +98,16 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
     import tensorflow as tf
 
     from kresnet.data.decode import decode_rgb
+    from kresnet.data import order
     from kresnet.data.skips import SkipCounter, skip_unreadable
 
     packed = pack_records(records, max_boxes)
     side = padded_size(max_side)
     mean = tf.constant(pad_value, tf.float32)
 
-    def decode(path, index, boxes, labels, valid, size):
+    def decode(path, index, boxes, labels, valid, size, element):
         image = decode_rgb(tf.io.read_file(path))
-        return image, index, boxes, labels, valid, size
+        return image, index, boxes, labels, valid, size, element
 
     def load(image, index, boxes, labels, valid, size, element):
         height, width = size[0], size[1]
@@ -112,9 +115,7 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         scales = tf.stack([new_height / height, new_width / width])
         boxes = boxes * tf.stack([scales[1], scales[0], scales[1], scales[0]])
         if training and flip:
-            # Element n of the stream flips by the stateless seed (seed, n): the same on every run, whatever
-            # order parallel map calls finish in.
-            flipped = tf.random.stateless_uniform([], tf.stack([tf.cast(seed, tf.int64), element])) < 0.5
+            flipped = tf.random.stateless_uniform([], order.element_seed(seed, element)) < 0.5
             image = tf.cond(flipped, lambda: tf.reverse(image, axis=[1]), lambda: image)
             mirrored = tf.stack([new_width - boxes[:, 2], boxes[:, 1], new_width - boxes[:, 0], boxes[:, 3]], axis=1)
             boxes = tf.where(flipped, mirrored, boxes)
@@ -127,15 +128,23 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
             example["indices"] = index
         return example
 
-    data = tf.data.Dataset.from_tensor_slices(
-        (packed["paths"], np.arange(len(records), dtype=np.int64), packed["boxes"], packed["labels"],
-         packed["valid"], packed["sizes"]))
+    columns = tuple(tf.constant(packed[name]) for name in ("paths", "boxes", "labels", "valid", "sizes"))
+
+    def record(index):
+        paths, boxes, labels, valid, sizes = (column[index] for column in columns)
+        return paths, index, boxes, labels, valid, sizes
+
     if training:
-        data = data.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        data = data.repeat()
+        # Element n of the stream (its index in the resumable order, counted before unreadable images
+        # are dropped) flips by the stateless seed (seed, n): the same on every run and after a resume.
+        first = first_batch * batch_size if repeat else None
+        indexed = order.training_order(len(records), seed, first, endless=repeat)
+        data = indexed.map(lambda index, element: (*record(index), element))
+    else:
+        data = tf.data.Dataset.range(len(records)).map(lambda index: (*record(index), tf.constant(0, tf.int64)))
+        if repeat:
+            data = data.repeat()
     data = skip_unreadable(data, skip_counter or SkipCounter(), decode)
-    data = tf.data.Dataset.zip(data, tf.data.Dataset.counter())
-    data = data.map(lambda example, element: load(*example, element), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     data = data.batch(batch_size, drop_remainder=training)
     return data.prefetch(tf.data.AUTOTUNE)

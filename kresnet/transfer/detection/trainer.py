@@ -29,11 +29,14 @@ class DetectionTask:
         build_variables(model, config)  # restoring a checkpoint needs a built model; evaluation reuses the compiled predict
         steps = epoch_steps(len(train), config.train.batch_size, config.train.steps_per_epoch)
         train_skips = SkipCounter()
-        data = make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
-                            config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
-                            repeat=True, skip_counter=train_skips)
+
+        def stream(first_step):
+            return make_dataset(train.records, config.train.batch_size, config.data.short_side, config.data.max_side,
+                                config.data.max_boxes, training=True, flip=config.data.flip, seed=config.train.seed,
+                                repeat=True, skip_counter=train_skips, first_batch=first_step)
+
         dataset = f"{config.data.source} {config.data.root or ''}".strip()
-        return TaskRun(model, data, steps, model_name=config.model.backbone,
+        return TaskRun(model, stream, steps, model_name=config.model.backbone,
                        dataset=f"{dataset}, {len(train)} images, {len(train.class_names)} classes",
                        skipped={"train": train_skips}, state={"test": test})
 

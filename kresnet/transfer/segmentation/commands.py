@@ -7,9 +7,9 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.models.pretrained import load_trained_weights
 from kresnet.data.image_files import image_files
-from kresnet.runs.folder import CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir, read_class_names
+from kresnet.runs.folder import (CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
+                                load_run_weights, read_class_names, refuse_if_busy)
 
 
 def _quiet_tensorflow():
@@ -27,10 +27,12 @@ def segment_command(recipe, overrides=(), out=None):
     """
     _quiet_tensorflow()
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
-    from kresnet.transfer.segmentation.train import train_segmentation
 
     config = load_segmentation_recipe(recipe, overrides)
     run = pathlib.Path(out or default_run_dir(recipe))
+    refuse_if_busy(run)  # before the data and the model are built
+    from kresnet.transfer.segmentation.train import train_segmentation
+
     metrics = train_segmentation(config, run)
     print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({run / METRICS})")
     return metrics
@@ -50,7 +52,7 @@ def _load_segmenter(config, weights, num_classes):
     apply_run_settings(config)  # the precision the run trained in
     config.model.backbone_weights = ""  # the segmenter's own weights replace the backbone's
     model = build_segmenter(config.model, num_classes)
-    return load_trained_weights(model, weights, "the recipe's segmenter (use the recipe.toml of the run that trained them)")
+    return load_run_weights(model, weights, "the recipe's segmenter (use the recipe.toml of the run that trained them)")
 
 
 def _trained_segmenter(config, recipe, weights, out):

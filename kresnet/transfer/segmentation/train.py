@@ -59,18 +59,14 @@ class SegmentationTask:
         steps_per_epoch = epoch_steps(len(train_samples), config.train.batch_size, config.train.steps_per_epoch)
         model = build_segmenter(config.model, train_samples.num_classes, log=log)
         train_skips = SkipCounter()
-        dataset = pipeline.train_dataset(
-            train_samples,
-            config.train.batch_size,
-            config.train.crop_size,
-            config.train.base_size,
-            config.train.scale_range,
-            seed=config.train.seed,
-            targets=tuple(model.output),
-            skip_counter=train_skips,
-        )
+
+        def stream(first_step):
+            return pipeline.train_dataset(train_samples, config.train.batch_size, config.train.crop_size,
+                                          config.train.base_size, config.train.scale_range, seed=config.train.seed,
+                                          targets=tuple(model.output), skip_counter=train_skips, first_batch=first_step)
+
         where = f"{config.data.source} {config.data.root}".strip()
-        return TaskRun(model, dataset, steps_per_epoch, model_name=f"{config.model.backbone} FCN",
+        return TaskRun(model, stream, steps_per_epoch, model_name=f"{config.model.backbone} FCN",
                        dataset=f"{where}, {len(train_samples)} images, {train_samples.num_classes} classes",
                        skipped={"train": train_skips}, state={"val": val_samples})
 

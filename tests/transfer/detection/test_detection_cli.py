@@ -171,8 +171,8 @@ def test_a_run_folder_refuses_to_resume_with_another_recipe(tmp_path):
     (run / "checkpoints").mkdir(parents=True)  # an interrupted run of the TINY recipe
     with RunFolder(run, writer=True) as folder:
         folder.claim(load_detection_recipe(DEMO, TINY))
-    with pytest.raises(UserError, match="holds a different recipe"):
-        detect_command(DEMO, [*TINY, "train.epochs=3"], run)
+    with pytest.raises(UserError, match="started with train.seed = 0, now 5"):
+        detect_command(DEMO, [*TINY, "train.seed=5"], run)
 
 
 def test_coco_format_recipe_trains_and_reports_coco_ap(tmp_path, testdata, capsys):
