@@ -211,16 +211,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         return True
 
 
-def first_non_finite(variables):
-    """The path of the first floating-point variable holding a NaN or infinity, or None."""
-    for variable in variables:
-        if "float" not in str(variable.dtype):
-            continue
-        if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
-            return getattr(variable, "path", variable.name)
-    return None
-
-
 class StepCheckpoint(RunCheckpoint):
     """A `RunCheckpoint` that also saves every `every_steps` steps inside an epoch.
 
