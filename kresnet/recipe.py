@@ -317,3 +317,10 @@ def _literal(value):
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as a TOML value")
+
+
+def set_option():
+    """The `--set section.key=value` option of every command that reads a recipe (one meaning, one type)."""
+    import typer
+
+    return typer.Option([], "--set", help="override a recipe key: section.key=value, e.g. train.epochs=10 (repeatable)")

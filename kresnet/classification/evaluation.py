@@ -3,6 +3,7 @@
 import pathlib
 
 from kresnet.errors import UserError
+from kresnet.models.pretrained import load_trained_weights
 
 
 def evaluate_weights(
@@ -32,16 +33,14 @@ def evaluate_weights(
     if weights is None:
         raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --weights`)")
     weights = pathlib.Path(weights)
-    config = None
+    config, eval_preset = None, None
     if weights.is_dir():
         from kresnet.classification.config import load_classification_recipe
+        from kresnet.runs.folder import FINAL_WEIGHTS, open_run
 
-        from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE
-
-        if not (weights / RECIPE).is_file():
-            raise UserError(f"{weights}: not a run folder (no {RECIPE}); pass a .weights.h5 file instead")
-        config = load_classification_recipe(weights / RECIPE)
-        weights = weights / FINAL_WEIGHTS
+        record = open_run(weights, "classification", needs=(FINAL_WEIGHTS,))
+        config = load_classification_recipe(record.recipe_path)
+        weights = record.weights
     from kresnet.models.pretrained import STATE_DICT_SUFFIXES
 
     if weights.suffix in (*STATE_DICT_SUFFIXES, ".keras") and weights.is_file():
@@ -51,11 +50,15 @@ def evaluate_weights(
         raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
     if config is not None:
         from kresnet.classification.data import dataset_root
+        from kresnet.classification.inference import run_eval_transform
 
+        recorded = run_eval_transform(config)
+        if image_size is None and resize is None and recorded.published:
+            eval_preset = recorded  # the run validated with its starting weights' own transform
         model_name = model_name or config.model.name
         num_classes = num_classes or config.model.num_classes
-        image_size = image_size or config.data.image_size
-        resize = resize or config.data.eval_resize
+        image_size = image_size or recorded.eval_size
+        resize = resize or recorded.resize_size
         data = data or dataset_root(config)
     if model_name is None:
         raise UserError("--model: required with a bare .weights.h5 (e.g. --model resnet50d)")
@@ -66,7 +69,8 @@ def evaluate_weights(
 
     import kresnet
 
-    dataset, info = _validation_data(data, batch_size, num_classes, image_size=image_size, resize_size=resize)
+    dataset, info = _validation_data(data, batch_size, num_classes, eval_preset=eval_preset, image_size=image_size,
+                                     resize_size=resize)
     stage_overrides = {"stage_depths": stage_depths, "stage_widths": stage_widths}
     if config is not None:
         stage_overrides = {
@@ -74,10 +78,7 @@ def evaluate_weights(
             "stage_widths": stage_widths or config.model.stage_widths,
         }
     model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
-    try:
-        model.load_weights(weights)
-    except ValueError as error:
-        raise UserError(f"{weights}: does not fit {model_name} with {num_classes} classes ({str(error).splitlines()[0]})") from None
+    load_trained_weights(model, weights, f"{model_name} with {num_classes} classes")
     results = _measure(model, dataset)
     return {**results, **_scored(info), "model": model_name, "weights": str(weights), "image_size": image_size, "resize": resize}
 
@@ -85,15 +86,11 @@ def evaluate_weights(
 def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size=None, resize=None):
     """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers; a weights
     file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
-    from kresnet.models import presets
+    from kresnet.classification.inference import pretrained_model_name
     from kresnet.models.pretrained import load_pretrained, resolve
     from kresnet.models.weight_import import cli_flags
 
-    if model_name is None:
-        try:
-            model_name = presets.preset_named(str(pretrained)).name
-        except UserError as error:
-            raise UserError(f"--weights: {error}, or add --model NAME") from None
+    model_name = pretrained_model_name(str(pretrained), model_name, asked_by="--weights")
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset
@@ -138,17 +135,9 @@ def _scored(info):
 
 
 def _measure(model, dataset):
-    import keras
-
+    from kresnet.classification.build import top_k_metrics
     from kresnet.tricks.losses import classification_loss
 
-    num_classes = model.num_classes
-    model.compile(
-        loss=classification_loss(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-        ],
-    )
+    model.compile(loss=classification_loss(), metrics=top_k_metrics(model.num_classes))
     results = model.evaluate(dataset, verbose="auto", return_dict=True)
     return {"top1": float(results["top1"]) * 100, "top5": float(results["top5"]) * 100}

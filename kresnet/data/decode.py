@@ -94,6 +94,4 @@ def eval_image(contents, image_size, resize_size, preset=None):
     """The paper's evaluation transform of one encoded image, or a pretrained tag's own (`preset`);
     float32 (image_size, image_size, 3)."""
     image = decode_rgb(contents)
-    if preset is not None:
-        return augment.published_eval_transform(image, preset)
-    return augment.eval_transform(image, image_size, resize_size)
+    return augment.eval_pixels(image, image_size, resize_size, preset)

@@ -217,7 +217,7 @@ def _read_file(path, label):
 
 
 def _folder_records(root, training, seed, num_classes, class_names):
-    paths, labels, names = sources.list_image_folder(root, class_names)
+    paths, labels, names = sources.list_image_folder(root, class_names, num_classes)
     if num_classes is not None and num_classes < len(names):
         raise UserError(f"num_classes={num_classes} is smaller than the {len(names)} classes of {root}")
     records = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, tf.int32)))
@@ -237,7 +237,7 @@ def _tfrecord_records(pattern, training, seed, shuffle_buffer, num_classes, labe
     if num_shards > 1 and sharded:
         files = files[shard_index::num_shards]
     metadata = sources.read_tfrecord_metadata(all_files) or {}
-    names = metadata.get("class_names") or (sources.imagenet_synsets() if not num_classes or num_classes == 1000 else [])
+    names = metadata.get("class_names") or (sources.imagenet_synsets() if sources.imagenet_indexed(num_classes) else [])
     num_classes = num_classes or metadata.get("num_classes") or len(names)
     if label_offset is None:
         label_offset = int(metadata.get("label_offset", 1))

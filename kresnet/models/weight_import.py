@@ -209,14 +209,21 @@ def torch_name(keras_layer_name, deep_stem):
     return f"layer{stage}.{block}.{part}"
 
 
-def _shortcut_names(backbone):
+def _shortcut_names(avg_down):
     # timm's D shortcut is Sequential(pool, conv, bn), so conv/bn sit at 1/2; B's is (conv, bn) at 0/1.
-    offset = 1 if backbone.avg_down else 0
+    offset = 1 if avg_down else 0
     return {"shortcut_conv": f"downsample.{offset}", "shortcut_bn": f"downsample.{offset + 1}"}
 
 
-def _convert(layer, torch_prefix, state, used):
-    """The Keras weight list of one layer from the state dict entries under `torch_prefix`."""
+def convert_layer_weights(layer, torch_prefix, state, used):
+    """The Keras weight list of one Conv2D, Dense or BatchNormalization layer from the entries under `torch_prefix`.
+
+    Args:
+        layer: the Keras layer.
+        torch_prefix: str. Its PyTorch module name, e.g. `layer1.0.conv1`.
+        state: dict. The state dict (name -> float32 array).
+        used: set. The keys taken are added to it.
+    """
     from keras import layers
 
     def take(suffix):
@@ -229,6 +236,8 @@ def _convert(layer, torch_prefix, state, used):
     if isinstance(layer, layers.Conv2D):
         key, kernel = take("weight")
         arrays = [(key, kernel.transpose(2, 3, 1, 0))]  # (out, in, kh, kw) -> (kh, kw, in, out)
+        if layer.use_bias:
+            arrays.append(take("bias"))
     elif isinstance(layer, layers.Dense):
         key, kernel = take("weight")
         arrays = [(key, kernel.T), take("bias")]
@@ -244,35 +253,48 @@ def _convert(layer, torch_prefix, state, used):
     return [array for _, array in arrays]
 
 
-def torch_modules(model):
-    """(Keras layer, timm/torchvision module name) for every weighted layer of a kresnet classifier or backbone."""
+def torch_modules(model, backbone_prefix="", head_names=None):
+    """(Keras layer, timm/torchvision module name) for every weighted layer of a kresnet model.
+
+    Args:
+        model: a kresnet classifier or backbone, or a model (FCN, detector) whose layers include a backbone's.
+        backbone_prefix: str. Prefix of the backbone's names in the file, e.g. `"backbone."` for a torchvision FCN.
+        head_names: dict or None. Keras layer name -> PyTorch module name of the layers outside the backbone.
+    """
     from keras import layers
 
-    backbone = getattr(model, "backbone", model)
-    shortcut_names = _shortcut_names(backbone)
+    head_names = head_names or {}
+    everything = list(model._flatten_layers(include_self=False, recursive=True))
+    # The backbone's layout from its layer names, so a backbone inside a larger model needs no handle on it.
+    names = {layer.name for layer in everything}
+    deep_stem = "stem_conv1" in names
+    shortcut_names = _shortcut_names(any(name.endswith("_shortcut_pool") for name in names))
     weighted = (layers.Conv2D, layers.Dense, layers.BatchNormalization)
     pairs = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in everything:
         if not isinstance(layer, weighted):
             continue
-        name = torch_name(layer.name, backbone.deep_stem)
+        if layer.name in head_names:
+            pairs.append((layer, head_names[layer.name]))
+            continue
+        name = torch_name(layer.name, deep_stem)
         if name is None:
             raise UserError(f"layer {layer.name} has no counterpart in a timm/torchvision ResNet")
         for part, replacement in shortcut_names.items():
             name = name.replace(part, replacement)
-        pairs.append((layer, name))
+        pairs.append((layer, backbone_prefix + name))
     return pairs
 
 
-def import_state_dict(model, state):
-    """Copy a timm/torchvision state dict into a kresnet classifier or backbone, in place.
+def import_state_dict(model, state, backbone_prefix="", head_names=None):
+    """Copy a timm/torchvision state dict into a kresnet model (see `torch_modules`), in place.
 
     Every weight of the model must be found and every tensor of the file used; otherwise
     the error names the first missing or unused key.
     """
     used = set()
-    for layer, name in torch_modules(model):
-        layer.set_weights(_convert(layer, name, state, used))
+    for layer, name in torch_modules(model, backbone_prefix, head_names):
+        layer.set_weights(convert_layer_weights(layer, name, state, used))
     unused = sorted(set(state) - used)
     if unused:
         raise UserError(f"unknown key {unused[0]!r} in the state dict ({len(unused)} unused); is it the right model name?")

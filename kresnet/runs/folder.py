@@ -13,11 +13,13 @@ Every file is written under a temporary name and renamed. One process writes
 folder's lock; the others write nothing and take no lock, but read checkpoints to resume.
 """
 
+import dataclasses
 import json
 import pathlib
+import tomllib
 
 from kresnet.errors import UserError
-from kresnet.runs.atomic import save_weights_atomically, write_text_atomically
+from kresnet.atomic_files import save_weights_atomically, write_text_atomically
 from kresnet.runs.lock import RunLock
 
 RECIPE = "recipe.toml"
@@ -35,6 +37,97 @@ LOCK = ".lock"
 RUN_STATE = (CHECKPOINTS, FINAL_WEIGHTS, FINISHED)
 # Resumable state of kresnet versions before the run engine (Keras BackupAndRestore); it cannot be resumed.
 LEGACY_BACKUPS = ("backup/training_metadata.json", "checkpoints/training_metadata.json")
+
+
+# The command that writes a run folder of each task (a recipe without `task = ...` is classification's).
+TASK_COMMANDS = {
+    "classification": "kresnet train",
+    "detection": "kresnet transfer detect",
+    "segmentation": "kresnet transfer segment",
+}
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """A run folder as a command reads it: where it is, its task and raw recipe, and what it holds."""
+
+    path: pathlib.Path
+    task: str
+    recipe: dict
+
+    @property
+    def recipe_path(self):
+        return self.path / RECIPE
+
+    @property
+    def weights(self):
+        return self.path / FINAL_WEIGHTS
+
+    @property
+    def finished(self):
+        return (self.path / FINISHED).is_file()
+
+    @property
+    def class_names(self):
+        """The class names the run trained on (`classes.json`), or None when it has none."""
+        path = self.path / CLASSES
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserError(f"{path}: not a readable class list ({error})") from None
+
+
+def open_run(path, task=None, needs=(), asked_by=None):
+    """The run folder at `path`, or one line saying why it is not one a command can use.
+
+    Args:
+        path: the run folder.
+        task: the task the command reads ("classification", "detection", "segmentation"), or None for any.
+        needs: file names the command needs in it (e.g. `FINAL_WEIGHTS`).
+        asked_by: the option or argument that named the folder, for the message (e.g. "--teacher").
+    """
+    path = pathlib.Path(path).expanduser()
+    where = f"{asked_by} {path}" if asked_by else str(path)
+    recipe_path = path / RECIPE
+    if not recipe_path.is_file():
+        raise UserError(f"{where}: not a run folder (no {RECIPE})")
+    try:
+        recipe = tomllib.loads(recipe_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UserError(f"{recipe_path}: not a readable recipe ({error})") from None
+    found = recipe.get("task", "classification")
+    if task is not None and found != task:
+        raise UserError(f"{where}: a {found} run (written by `{TASK_COMMANDS.get(found, found)}`); "
+                        f"expected a {task} run from `{TASK_COMMANDS[task]}`")
+    why = {FINISHED: "the run has not finished", FINAL_WEIGHTS: "no epoch has finished yet",
+           HISTORY: "no epoch has finished yet", CLASSES: "written when the run starts"}
+    for name in needs:
+        if not (path / name).is_file():
+            raise UserError(f"{where}: no {name} in this run folder ({why.get(name, 'needed here')})")
+    return RunRecord(path, found, recipe)
+
+
+def run_folder_of(weights, marker=RECIPE):
+    """The run folder holding `weights` (its folder or the one above, whichever has `marker`), or None.
+
+    Weights sit at `<run>/model.weights.h5` or one level down (`<run>/checkpoints/...`), so
+    commands can take the run's recipe and class names from the weights alone.
+    """
+    if weights is None:
+        return None
+    weights = pathlib.Path(weights)
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / marker).is_file():
+            return folder
+    return None
+
+
+def read_class_names(weights):
+    """The class names the run of `weights` was trained on, or None when its `classes.json` is not found."""
+    run = run_folder_of(weights, marker=CLASSES)
+    return None if run is None else RunRecord(run, "", {}).class_names
 
 
 def default_run_dir(recipe):
@@ -107,6 +200,14 @@ class RunFolder:
         except BaseException:
             self.release()
             raise
+        return self
+
+    def hold(self):
+        """Lock the folder without claiming it for training: for an evaluation that writes beside the
+        run's results (`eval_metrics.json`), refused with one line while the run trains."""
+        if self.writer:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
         return self
 
     def release(self):

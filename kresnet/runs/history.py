@@ -11,7 +11,7 @@ import pathlib
 
 import keras
 
-from kresnet.runs.atomic import write_text_atomically
+from kresnet.atomic_files import write_text_atomically
 
 
 def trim_history(path, finished_epochs):

@@ -63,3 +63,19 @@ def make_offline_hub(tmp_path, monkeypatch, reference_dir, files=None):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "kresnet_cache"))
     return hub_dir
+
+
+IMAGENET_STAND_IN = "timm/resnet50d.a3_in1k"  # a tag whose eval transform (160 of 168, bicubic) is not the paper's
+
+
+def add_imagenet_stand_in(hub_dir, reference_dir, repo_id=IMAGENET_STAND_IN):
+    """The narrow ResNet-D reference with a 1000-class head (ImageNet's count, so ImageNet's names apply), cached as `repo_id`."""
+    import numpy as np
+    from safetensors.numpy import load_file, save
+
+    state = load_file(reference_dir / "bottleneck_d_1111.safetensors")
+    rng = np.random.default_rng(0)
+    features = state["fc.weight"].shape[1]
+    state["fc.weight"] = rng.normal(0.0, 0.5, (1000, features)).astype(np.float16)
+    state["fc.bias"] = rng.normal(0.0, 0.5, (1000,)).astype(np.float16)
+    return add_to_hub_cache(hub_dir, repo_id, save(state))

@@ -15,7 +15,7 @@ import pytest
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
-from kresnet.runs.atomic import PHASES, SaveFailed
+from kresnet.atomic_files import PHASES, SaveFailed
 from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
 from kresnet.runs.checkpoint import RunCheckpoint
 

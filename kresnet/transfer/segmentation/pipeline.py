@@ -12,15 +12,10 @@ import tensorflow as tf
 
 from kresnet.data.decode import decode_rgb
 from kresnet.data.skips import SkipCounter, skip_unreadable
-from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+from kresnet.data.augment import normalise
 from kresnet.errors import UserError
 from kresnet.transfer.segmentation.readers import IGNORE_LABEL, read_mask
 
-
-
-def normalize(image):
-    """uint8/float RGB -> float32 normalized with the paper's ImageNet mean and std."""
-    return (tf.cast(image, tf.float32) - MEAN_RGB) / STD_RGB
 
 
 def _decoded(samples, indices, skip_counter):
@@ -86,7 +81,7 @@ def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0), seed=(0, 
     image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
     mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
     length = tf.random.stateless_uniform((), scale_seed, scale_range[0] * base_size, scale_range[1] * base_size)
-    image, mask = _resize_longer_side(normalize(image), mask, length)
+    image, mask = _resize_longer_side(normalise(image), mask, length)
     image, mask = _pad_to(image, mask, crop_size, crop_size)
     # Crop image and mask together: the mask rides along as a fourth channel (exact in float32).
     stacked = tf.concat([image, tf.cast(mask[..., None], tf.float32)], axis=-1)
@@ -140,7 +135,7 @@ def eval_dataset(samples, eval_size, batch_size=1, skip_counter=None):
 
     def prepare(image, mask):
         mask_size = tf.shape(mask)[:2]
-        resized, _ = _resize_longer_side(normalize(image), None, eval_size)
+        resized, _ = _resize_longer_side(normalise(image), None, eval_size)
         valid_size = tf.shape(resized)[:2]
         padded = tf.pad(resized, [[0, eval_size - valid_size[0]], [0, eval_size - valid_size[1]], [0, 0]])
         padded = tf.ensure_shape(padded, [eval_size, eval_size, 3])
@@ -152,17 +147,3 @@ def eval_dataset(samples, eval_size, batch_size=1, skip_counter=None):
         batch_size, padding_values={"image": 0.0, "valid_size": 0, "mask": tf.constant(IGNORE_LABEL, tf.uint8), "mask_size": 0}
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def reraise_user_error(error):
-    """Turn a pipeline failure caused by a `UserError` inside `tf.numpy_function` back into one.
-
-    tf.data wraps Python exceptions of its map functions in its own error types; the
-    original one-line message (naming the bad mask file) is recovered from the text.
-    """
-    text = str(error)
-    marker = "UserError: "
-    if marker in text:
-        message = text.split(marker, 1)[1].splitlines()[0].strip()
-        raise UserError(message) from None
-    raise error

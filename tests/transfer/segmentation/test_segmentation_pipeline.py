@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kresnet.errors import UserError
+from kresnet.errors import UserError, reraise_as_user_error
 from kresnet.transfer.segmentation import pipeline, readers
 
 
@@ -76,7 +76,7 @@ def test_bad_mask_inside_the_pipeline_becomes_a_user_error(tmp_path):
         try:
             next(iter(pipeline.eval_dataset(samples, eval_size=8)))
         except Exception as error:
-            pipeline.reraise_user_error(error)
+            reraise_as_user_error(error)
 
 
 def test_predict_preprocessing_matches_the_eval_pipeline(tmp_path):
