@@ -73,3 +73,15 @@ def test_a_size_the_weights_do_not_have_is_one_line_naming_the_recipe_key(narrow
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: model.backbone_weights='gluon_in1k': the state dict has") and hint in error
     assert "--depths" not in error
+
+
+def test_backbone_weights_take_timms_full_name(testdata, tmp_path, monkeypatch):
+    from kresnet.transfer.backbone import build_backbone
+
+    make_offline_hub(tmp_path, monkeypatch, testdata / "reference")
+    messages = []
+    backbone = build_backbone("resnet50b", "resnet50.gluon_in1k", log=messages.append, stage_depths=[1, 1, 1, 1])
+    reference = kresnet.create_backbone("resnet50b", weights="resnet50b.gluon_in1k", stage_depths=[1, 1, 1, 1])
+    conv = "stage4_block0_conv2"
+    assert (backbone.get_layer(conv).get_weights()[0] == reference.get_layer(conv).get_weights()[0]).all()
+    assert messages == ["backbone: weights from resnet50.gluon_in1k [resnet50b, blocks [1, 1, 1, 1], widths [8, 16, 24, 32]]"]

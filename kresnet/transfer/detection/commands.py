@@ -188,7 +188,7 @@ def import_weights_command(recipe, path, overrides=(), out=None):
         out: folder to write to; default `runs/<recipe name>`.
     """
     from kresnet.models.weight_import import load_state_dict
-    from kresnet.runs.atomic import save_weights_atomically, write_json_atomically
+    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
     from kresnet.transfer.detection.config import load_detection_recipe
     from kresnet.transfer.detection.runner import build_detector
     from kresnet.transfer.detection.torchvision_faster_rcnn import import_torchvision_faster_rcnn

@@ -167,7 +167,7 @@ def import_weights_command(recipe, path, overrides=(), out=None):
         out: folder to write to; default `runs/<recipe name>`.
     """
     from kresnet.models.weight_import import load_state_dict
-    from kresnet.runs.atomic import save_weights_atomically, write_json_atomically
+    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
     from kresnet.transfer.segmentation.torchvision_fcn import import_torchvision_fcn, torchvision_fcn_classes
     from kresnet.transfer.segmentation.train import build_segmenter
