@@ -9,7 +9,6 @@ Hub id (the tag's published eval transform, ImageNet's class names), a keras-hub
 
 import json
 import pathlib
-import tomllib
 from typing import NamedTuple
 
 from kresnet.errors import UserError
