@@ -64,6 +64,8 @@ def _register_commands():
 
     app.command("train")(training_commands.train)
     app.command("evaluate")(training_commands.evaluate)
+    app.command("predict")(training_commands.predict)
+    app.command("export")(training_commands.export)
     app.command("ablate")(training_commands.ablate)
     from kresnet.classification import plots
 

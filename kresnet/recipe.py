@@ -39,7 +39,7 @@ TASK_COMMANDS = {
 }
 
 
-def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None, help=""):
+def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None, follows=None, help=""):
     """A recipe field with its default and constraints.
 
     Args:
@@ -48,6 +48,8 @@ def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choi
         maximum: largest allowed value (inclusive).
         exclusive_minimum: the value must be strictly greater than this.
         choices: allowed values (strings usually).
+        follows: str or None. Another key of the same table this one belongs to (stage sizes belong to a
+            model name): an override that changes that key and not this one resets this one to its default.
         help: one line describing the key, used in documentation.
     """
     metadata = {
@@ -55,6 +57,7 @@ def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choi
         "maximum": maximum,
         "exclusive_minimum": exclusive_minimum,
         "choices": tuple(choices) if choices is not None else None,
+        "follows": follows,
         "help": help,
     }
     if isinstance(default, list):
@@ -100,10 +103,13 @@ def recipe_from_dict(data, schema, overrides=(), source="recipe"):
         overrides: strings `dotted.key=value` applied on top of `data`.
         source: the name used in error messages (usually the file path).
     """
-    data = _deep_copy(data)
+    original, data = data, _deep_copy(data)
+    overridden = set()
     for override in overrides:
         key, value = parse_override(override)
         _set_dotted(data, key, value, source)
+        overridden.add(key)
+    _reset_followers(schema, original, data, overridden, prefix="")
     try:
         return _build(schema, data, prefix="")
     except UserError as error:
@@ -191,6 +197,23 @@ def _set_dotted(data, key, value, source):
         if not isinstance(table, dict):
             raise UserError(f"{source}: --set {key}: {part} is a value, not a table")
     table[parts[-1]] = value
+
+
+def _reset_followers(schema, original, data, overridden, prefix):
+    """Drop the keys declared `follows=K` whose K an override changed while they were left as the recipe had them."""
+    if not isinstance(original, dict) or not isinstance(data, dict):
+        return  # _build reports the malformed table
+    hints = typing.get_type_hints(schema)
+    fields = {field.name: field for field in dataclasses.fields(schema)}
+    for name, field in fields.items():
+        if dataclasses.is_dataclass(hints[name]):
+            _reset_followers(hints[name], original.get(name, {}), data.get(name, {}), overridden, f"{prefix}{name}.")
+            continue
+        leader = field.metadata.get("follows")
+        if not leader or f"{prefix}{leader}" not in overridden or f"{prefix}{name}" in overridden:
+            continue
+        if original.get(leader, fields[leader].default) != data.get(leader):
+            data.pop(name, None)
 
 
 def _build(schema, data, prefix):

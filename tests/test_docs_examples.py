@@ -25,6 +25,9 @@ NOT_RUN = {
     ("docs/models.md", 'model = kresnet.create_model("resnet50d", weights="gluon_in1k")'):
         "downloads the authors' ResNet-50-D from the Hugging Face Hub; tests/models/test_pretrained.py loads "
         "every form of `weights=` from an offline Hub cache",
+    ("docs/finetune.md", 'model, transform, class_names = kresnet.load_for_inference("resnet50d.gluon_in1k")'):
+        "downloads the authors' ResNet-50-D and reads photo.jpg; tests/classification/test_predict.py makes the same "
+        "calls on a tag from an offline Hub cache and on fixture JPEGs and PNGs",
     ("docs/tricks.md", "EPOCHS, STEPS, BATCH, SIZE, CLASSES = 12, 100, 64, 224, 10"):
         "run with its outcome checked (mixup epochs, zero gamma, step counts) by tests/tricks/test_tricks_examples.py",
     ("docs/tricks.md", "distiller = kresnet.DistillationModel(student, teacher, temperature=20.0, label_smoothing=0.1)"):

@@ -99,6 +99,7 @@ def load_teacher(config, input_size=None):
         input_size: fixed square input size, or None.
     """
     from kresnet.models.pretrained import load_pretrained
+    from kresnet.models.weight_import import recipe_keys
 
     # The teacher sees the student's batches, so it takes the student's layout.
     shape = image_shape(config.model.data_format, input_size)
@@ -106,6 +107,7 @@ def load_teacher(config, input_size=None):
         config.distillation.teacher_model,
         config.distillation.teacher_weights,
         label="distillation.teacher_weights",
+        how_to_set=recipe_keys("distillation.teacher_"),
         input_shape=shape,
         stage_depths=config.distillation.teacher_stage_depths,
         stage_widths=config.distillation.teacher_stage_widths,

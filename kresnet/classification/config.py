@@ -83,7 +83,14 @@ class Distribution:
     """Data-parallel training; `train.batch_size` stays the global batch (see kresnet/runs/distribution.py)."""
 
     strategy: str = setting("none", choices=["none", "data_parallel"], help="data_parallel: JAX or TensorFlow, all local devices")
-    multi_host: bool = setting(False, help="join a multi-host job (JAX only: the KERAS_DISTRIBUTION_* variables)")
+    multi_host: bool = setting(False, help="join a multi-host job (JAX only: the KERAS_DISTRIBUTION_* variables); needs data_parallel")
+
+    def problems(self):
+        """One-line problems of this table (empty when consistent)."""
+        if self.multi_host and self.strategy != "data_parallel":
+            # Alone, each process would train the whole run by itself and race the others for --out.
+            return [f"distribution.multi_host=true needs distribution.strategy=\"data_parallel\", got {self.strategy!r}"]
+        return []
 
 
 ClassificationRecipe = sections.task_recipe(
@@ -119,7 +126,7 @@ def classification_recipe_from_dict(data, overrides=()):
 def check_consistency(config, source):
     """Raise a one-line UserError for values that are valid alone but not together."""
     epochs = config.train.epochs
-    problems = config.schedule.problems_with(epochs)
+    problems = config.schedule.problems_with(epochs) + config.distribution.problems()
     if config.schedule.step_epochs != sorted(config.schedule.step_epochs):
         problems.append(f"schedule.step_epochs: expected increasing epochs, got {config.schedule.step_epochs}")
     if config.tricks.mixup_off_epochs >= epochs:

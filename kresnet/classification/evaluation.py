@@ -25,7 +25,7 @@ def evaluate_weights(
         batch_size: evaluation batch size.
         stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
         stage_widths: stage widths when they differ from the default (narrow imported weights).
-        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, or `"gluon_in1k"` with `model_name`),
+        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, timm's `"resnet50.a1_in1k"`, or `"gluon_in1k"` with `model_name`),
             Hub id or weights file, evaluated with the tag's own eval transform; `weights` is then None.
     """
     if pretrained is not None:
@@ -33,7 +33,7 @@ def evaluate_weights(
     if weights is None:
         raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --weights`)")
     weights = pathlib.Path(weights)
-    config = None
+    config, eval_preset = None, None
     if weights.is_dir():
         from kresnet.classification.config import load_classification_recipe
         from kresnet.runs.folder import FINAL_WEIGHTS, open_run
@@ -50,11 +50,15 @@ def evaluate_weights(
         raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
     if config is not None:
         from kresnet.classification.data import dataset_root
+        from kresnet.classification.inference import run_eval_transform
 
+        recorded = run_eval_transform(config)
+        if image_size is None and resize is None and recorded.published:
+            eval_preset = recorded  # the run validated with its starting weights' own transform
         model_name = model_name or config.model.name
         num_classes = num_classes or config.model.num_classes
-        image_size = image_size or config.data.image_size
-        resize = resize or config.data.eval_resize
+        image_size = image_size or recorded.eval_size
+        resize = resize or recorded.resize_size
         data = data or dataset_root(config)
     if model_name is None:
         raise UserError("--model: required with a bare .weights.h5 (e.g. --model resnet50d)")
@@ -65,7 +69,8 @@ def evaluate_weights(
 
     import kresnet
 
-    dataset, info = _validation_data(data, batch_size, num_classes, image_size=image_size, resize_size=resize)
+    dataset, info = _validation_data(data, batch_size, num_classes, eval_preset=eval_preset, image_size=image_size,
+                                     resize_size=resize)
     stage_overrides = {"stage_depths": stage_depths, "stage_widths": stage_widths}
     if config is not None:
         stage_overrides = {
@@ -81,14 +86,11 @@ def evaluate_weights(
 def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size=None, resize=None):
     """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers; a weights
     file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
-    from kresnet.models import presets
+    from kresnet.classification.inference import pretrained_model_name
     from kresnet.models.pretrained import load_pretrained, resolve
+    from kresnet.models.weight_import import cli_flags
 
-    if model_name is None:
-        preset = presets.find_preset(pretrained)
-        if preset is None:
-            raise UserError(f"--weights {pretrained!r}: give a full tag like resnet50d.gluon_in1k, or add --model NAME")
-        model_name = preset.name
+    model_name = pretrained_model_name(str(pretrained), model_name, asked_by="--weights")
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset
@@ -97,7 +99,7 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     if preset is None:
         image_size = image_size or 224
         resize = resize or round(image_size * 256 / 224)
-    model = load_pretrained(model_name, pretrained, label="--weights", stage_depths=stage_depths)
+    model = load_pretrained(model_name, pretrained, label="--weights", how_to_set=cli_flags(depths="--depths"), stage_depths=stage_depths)
     dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
                                      resize_size=resize)
     metrics = {**_measure(model, dataset, pretrained), **_scored(info), "model": model_name, "weights": str(pretrained)}

@@ -5,6 +5,7 @@ holds the classifier after each finished epoch, so `kresnet evaluate` works mid-
 """
 
 from kresnet.classification.build import build_models, check_channels_first_supported, compile_classifier
+from kresnet.console import say
 from kresnet.runs.task import TaskRun, run_task
 
 
@@ -58,7 +59,7 @@ class ClassificationTask:
                 "val_loss": float(results["loss"])}
 
 
-def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=print, fault=None):
+def train(config, out_dir, data=None, verbose="auto", extra_callbacks=(), log=say, fault=None):
     """Train (or resume) the recipe into `out_dir`; returns the final metrics dict.
 
     Args:

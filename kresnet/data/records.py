@@ -60,7 +60,7 @@ def folder_records(root, *, seed, num_classes, class_names):
         num_classes: int or None. At least the tree's classes.
         class_names: list of str or None. Class folder names in index order.
     """
-    paths, labels, names = sources.list_image_folder(root, class_names)
+    paths, labels, names = sources.list_image_folder(root, class_names, num_classes)
     if num_classes is not None and num_classes < len(names):
         raise UserError(f"num_classes={num_classes} is smaller than the {len(names)} classes of {root}")
     info = {"num_classes": num_classes or len(names), "num_examples": len(paths), "class_names": names}
@@ -87,7 +87,7 @@ def tfrecord_records(pattern, *, seed, shuffle_buffer, num_classes, label_offset
     sharded = num_shards == 1 or len(files) >= num_shards  # training only: evaluation splits records
     training_files = files[shard_index::num_shards] if num_shards > 1 and sharded else files
     metadata = sources.read_tfrecord_metadata(all_files) or {}
-    names = metadata.get("class_names") or (sources.imagenet_synsets() if not num_classes or num_classes == 1000 else [])
+    names = metadata.get("class_names") or (sources.imagenet_synsets() if sources.imagenet_indexed(num_classes) else [])
     num_classes = num_classes or metadata.get("num_classes") or len(names)
     if label_offset is None:
         label_offset = int(metadata.get("label_offset", 1))

@@ -85,7 +85,7 @@ def skip_report(counts):
     return f"warning: skipped unreadable images (corrupt, truncated or not an image): {listed}"
 
 
-def skipped_images_callback(counter, print_fn=print):
+def skipped_images_callback(counter, print_fn=None):
     """A Keras callback that reports, once per epoch end, how many unreadable images were skipped.
 
     Args:
@@ -93,9 +93,14 @@ def skipped_images_callback(counter, print_fn=print):
             `logs["skipped_images"]`, reported when it grows), or a dict
             {name: `SkipCounter`} (e.g. train and val; reported each epoch
             while any is non-zero).
-        print_fn: callable. Where the one-line report goes.
+        print_fn: callable. Where the one-line report goes (default: `kresnet.console.say`, a line
+            of its own below the progress bar).
     """
     import keras
+
+    from kresnet.console import say
+
+    print_fn = print_fn or say
 
     class SkippedImages(keras.callbacks.Callback):
         def __init__(self):

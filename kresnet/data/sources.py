@@ -84,15 +84,28 @@ def _class_folders(root):
     return folders
 
 
-def folder_class_names(folders):
-    """The class list of a training tree's folders: ImageNet's 1000 synsets when every folder is one, else the folders.
+def imagenet_indexed(num_classes):
+    """Whether synset-named classes take their ImageNet index (0-999): for a 1000-class model, or when
+    the class count is not given. Other counts (a 10-class ImageNet subset) number them in sorted order.
+
+    Args:
+        num_classes: int or None. The model's class count.
+    """
+    return not num_classes or num_classes == 1000
+
+
+def folder_class_names(folders, num_classes=None):
+    """The class list of a training tree's folders: ImageNet's 1000 synsets when every folder is one and
+    `imagenet_indexed(num_classes)`, else the folders.
 
     Args:
         folders: sorted list of class folder names.
+        num_classes: int or None. The model's class count.
     """
     synsets = imagenet_synsets()
     known = set(synsets)
-    return synsets if all(_SYNSET_PATTERN.match(f) and f in known for f in folders) else list(folders)
+    all_synsets = all(_SYNSET_PATTERN.match(f) and f in known for f in folders)
+    return synsets if all_synsets and imagenet_indexed(num_classes) else list(folders)
 
 
 def _training_sibling(root):
@@ -101,7 +114,7 @@ def _training_sibling(root):
     return sibling if root.name in ("val", "validation") and sibling.is_dir() else None
 
 
-def list_image_folder(root, class_names=None):
+def list_image_folder(root, class_names=None, num_classes=None):
     """All images of a class-per-folder tree with their labels.
 
     Args:
@@ -109,6 +122,8 @@ def list_image_folder(root, class_names=None):
         class_names: list of str or None. Class folder names in index order; by
             default train's list for a `val/` beside `train/` (whose class
             folders must then be the same), else `folder_class_names`.
+        num_classes: int or None. The model's class count, which decides how synset folders are
+            numbered (`imagenet_indexed`).
 
     Returns:
         (paths list of str, labels list of int, class_names list of str).
@@ -130,9 +145,9 @@ def list_image_folder(root, class_names=None):
         missing = sorted(set(train_folders) - set(folders))
         if missing:
             raise UserError(f"class folder {root / missing[0]} is missing: {train} has class {missing[0]!r}")
-        class_names = folder_class_names(train_folders)
+        class_names = folder_class_names(train_folders, num_classes)
     elif class_names is None:
-        class_names = folder_class_names(folders)
+        class_names = folder_class_names(folders, num_classes)
     index = {name: i for i, name in enumerate(class_names)}
     unknown = [f for f in folders if f not in index]
     if unknown:

@@ -19,6 +19,7 @@ VARIANTS = {
     "c": {"stride_in_1x1": False, "deep_stem": True, "avg_down": False},
     "d": {"stride_in_1x1": False, "deep_stem": True, "avg_down": True},
 }
+VARIANT_FLAGS = tuple(VARIANTS[""])
 VARIANT_LABELS = {"": "ResNet", "b": "ResNet-B", "c": "ResNet-C", "d": "ResNet-D"}
 
 
@@ -60,6 +61,29 @@ def model_spec(name):
     if name not in _SPECS:
         raise UserError(f"unknown model {name!r}; expected one of: {', '.join(_SPECS)}")
     return _SPECS[name]
+
+
+def _same_flags(spec, block_type, flags):
+    # A basic block has no 1x1 conv, so stride_in_1x1 does not change its layout.
+    relevant = [flag for flag in spec.flags if not (flag == "stride_in_1x1" and block_type == "basic")]
+    return spec.block_type == block_type and all(spec.flags[flag] == flags[flag] for flag in relevant)
+
+
+def check_saved_layout(name, source, block_type, flags):
+    """A one-line error when saved weights (`block_type` and variant `flags`) are another layout than `name`."""
+    spec = model_spec(name)
+    if not _same_flags(spec, block_type, flags):
+        found = {flag: flags[flag] for flag in spec.flags}
+        raise UserError(f"{source}: holds a {block_type} backbone with {found}, not {name} ({spec.variant_label}, {spec.block_type})")
+
+
+def name_for_layout(block_type, flags, stage_depths):
+    """The model name of saved weights: the one of their layout and depths, else the first of their layout
+    (weights of other depths load into it with `stage_depths`); None when no name has the layout."""
+    matches = [spec for spec in _SPECS.values() if _same_flags(spec, block_type, flags)]
+    exact = [spec for spec in matches if list(spec.stage_depths) == list(stage_depths)]
+    candidates = exact or matches
+    return candidates[0].name if candidates else None
 
 
 def backbone_kwargs(name, **overrides):

@@ -7,8 +7,10 @@ Each save writes a new weights file (through a temporary name), then replaces
 `state.json`, which names it: a kill at any moment leaves a consistent pair. The
 previous state's file is kept too (named under "previous"), so a newest file
 damaged after the fact (a full disk, a copy cut short) still leaves one to resume from.
-Before any save, the loss, every weight (BatchNorm moving statistics included) and
-the optimizer state are checked finite: a diverged state is never written.
+Before any save, the loss (the epoch's mean so far), every weight (BatchNorm moving statistics
+included) and the optimizer state are checked finite: a diverged state is never written. The
+checks run at checkpoints only, not after every batch: a per-batch check would copy the loss
+to the host each step and serialise the training loop on an accelerator.
 
 A save inside an epoch also records the running sums of the epoch's loss and metrics
 (`model.metrics_variables`, which `save_weights` leaves out) in `state.json`; a run
@@ -35,7 +37,7 @@ class TrainingDiverged(UserError):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Saves the training state at epoch ends and every `every_steps` steps; never a non-finite state.
+    """Saves the training state at epoch ends (`StepCheckpoint`: also every `every_steps` steps); never a non-finite state.
 
     Args:
         directory: folder for the state files (created on demand).
@@ -141,7 +143,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         kept = ("no checkpoint yet" if self.saved is None
                 else f"last good checkpoint ({describe_position(*self.saved)}) kept in {self.directory}")
         raise TrainingDiverged(
-            f"{what} became NaN/inf at epoch {epoch + 1}, step {step}; training stopped, {kept}; "
+            f"{what} became NaN/inf by epoch {epoch + 1}, step {step}; training stopped, {kept}; "
             "lower optimizer.lr_per_256, add warmup or use float32 / mixed_bfloat16"
         )
 
@@ -152,23 +154,24 @@ class RunCheckpoint(keras.callbacks.Callback):
             restore_metric_state(self.model, self._resumed_metrics)
         self._resumed_metrics = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.step_offset + batch + 1
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self._stop(self._epoch, step, "loss")
-            return
-        if self.every_steps and step % self.every_steps == 0 and step < self.steps_per_epoch:
-            self._save(self._epoch, step)
-
     def on_epoch_end(self, epoch, logs=None):
         self.step_offset = 0
         if self.diverged is not None:
+            return
+        if not self._loss_is_finite(epoch, self.steps_per_epoch, logs):
             return
         if not self._save(epoch + 1, 0):
             return
         if self.export_model is not None:
             save_weights_atomically(self.export_model, self.export_path, self.fault, writer=self.writer)
+
+    def _loss_is_finite(self, epoch, step, logs):
+        """False (and stop) when the mean loss so far is NaN/inf: one NaN batch makes the mean NaN."""
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._stop(epoch, step, "loss")
+            return False
+        return True
 
     def _stop(self, epoch, step, what):
         if self.diverged is None:
@@ -206,6 +209,22 @@ class RunCheckpoint(keras.callbacks.Callback):
             if old.name not in (name, previous.get("weights")):
                 old.unlink()
         return True
+
+
+class StepCheckpoint(RunCheckpoint):
+    """A `RunCheckpoint` that also saves every `every_steps` steps inside an epoch.
+
+    Kept apart from `RunCheckpoint` because a callback with a batch hook makes Keras run every
+    batch's callbacks synchronously (a device-to-host copy of the logs each batch): runs without
+    step checkpoints do without it. Under `steps_per_execution` N, Keras calls the hook once per
+    N steps with the last step's index, so `every_steps` must be a multiple of N (`fit_run` checks).
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_offset + batch + 1
+        if self.every_steps and step % self.every_steps == 0 and step < self.steps_per_epoch:
+            if self._loss_is_finite(self._epoch, step, logs):
+                self._save(self._epoch, step)
 
 
 def readable_h5(path):

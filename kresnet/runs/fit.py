@@ -16,8 +16,9 @@ import time
 
 import keras
 
+from kresnet.console import progress_line_open, say
 from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
-from kresnet.runs.checkpoint import RunCheckpoint
+from kresnet.runs.checkpoint import RunCheckpoint, StepCheckpoint
 from kresnet.runs.distribution import same_on_every_process
 from kresnet.runs.history import HistoryCSV, trim_history
 from kresnet.runs.tensorboard_log import ScalarEventLog
@@ -93,7 +94,59 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=None, validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=print):
+def set_steps_per_execution(model, steps, steps_per_epoch, every_steps=0, log=say):
+    """Let the compiled `model` run `steps` optimizer steps per compiled call (`train.steps_per_execution`).
+
+    Keras' `compile` stores the number as the model's `steps_per_execution`, which each backend
+    reads when `fit` builds its train function; setting it here, after the task compiled, keeps
+    the recipe key in the engine. Keras runs whole executions: an epoch of 5 steps at 2 per
+    execution would train 6, and a step checkpoint is only reached at an execution's end, so
+    both must be multiples. The PyTorch backend of Keras runs one step per call: 1 there.
+
+    Args:
+        model: the compiled training model, before its first `fit`.
+        steps: the recipe's `train.steps_per_execution`.
+        steps_per_epoch: optimizer steps per epoch.
+        every_steps: the step-checkpoint interval (0: none).
+        log: callable for one-line messages.
+    """
+    from kresnet.errors import UserError
+
+    if steps > 1 and keras.backend.backend() == "torch":
+        log(f"train.steps_per_execution={steps}: Keras' PyTorch backend runs one step per call; using 1")
+        steps = 1
+    if steps_per_epoch % steps:
+        raise UserError(f"train.steps_per_execution: expected a divisor of the {steps_per_epoch} steps per epoch, "
+                        f"got {steps}")
+    if every_steps % steps:
+        raise UserError(f"train.checkpoint_every_steps: expected a multiple of train.steps_per_execution ({steps}), "
+                        f"got {every_steps}")
+    model.steps_per_execution = steps
+
+
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, telling `kresnet.console` while its line is open, so that messages from
+    the other callbacks (skipped images, save errors) start a line of their own."""
+
+    # As Keras' own progress bar: its batch updates may run off the training thread, so its
+    # presence does not make Keras copy every batch's logs to the host on the training thread.
+    async_safe = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        progress_line_open(False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        progress_line_open(self.verbose == 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        progress_line_open(False)
+
+
+def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, steps_per_execution=1, mixup=None,
+            validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=say):
     """Train the compiled `model` into the claimed `run` folder (resuming its checkpoint); returns a `FitResult`.
 
     Args:
@@ -104,6 +157,7 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
         epochs: total epochs of the run.
         steps_per_epoch: optimizer steps per epoch.
         every_steps: also checkpoint every this many steps inside an epoch (0: epoch ends only).
+        steps_per_execution: optimizer steps per compiled call (see `set_steps_per_execution`).
         mixup: a `kresnet.tricks.MixupSchedule` for this run's epochs and steps, or None: mixes the
             batches of its first epochs, switching off at the exact batch.
         validation: optional validation stream, with `validation_steps`.
@@ -114,7 +168,8 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
         log: callable for one-line messages.
     """
-    checkpoint = RunCheckpoint(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
+    set_steps_per_execution(model, steps_per_execution, steps_per_epoch, every_steps, log)
+    checkpoint = (StepCheckpoint if every_steps else RunCheckpoint)(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
                                writer=run.writer, fault=run.fault)
     start_epoch, start_step = checkpoint.restore(model, log)
     same_on_every_process((start_epoch, start_step), f"the resume point in {run / CHECKPOINTS} (is --out shared?)")
@@ -129,7 +184,8 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
     loggers = [LearningRateLogger()]
     if run.writer:
         loggers += [HistoryCSV(run / HISTORY), ScalarEventLog(run / LOGS)]
-    callbacks = [*loggers, checkpoint, *extra_callbacks]
+    # The bar comes last, as Keras puts its own: its epoch line shows what the others added to the logs.
+    callbacks = [*loggers, checkpoint, *extra_callbacks, ProgressBar()]
     started = time.time()
     for segment in plan_segments(epochs, steps_per_epoch, start_epoch, start_step):
         checkpoint.step_offset = segment.offset

@@ -84,6 +84,8 @@ class Train:
     seed: int = setting(0, minimum=0)
     checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
     precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
+    steps_per_execution: int = setting(1, minimum=1, help="optimizer steps per compiled call (fewer host round-trips "
+                                       "on an accelerator); divides steps_per_epoch; PyTorch runs 1")
 
 
 @dataclasses.dataclass

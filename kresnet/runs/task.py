@@ -14,12 +14,13 @@ schedule and optimizer from the recipe's shared sections, resume, checkpoints, h
 TensorBoard, skipped-image counts, the final weights and metrics.json.
 
 A recipe of any task has the shared sections `meta`, `train` (epochs, batch_size,
-steps_per_epoch, seed, checkpoint_every_steps, precision), `optimizer` and `schedule` (kresnet.runs.sections).
+steps_per_epoch, seed, checkpoint_every_steps, precision, steps_per_execution), `optimizer` and `schedule` (kresnet.runs.sections).
 """
 
 import dataclasses
 from typing import Any
 
+from kresnet.console import say
 from kresnet.errors import reraise_as_user_error
 from kresnet.runs.distribution import setup_distribution
 from kresnet.runs.fit import fit_run
@@ -103,7 +104,7 @@ def apply_run_settings(config):
     set_precision(config.train.precision)
 
 
-def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callbacks=(), fault=None):
+def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=(), fault=None):
     """Train (or resume) `task` on `config` into `run_dir`, evaluate it, and return the metrics dict.
 
     Running a finished run again returns its stored metrics without training or evaluating; a
@@ -150,6 +151,7 @@ def run_task(task, config, run_dir, *, log=print, verbose="auto", extra_callback
             try:
                 fit = fit_run(run, job.model, job.train, epochs=config.train.epochs,
                               steps_per_epoch=job.steps_per_epoch, every_steps=config.train.checkpoint_every_steps,
+                              steps_per_execution=config.train.steps_per_execution,
                               export_model=job.export_model, verbose=verbose, extra_callbacks=callbacks, log=log,
                               **job.fit_options)
             except Exception as error:  # a bad file's UserError, wrapped by tf.data

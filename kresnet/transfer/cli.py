@@ -14,7 +14,7 @@ import typer
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
 from kresnet.recipe import set_option
-from kresnet.transfer.image_files import IMAGE_SUFFIXES
+from kresnet.data.image_files import IMAGE_SUFFIXES
 from kresnet.runs.folder import RECIPE, run_folder_of
 
 app = typer.Typer(
@@ -93,6 +93,20 @@ def evaluate(recipe: pathlib.Path = RUN_OR_RECIPE, set: list[str] = SET, out: pa
     """Score trained weights on the recipe's evaluation split (detection: VOC07/area/COCO mAP; segmentation: pixAcc, mIoU)."""
     recipe, out = _recipe_and_out(recipe, weights, out)
     _commands(recipe).evaluate_command(recipe, set, weights, out)
+
+
+@app.command("import-weights")
+def import_weights(
+    recipe: pathlib.Path = typer.Argument(..., help="the recipe whose [model] is the file's model, e.g. "
+                                                   "coco_faster_rcnn_resnet50_fpn_torchvision or voc_fcn_resnet50_torchvision"),
+    weights: pathlib.Path = typer.Argument(..., help="torchvision state dict (.pth or .safetensors) of "
+                                                    "fasterrcnn_resnet50_fpn or fcn_resnet50"),
+    set: list[str] = SET,
+    out: pathlib.Path = OUT,
+):
+    """Import torchvision detector or FCN weights as the recipe's model: <out>/model.weights.h5 for evaluate and predict."""
+    recipe = _transfer_recipe(recipe)
+    _commands(recipe).import_weights_command(recipe, weights, set, out)
 
 
 @app.command("predict")

@@ -3,7 +3,7 @@
 | trick (He et al. 2019)               | name                                   | section |
 |--------------------------------------|----------------------------------------|---------|
 | linear scaling of the learning rate  | `scaled_learning_rate(lr_per_256, batch)` | 3.1  |
-| warmup + cosine decay                | `warmup_cosine(base_lr, total, warmup)` | 3.1, 5.1 |
+| warmup + cosine decay                | `warmup_cosine(base_lr, total_steps=, warmup_steps=)` | 3.1, 5.1 |
 | warmup + step decay                  | `WarmupStepDecay(base_lr, warmup, boundaries)` | 3.1, 2.1 |
 | NAG, coupled L2, no bias decay       | `NesterovL2SGD(l2=1e-4, no_bias_decay=True)` | 2.1, 3.1 |
 | zero gamma                           | `zero_gamma(model)`                    | 3.1     |

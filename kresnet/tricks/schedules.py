@@ -7,6 +7,8 @@ exact after a resume and never depends on how epochs are counted.
 import keras
 from keras import ops
 
+from kresnet.errors import UserError
+
 
 def scaled_learning_rate(lr_per_256, batch_size):
     """Linear scaling (paper section 3.1, Goyal et al.): lr = lr_per_256 * batch_size / 256.
@@ -62,7 +64,7 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def warmup_cosine(base_lr, total_steps, warmup_steps=0):
+def warmup_cosine(base_lr, *, total_steps, warmup_steps=0):
     """Warmup + cosine decay (paper sections 3.1 and 5.1): per optimizer step t,
 
         lr_t = base_lr * t / warmup_steps                                  for t < warmup_steps
@@ -71,11 +73,19 @@ def warmup_cosine(base_lr, total_steps, warmup_steps=0):
     which is exactly `keras.optimizers.schedules.CosineDecay` with `warmup_target`, so that
     one is returned (it saves and loads as Keras' own).
 
+    The step counts are keyword-only: two ints in a row are too easy to swap.
+
     Args:
         base_lr: float. The peak rate (after `scaled_learning_rate`).
         total_steps: int. Steps of the whole run, warmup included (epochs x steps per epoch).
-        warmup_steps: int. Steps of linear warmup from 0.
+        warmup_steps: int. Steps of linear warmup from 0, fewer than `total_steps`.
+
+    Example:
+        schedule = warmup_cosine(0.1, total_steps=120 * 5000, warmup_steps=5 * 5000)
     """
+    if not 0 <= warmup_steps < total_steps:
+        raise UserError(f"warmup_cosine: expected 0 <= warmup_steps < total_steps (total_steps counts the whole run, "
+                        f"warmup included), got total_steps={total_steps}, warmup_steps={warmup_steps}")
     if warmup_steps == 0:
         return keras.optimizers.schedules.CosineDecay(base_lr, decay_steps=total_steps, alpha=0.0)
     return keras.optimizers.schedules.CosineDecay(
@@ -136,7 +146,7 @@ def build_schedule(kind, base_lr, steps_per_epoch, epochs, warmup_epochs=0.0, st
     total_steps = steps_per_epoch * epochs
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     if kind == "cosine":
-        return warmup_cosine(base_lr, total_steps, warmup_steps)
+        return warmup_cosine(base_lr, total_steps=total_steps, warmup_steps=warmup_steps)
     if kind == "step":
         boundaries = [e * steps_per_epoch for e in step_epochs]
         return WarmupStepDecay(base_lr, warmup_steps, boundaries, step_factor)

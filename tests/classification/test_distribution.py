@@ -198,3 +198,16 @@ def test_tfrecord_processes_read_disjoint_training_images_and_validate_every_ima
     # Training: each process reads two of the four files, so one pass gives disjoint images.
     train = [pixels("train-*", training=True, batch_size=2, seed=0, drop_remainder=False, shard=(2, i)) for i in (0, 1)]
     assert len(train[0]) + len(train[1]) == 24 and not set(train[0]) & set(train[1])
+
+
+def test_multi_host_without_data_parallel_is_a_one_line_recipe_error(tmp_path, monkeypatch, capsys, run_cli):
+    # As the README starts each host, but without strategy = "data_parallel": every process would
+    # otherwise train the whole run alone and race the others for the shared --out.
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "127.0.0.1:1")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "0")
+    assert run_cli(["train", "demo", "--set", "distribution.multi_host=true", "--out", tmp_path / "run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith('distribution.multi_host=true needs distribution.strategy="data_parallel", got \'none\'')
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()

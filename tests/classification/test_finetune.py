@@ -59,6 +59,12 @@ def test_finetune_starts_from_the_tag_with_a_new_head_sized_to_the_folders(photo
     images = np.load(testdata / "reference" / "input_96_nhwc.npy")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(trained.backbone(images, training=False)),
                                keras.ops.convert_to_numpy(tag.backbone(images, training=False)), atol=1e-5)
+    # `kresnet predict` on the run: its class folder names, read with the transform it validated with (the tag's).
+    capsys.readouterr()
+    assert run_cli(["predict", out, photos / "val" / "dog", photos / "val" / "fish", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert len(predicted["predictions"]) == 2 and predicted["transform"]["interpolation"] == "bicubic"
+    assert all({entry["class"] for entry in item["top"]} == {"dog", "fish"} for item in predicted["predictions"])
 
 
 def test_finetune_trains_the_whole_network_and_a_run_folder_is_a_starting_point(photos, run_cli, capsys, tmp_path):

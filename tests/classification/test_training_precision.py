@@ -21,12 +21,40 @@ def test_explicit_precisions_are_kept_whatever_the_device():
         assert precision.resolve_precision(name, device=("gpu", True)) == name
 
 
-def test_this_cpu_machine_resolves_auto_to_float32_and_sets_the_policy():
-    # The test machines have no accelerator: every backend must report the CPU.
-    assert precision.accelerator() == ("cpu", False)
+def _fake_devices(monkeypatch, kind, capability):
+    """Make the active backend's own device query report one device of `kind` ("cpu", "gpu", "tpu")."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        platform = "gpu" if kind == "gpu" else kind
+        device = type("FakeDevice", (), {"platform": platform, "compute_capability": capability})()
+        monkeypatch.setattr(jax, "devices", lambda *args: [device])
+    elif backend == "torch":
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: kind == "gpu")
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: capability is not None and float(capability) >= 8.0)
+    else:
+        import tensorflow as tf
+
+        gpus = ["/physical_device:GPU:0"] if kind == "gpu" else []
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda device_type=None: gpus if device_type == "GPU" else [])
+        major, minor = (int(part) for part in (capability or "0.0").split("."))
+        monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: {"compute_capability": (major, minor)})
+
+
+DEVICES = [("cpu", None, "float32"), ("gpu", "9.0", "mixed_bfloat16"), ("gpu", "8.0", "mixed_bfloat16"), ("gpu", "7.5", "mixed_float16")]
+
+
+@pytest.mark.parametrize("kind, capability, expected", DEVICES)
+def test_auto_reads_the_backends_device_list_and_sets_the_policy(monkeypatch, kind, capability, expected):
+    # The machine's own devices do not matter: each backend's device query is faked.
+    _fake_devices(monkeypatch, kind, capability)
+    assert precision.accelerator()[0] == kind
     try:
-        assert precision.set_precision("auto") == "float32"
-        assert keras.config.dtype_policy().name == "float32"
+        assert precision.set_precision("auto") == expected
+        assert keras.config.dtype_policy().name == expected
     finally:
         keras.config.set_dtype_policy("float32")
 

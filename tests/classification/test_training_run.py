@@ -11,7 +11,7 @@ import tensorflow as tf
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
 from kresnet.runs.fit import Segment, plan_segments
-from kresnet.runs.checkpoint import RunCheckpoint, TrainingDiverged
+from kresnet.runs.checkpoint import RunCheckpoint, StepCheckpoint, TrainingDiverged
 from kresnet.classification.config import ClassificationRecipe
 from kresnet.runs.history import trim_history
 from kresnet.classification.trainer import train
@@ -159,8 +159,9 @@ def test_a_run_recorded_before_a_key_existed_resumes_when_its_values_are_the_sam
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_recipe()
-    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf at epoch 2, step 2.*checkpoint \(end of epoch 1\)"):
-        train(config, tmp_path, data=tiny_data(poison_after=5), verbose=0)  # NaN from epoch 2, step 2
+    # NaN from epoch 2, step 2; the loss is checked at checkpoints (here the epoch's end), not every batch.
+    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf by epoch 2, step 4.*checkpoint \(end of epoch 1\)"):
+        train(config, tmp_path, data=tiny_data(poison_after=5), verbose=0)
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)
     model, _ = __import__("kresnet.classification.build", fromlist=["x"]).build_training_model(config, 4)
@@ -183,7 +184,7 @@ def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_pa
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     model.compile(optimizer="sgd", loss="mse")
-    checkpoint = RunCheckpoint(tmp_path, steps_per_epoch=4, every_steps=1)
+    checkpoint = StepCheckpoint(tmp_path, steps_per_epoch=4, every_steps=1)
     checkpoint.set_model(model)
     checkpoint.on_train_batch_end(0, {"loss": 1.0})
     first = json.loads((tmp_path / "state.json").read_text())

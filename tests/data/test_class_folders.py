@@ -62,3 +62,24 @@ def test_conversion_refuses_val_classes_that_differ(tmp_path):
     _image_tree(tmp_path, "val", ["ant", "bee", "cat", "dog"])
     with pytest.raises(UserError, match=r"val/dog"):
         tfrecords.convert_folder(tmp_path, tmp_path / "shards", workers=1)
+
+
+def test_an_imagenet_subset_in_synset_folders_trains_with_its_own_class_count(tmp_path):
+    # Imagenette-style: a few ImageNet synset folders. A 1000-class model keeps their ImageNet index
+    # (pretrained heads score them); any other count numbers them in sorted order, as other folders.
+    from tests.training_helpers import tiny_recipe
+
+    from kresnet.classification.data import build_training_data
+
+    synsets = sources.imagenet_synsets()
+    subset = [synsets[0], synsets[217], synsets[482], synsets[999]]
+    for split in ("train", "val"):
+        _image_tree(tmp_path, split, subset, per_class=4)
+    data = build_training_data(tiny_recipe(data={"root": str(tmp_path)}, model={"num_classes": 4}))
+    assert data.num_classes == 4
+    _, labels, names = sources.list_image_folder(tmp_path / "val", num_classes=4)
+    assert names == subset and labels == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
+    _, labels, names = sources.list_image_folder(tmp_path / "val", num_classes=1000)
+    assert names == synsets and labels == [0] * 4 + [217] * 4 + [482] * 4 + [999] * 4
+    with pytest.raises(UserError, match=r"num_classes=3 is smaller than the 4 classes of .*train$"):
+        build_training_data(tiny_recipe(data={"root": str(tmp_path)}, model={"num_classes": 3}))

@@ -57,6 +57,24 @@ def test_classification_training_counts_train_and_val_skips_in_metrics(tmp_path,
     assert capsys.readouterr().out.count("skipped unreadable images") == 1  # one epoch, one line
 
 
+def test_skip_warnings_start_a_line_of_their_own_below_the_progress_bar(tmp_path, capsys):
+    # The progress bar (verbose 1) leaves its line open until the epoch's final update; the
+    # epoch's skip count is reported before that update.
+    from tests.training_helpers import tiny_recipe
+
+    from kresnet.classification.data import build_training_data
+    from kresnet.classification.trainer import train
+
+    write_tree(tmp_path / "data", {"train": 4, "val": 2}, {"train": 1, "val": 0})
+    config = tiny_recipe(data={"root": str(tmp_path / "data")}, train={"epochs": 1, "batch_size": 5},
+                         tricks={"mixup_alpha": 0.0, "mixup_off_epochs": 0}, schedule={"warmup_epochs": 0.0})
+    train(config, tmp_path / "run", data=build_training_data(config), verbose=1)
+    lines = capsys.readouterr().out.split("\n")
+    assert [line for line in lines if "unreadable" in line] == [
+        "warning: skipped unreadable images (corrupt, truncated or not an image): train 1, val 0"]
+    assert "val_loss" in [line for line in lines if "step - loss" in line][-1]  # the bar's final line follows
+
+
 def test_evaluate_reports_the_images_actually_scored(tmp_path):
     import kresnet
     from kresnet.classification.evaluation import evaluate_weights

@@ -32,6 +32,8 @@ def _logits(model, reference, size=97):
         ("resnet50d", "gluon_in1k", "bottleneck_d_1111"),
         ("resnet50d", "hf-hub:timm/resnet50d.gluon_in1k", "bottleneck_d_1111"),
         ("resnet50b", "resnet50b.gluon_in1k", "bottleneck_b_1111"),  # timm's resnet50 is kresnet's B layout
+        ("resnet50b", "resnet50.gluon_in1k", "bottleneck_b_1111"),  # timm's own name of that checkpoint
+        ("resnet50d", "resnet50d.gluon_in1k", "bottleneck_d_1111"),
         ("resnet18d", "ra2_in1k", "basic_d_1111"),
     ],
 )
@@ -93,8 +95,33 @@ def test_unknown_tags_and_layout_mismatches_are_one_line_errors(hub):
         lambda: kresnet.create_model("resnet50", weights="hf-hub:timm/resnet50.gluon_in1k", **ONE_BLOCK), "ResNet-B layout"
     )
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="resnet18d.ra2_in1k", **ONE_BLOCK), "basic blocks")
-    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass --depths 1,1,1,1")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass stage_depths=[1, 1, 1, 1]")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", stage_widths=[8, 8, 8, 8], **ONE_BLOCK),
+                    "[8, 16, 24, 32] stage widths but resnet50d is built with [8, 8, 8, 8]; pass stage_widths=[8, 16, 24, 32]")
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", dropout=0.2, **ONE_BLOCK), "dropout")
+
+
+def test_every_checkpoint_answers_to_kresnets_name_timms_name_and_its_hub_id():
+    for preset in presets.all_presets():
+        for name in (preset.full_name, preset.hub_id.split("/")[-1], "hf-hub:" + preset.hub_id):
+            assert presets.find_preset(name) is preset
+    assert presets.find_preset("resnet50.a1_in1k").full_name == "resnet50b.a1_in1k"
+    assert presets.preset_named("resnet50.tv_in1k").full_name == "resnet50b.tv_in1k"
+
+
+@pytest.mark.parametrize("call, fragments", [
+    # Misspelt names and tags list the close matches; a bare tag of several models lists them.
+    (lambda: presets.preset_named("resnet50.tv_in1"), ["close matches: resnet50.tv_in1k", "resnet50.tv2_in1k"]),
+    (lambda: presets.preset_named("resnet50d.gluon"), ["close matches: resnet50d.gluon_in1k"]),
+    (lambda: presets.preset_named("tv_in1k"), ["a tag, not a full name", "resnet18.tv_in1k", "resnet50b.tv_in1k"]),
+    (lambda: presets.preset_named("a1_in1"), ["close matches: a1_in1k"]),
+    (lambda: kresnet.create_model("resnet50d", weights="gluon_in1"), ["no such tag for resnet50d; close matches: gluon_in1k"]),
+    (lambda: kresnet.create_model("resnet50d", weights="resnet50d.gluon_in1"), ["close matches: resnet50d.gluon_in1k"]),
+    # timm's name of B weights into kresnet's A layout: the error says both names and the model to use.
+    (lambda: kresnet.create_model("resnet50", weights="resnet50.a1_in1k"), ["resnet50b.a1_in1k (timm: resnet50.a1_in1k)", "resnet50b"]),
+])
+def test_unknown_or_ambiguous_names_are_one_line_errors_with_close_matches(call, fragments):
+    _one_line_error(call, *fragments)
 
 
 def test_offline_without_cache_says_which_file_to_fetch(hub):

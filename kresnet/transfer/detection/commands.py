@@ -8,13 +8,15 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
+from kresnet.data.image_files import image_files
 from kresnet.runs.folder import (CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
                                 load_run_weights, read_class_names, refuse_if_busy)
-from kresnet.transfer.image_files import image_files
 
 
 def _log(message):
-    typer.echo(message, err=True)
+    from kresnet.console import say
+
+    say(message, err=True)
 
 
 def _run_dir(recipe, out):
@@ -149,3 +151,56 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
         typer.echo(f"{target}: {count} object(s)")
     return destination
 
+
+
+def _object_classes(config):
+    """(names, torchvision label ids) of the recipe's object classes: COCO's category ids, else 1..K."""
+    data = config.data
+    if data.source == "coco":
+        from kresnet.transfer.detection.coco import read_coco
+
+        root = pathlib.Path(data.root)
+        dataset = read_coco(root / data.coco_test_json, root / data.coco_test_images)
+        return dataset.class_names, list(dataset.category_ids)
+    if data.source == "synthetic":
+        from kresnet.transfer.detection.synthetic_voc import synthetic_class_names
+
+        names = synthetic_class_names(data.synthetic_classes)
+    else:
+        from kresnet.transfer.detection.voc import dataset_class_names
+
+        names = list(data.class_names) or dataset_class_names([pathlib.Path(data.root)])
+    return names, list(range(1, len(names) + 1))
+
+
+def import_weights_command(recipe, path, overrides=(), out=None):
+    """Import a torchvision `fasterrcnn_resnet50_fpn` state dict as the recipe's detector.
+
+    Writes `<out>/model.weights.h5` and `<out>/classes.json`, which `evaluate` and `predict` read by default.
+    torchvision's class indices are the dataset's label ids (COCO category ids); the recipe's classes pick
+    theirs from the file.
+
+    Args:
+        recipe: detection recipe path (its `[model]` must describe the file's detector, e.g. the bundled
+            `coco_faster_rcnn_resnet50_fpn_torchvision`).
+        path: the `.pth` or `.safetensors` state dict.
+        overrides: `section.key=value` strings.
+        out: folder to write to; default `runs/<recipe name>`.
+    """
+    from kresnet.models.weight_import import load_state_dict
+    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.runner import build_detector
+    from kresnet.transfer.detection.torchvision_faster_rcnn import import_torchvision_faster_rcnn
+
+    config = load_detection_recipe(recipe, overrides)
+    state = load_state_dict(path)
+    names, label_ids = _object_classes(config)
+    model = build_detector(config, len(names), load_backbone=False)
+    import_torchvision_faster_rcnn(model, state, label_ids)
+    run = _run_dir(recipe, out)
+    run.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, run / FINAL_WEIGHTS)
+    write_json_atomically(run / CLASSES, names)
+    typer.echo(f"{path} -> {run / FINAL_WEIGHTS} ({len(names)} classes); next: kresnet transfer evaluate {recipe} --out {run}")
+    return run / FINAL_WEIGHTS

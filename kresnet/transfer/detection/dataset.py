@@ -1,7 +1,6 @@
 """In-memory detection dataset: one record per image, boxes in pixels, plus the problems met while reading."""
 
 import dataclasses
-import warnings
 
 import numpy as np
 
@@ -65,17 +64,21 @@ class DetectionDataset:
     def __len__(self):
         return len(self.records)
 
-    def warn_problems(self, limit=5):
-        """Emit one warning summarising the problems (the first `limit` in full).
+    def report_problems(self, split, limit=5):
+        """Say how many problems reading the dataset met, quoting the first `limit`, each on a line of its own.
 
         Args:
+            split: str. Which part of the dataset this is ("train", "test"), for the first line.
             limit: int. How many problems to quote.
         """
         if not self.problems:
             return
-        shown = "\n  ".join(self.problems[:limit])
-        more = f"\n  ... and {len(self.problems) - limit} more" if len(self.problems) > limit else ""
-        warnings.warn(f"{len(self.problems)} problem(s) while reading the dataset:\n  {shown}{more}", stacklevel=2)
+        from kresnet.console import say
+
+        quoted = [f"  {problem}" for problem in self.problems[:limit]]
+        if len(self.problems) > limit:
+            quoted.append(f"  ... and {len(self.problems) - limit} more")
+        say("\n".join([f"warning: {len(self.problems)} problem(s) while reading the {split} data:", *quoted]))
 
 
 def make_record(image_id, image_path, width, height, boxes, labels, difficult, areas=None):

@@ -5,6 +5,7 @@ metrics.json, finished), plus classes.json.
 """
 
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS
+from kresnet.console import say
 from kresnet.runs.task import TaskRun, run_task
 from kresnet.transfer.detection.runner import build_detector, build_variables, evaluate_detector, load_splits
 
@@ -48,7 +49,7 @@ class DetectionTask:
         return evaluate_detector(job.model, config, test)
 
 
-def train_detector(config, run_dir, log=print, verbose="auto", extra_callbacks=(), fault=None):
+def train_detector(config, run_dir, log=say, verbose="auto", extra_callbacks=(), fault=None):
     """Train (or resume), evaluate, and return the metrics dict (a finished run's stored ones).
 
     Args:

@@ -7,9 +7,9 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import (EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
+from kresnet.data.image_files import image_files
+from kresnet.runs.folder import (CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
                                 load_run_weights, read_class_names, refuse_if_busy)
-from kresnet.transfer.image_files import image_files
 
 
 def _quiet_tensorflow():
@@ -140,3 +140,50 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None):
         print(f"{path} -> {target / (path.stem + '_overlay.png')}  classes: {', '.join(present)}")
         written.append(target / f"{path.stem}_overlay.png")
     return written
+
+
+def _class_names_without_data(config):
+    """The recipe's class names: `data.class_names`, VOC's (or the VOC folder's list), else the dataset's."""
+    from kresnet.transfer.segmentation.datasets import load_samples
+    from kresnet.transfer.segmentation.readers import voc_class_names
+
+    if config.data.class_names:
+        return list(config.data.class_names)
+    if config.data.source == "voc":
+        return voc_class_names(config.data.root)
+    return load_samples(config.data, "val").class_names
+
+
+def import_weights_command(recipe, path, overrides=(), out=None):
+    """Import a torchvision FCN state dict (`fcn_resnet50`) as the recipe's segmenter.
+
+    Writes `<out>/model.weights.h5` and `<out>/classes.json`, which `evaluate` and `predict` read by default.
+
+    Args:
+        recipe: segmentation recipe path (its `[model]` must describe the file's FCN, e.g. the bundled
+            `voc_fcn_resnet50_torchvision`).
+        path: the `.pth` or `.safetensors` state dict.
+        overrides: `section.key=value` strings.
+        out: folder to write to; default `runs/<recipe name>`.
+    """
+    from kresnet.models.weight_import import load_state_dict
+    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
+    from kresnet.transfer.segmentation.config import load_segmentation_recipe
+    from kresnet.transfer.segmentation.torchvision_fcn import import_torchvision_fcn, torchvision_fcn_classes
+    from kresnet.transfer.segmentation.train import build_segmenter
+
+    _quiet_tensorflow()
+    config = load_segmentation_recipe(recipe, overrides)
+    state = load_state_dict(path)
+    names = _class_names_without_data(config)
+    if len(names) != torchvision_fcn_classes(state):
+        raise UserError(f"{path}: an FCN of {torchvision_fcn_classes(state)} classes, but the recipe's data has "
+                        f"{len(names)} ({', '.join(names[:4])}, ...); set data.class_names to the file's classes")
+    config.model.backbone_weights = ""  # the FCN's own weights carry the backbone
+    model = import_torchvision_fcn(build_segmenter(config.model, len(names)), state)
+    run = pathlib.Path(out or default_run_dir(recipe))
+    run.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, run / FINAL_WEIGHTS)
+    write_json_atomically(run / CLASSES, names)
+    print(f"{path} -> {run / FINAL_WEIGHTS} ({len(names)} classes); next: kresnet transfer evaluate {recipe} --out {run}")
+    return run / FINAL_WEIGHTS

@@ -29,8 +29,11 @@ class Model:
     aux: bool = setting(True, help="auxiliary FCN head on stage 3")
     aux_weight: float = setting(0.2, minimum=0.0, help="loss weight of the auxiliary head")
     dropout: float = setting(0.1, minimum=0.0, maximum=0.99)
-    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
-    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths (tiny models)")
+    # Sizes belong to the backbone they were written for: `--set model.backbone=...` alone resets them to the new name's.
+    stage_depths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override blocks per stage (tiny models); default: the backbone name's")
+    stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override stage widths (tiny models); default: the weights file's, else the name's")
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ original resolution.
 import tensorflow as tf
 
 from kresnet.data import order
+from kresnet.data.decode import decode_rgb
 from kresnet.data.skips import SkipCounter, skip_unreadable
 from kresnet.data.augment import normalise
 from kresnet.errors import UserError
@@ -28,7 +29,7 @@ def _decoded(samples, indexed, skip_counter):
     mask_paths = tf.constant(samples.mask_paths)
 
     def decode(path, index, element):
-        return index, tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), element
+        return index, decode_rgb(tf.io.read_file(path)), element
 
     def load_mask(path, height, width):
         return read_mask(path.decode(), samples.num_classes, samples.reduce_zero_label, (height, width))

@@ -10,6 +10,7 @@ from kresnet.data.skips import SkipCounter, skip_report
 from kresnet.errors import reraise_as_user_error
 from kresnet.runs.fit import epoch_steps
 from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS
+from kresnet.console import say
 from kresnet.runs.task import TaskRun, run_task
 from kresnet.transfer.segmentation import pipeline
 from kresnet.transfer.segmentation.datasets import load_samples
@@ -76,7 +77,7 @@ class SegmentationTask:
         return evaluate_segmenter(job.model, config, job.state["val"], log)
 
 
-def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=None):
+def train_segmentation(config, run_dir, log=say, extra_callbacks=(), fault=None):
     """Train (or resume) the recipe into `run_dir` and evaluate it; returns the metrics dict (a finished run's stored ones).
 
     Args:
@@ -90,7 +91,7 @@ def train_segmentation(config, run_dir, log=print, extra_callbacks=(), fault=Non
                     extra_callbacks=extra_callbacks, fault=fault)
 
 
-def evaluate_segmenter(model, config, samples, log=print):
+def evaluate_segmenter(model, config, samples, log=say):
     """Score `model` on `samples` with the recipe's `[eval]` table; a JSON-ready dict (percent, as the paper)."""
     skips = SkipCounter()
     dataset = pipeline.eval_dataset(samples, config.eval.size, config.eval.batch_size, skip_counter=skips)

@@ -1,4 +1,4 @@
-"""The images a `kresnet transfer predict` call names: files, and the images inside folders."""
+"""The images a `kresnet predict` or `kresnet transfer predict` call names: files, and the images inside folders."""
 
 import pathlib
 
