@@ -85,16 +85,6 @@ def build_task_optimizer(config, steps_per_epoch):
     return build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
 
 
-def end_progress_line():
-    """End the line of Keras' progress bar, which a terminal shows without a newline mid-epoch, so
-    that the error printed next starts a line of its own."""
-    import sys
-
-    if sys.stdout.isatty():
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-
-
 def apply_run_settings(config):
     """What holds before any model of a recipe is built, for training and evaluation alike: the seed
     and the precision policy."""
@@ -155,7 +145,6 @@ def run_task(task, config, run_dir, *, log=say, verbose="auto", extra_callbacks=
                               export_model=job.export_model, verbose=verbose, extra_callbacks=callbacks, log=log,
                               **job.fit_options)
             except Exception as error:  # a bad file's UserError, wrapped by tf.data
-                end_progress_line()
                 reraise_as_user_error(error)
             run.save_weights(job.weights_model, FINAL_WEIGHTS)
         metrics = task.evaluate(job, config, log)

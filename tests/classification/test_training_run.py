@@ -172,7 +172,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 def test_a_divergence_between_step_checkpoints_names_both_places_as_the_console_counts(tmp_path):
     config = tiny_recipe(train={"checkpoint_every_steps": 1})
     # NaN from the run's step 7 (epoch 2, step 3): the last good checkpoint is epoch 2, step 2.
-    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 3; .*last good checkpoint \(epoch 2, step 2\) kept"):
+    with pytest.raises(TrainingDiverged, match=r"by epoch 2, step 3; .*last good checkpoint \(epoch 2, step 2\) kept"):
         train(config, tmp_path, data=tiny_data(poison_after=6), verbose=0)
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 2)
