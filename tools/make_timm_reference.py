@@ -17,6 +17,10 @@ Needs the `[reference]` extra (timm, torch), which kresnet itself never imports:
     python tools/make_timm_reference.py                      # both
     python tools/make_timm_reference.py --only eval-pixels   # tests/fixtures/decode/timm_eval_pixels.*
 
+It also records one training step of the ResNet-D (`TRAIN_STEP`): timm's train-mode loss on
+the 96 px input with fixed labels, and its train-mode logits on the 97 px input after one plain
+SGD step; kresnet's `train_on_batch` must reproduce both (tests/models/test_training_step_parity.py).
+
 The output is deterministic for a given timm, torch and Pillow version (seeded).
 """
 
@@ -47,6 +51,8 @@ MODELS = {
     "bottleneck_d_1111": (Bottleneck, DEEP_D, "resnet50d"),
     "basic_d_1111": (BasicBlock, DEEP_D, "resnet18d"),
 }
+# One plain SGD step (no momentum, no decay) with cross-entropy on the mean over the batch.
+TRAIN_STEP = {"model": "bottleneck_d_1111", "labels": [3, 7], "learning_rate": 0.1}
 # 97 is odd: it exercises the ceil-mode, pad-excluding average pool of ResNet-D's shortcut.
 INPUT_SIZES = (96, 97)
 BATCH = 2
@@ -71,6 +77,21 @@ def float16_state_dict(model):
         rounded[key] = value.half() if value.is_floating_point() else value
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rounded.items()})
     return {k: v.contiguous() for k, v in rounded.items()}
+
+
+def training_step(model, inputs):
+    """timm's side of one training step: the train-mode loss on the 96 px input before the step, and the
+    train-mode logits (batch statistics) on the 97 px input after it."""
+    model.train()
+    labels = torch.tensor(TRAIN_STEP["labels"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=TRAIN_STEP["learning_rate"])
+    loss = torch.nn.functional.cross_entropy(model(inputs[96]), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        logits = model(inputs[97])
+    return {**TRAIN_STEP, "loss": float(loss.detach()), "logits_after": logits.numpy().astype(np.float32).tolist()}
 
 
 def write_weights(out):
@@ -103,6 +124,8 @@ def write_weights(out):
         params = sum(p.numel() for p in model.parameters())
         timm_arguments = {**arguments, "block": block.__name__}
         meta["models"][stem] = {"kresnet": kresnet_name, "timm_arguments": timm_arguments, "params": params}
+        if stem == TRAIN_STEP["model"]:
+            meta["train_step"] = training_step(model, inputs)
         print(f"{stem}: {params:,} parameters, {(out / f'{stem}.safetensors').stat().st_size:,} bytes")
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
