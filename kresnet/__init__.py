@@ -13,8 +13,13 @@ _LAZY = {
     "list_models": "kresnet.models.registry",
     "load_model": "kresnet.models.registry",
     "model_spec": "kresnet.models.registry",
-    "ResNetBackbone": "kresnet.models.resnet_backbone",
+    # Through the module of its keras-hub task, so that this one import lets keras-hub's
+    # `ImageClassifier.from_preset` find kresnet's task for a kresnet preset folder.
+    "ResNetBackbone": "kresnet.models.keras_hub_classifier",
+    "ResNetImageClassifier": "kresnet.models.keras_hub_classifier",
     "ResNetClassifier": "kresnet.models.resnet_classifier",
+    "EvalTransform": "kresnet.data.eval_transform",
+    "load_for_inference": "kresnet.classification.inference",
     "UserError": "kresnet.errors",
 }
 # The paper's tricks (kresnet/tricks.py), importable as `kresnet.NAME` or `kresnet.tricks.NAME`.

@@ -64,6 +64,8 @@ def _register_commands():
 
     app.command("train")(training_commands.train)
     app.command("evaluate")(training_commands.evaluate)
+    app.command("predict")(training_commands.predict)
+    app.command("export")(training_commands.export)
     app.command("ablate")(training_commands.ablate)
     from kresnet.classification import plots
 
@@ -91,6 +93,9 @@ def main(argv=None):
     try:
         app(args=argv, standalone_mode=True)
     except UserError as error:
+        from kresnet.console import end_progress_line
+
+        end_progress_line()  # a save error mid-epoch: on a line of its own, not on the end of the bar
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 

@@ -19,12 +19,17 @@ def say(message, err=False):
         message: str. One line (or a few, for a list of problems).
         err: bool. Print to stderr instead of stdout.
     """
+    end_progress_line()
+    print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def end_progress_line():
+    """End a progress bar's open line, if one is open (before an error message, say)."""
     global _progress_line_open
     if _progress_line_open:
         sys.stdout.write("\n")
         sys.stdout.flush()
         _progress_line_open = False
-    print(message, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def progress_line_open(is_open):

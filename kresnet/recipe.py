@@ -31,8 +31,15 @@ import typing
 
 from kresnet.errors import UserError
 
+# The command that reads the recipes of each task (a recipe without `task = ...` is classification's).
+TASK_COMMANDS = {
+    "classification": "kresnet train",
+    "detection": "kresnet transfer detect",
+    "segmentation": "kresnet transfer segment",
+}
 
-def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None, help=""):
+
+def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None, follows=None, help=""):
     """A recipe field with its default and constraints.
 
     Args:
@@ -41,6 +48,8 @@ def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choi
         maximum: largest allowed value (inclusive).
         exclusive_minimum: the value must be strictly greater than this.
         choices: allowed values (strings usually).
+        follows: str or None. Another key of the same table this one belongs to (stage sizes belong to a
+            model name): an override that changes that key and not this one resets this one to its default.
         help: one line describing the key, used in documentation.
     """
     metadata = {
@@ -48,6 +57,7 @@ def setting(default, *, minimum=None, maximum=None, exclusive_minimum=None, choi
         "maximum": maximum,
         "exclusive_minimum": exclusive_minimum,
         "choices": tuple(choices) if choices is not None else None,
+        "follows": follows,
         "help": help,
     }
     if isinstance(default, list):
@@ -93,14 +103,28 @@ def recipe_from_dict(data, schema, overrides=(), source="recipe"):
         overrides: strings `dotted.key=value` applied on top of `data`.
         source: the name used in error messages (usually the file path).
     """
-    data = _deep_copy(data)
+    original, data = data, _deep_copy(data)
+    overridden = set()
     for override in overrides:
         key, value = parse_override(override)
         _set_dotted(data, key, value, source)
+        overridden.add(key)
+    _reset_followers(schema, original, data, overridden, prefix="")
     try:
         return _build(schema, data, prefix="")
     except UserError as error:
+        _check_task(schema, data, source)
         raise UserError(f"{source}: {error}") from None
+
+
+def _check_task(schema, data, source):
+    """A one-line error naming the command of a recipe written for another task than `schema`'s."""
+    task_field = next((f for f in dataclasses.fields(schema) if f.name == "task"), None)
+    expected = task_field.default if task_field is not None else "classification"
+    found = data.get("task", "classification")
+    if found != expected and found in TASK_COMMANDS:
+        raise UserError(f"{source}: a {found} recipe; run it with `{TASK_COMMANDS[found]} {source}` "
+                        f"(`{TASK_COMMANDS[expected]}` reads {expected} recipes)")
 
 
 def parse_override(text):
@@ -173,6 +197,23 @@ def _set_dotted(data, key, value, source):
         if not isinstance(table, dict):
             raise UserError(f"{source}: --set {key}: {part} is a value, not a table")
     table[parts[-1]] = value
+
+
+def _reset_followers(schema, original, data, overridden, prefix):
+    """Drop the keys declared `follows=K` whose K an override changed while they were left as the recipe had them."""
+    if not isinstance(original, dict) or not isinstance(data, dict):
+        return  # _build reports the malformed table
+    hints = typing.get_type_hints(schema)
+    fields = {field.name: field for field in dataclasses.fields(schema)}
+    for name, field in fields.items():
+        if dataclasses.is_dataclass(hints[name]):
+            _reset_followers(hints[name], original.get(name, {}), data.get(name, {}), overridden, f"{prefix}{name}.")
+            continue
+        leader = field.metadata.get("follows")
+        if not leader or f"{prefix}{leader}" not in overridden or f"{prefix}{name}" in overridden:
+            continue
+        if original.get(leader, fields[leader].default) != data.get(leader):
+            data.pop(name, None)
 
 
 def _build(schema, data, prefix):
@@ -294,3 +335,10 @@ def _literal(value):
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as a TOML value")
+
+
+def set_option():
+    """The `--set section.key=value` option of every command that reads a recipe (one meaning, one type)."""
+    import typer
+
+    return typer.Option([], "--set", help="override a recipe key: section.key=value, e.g. train.epochs=10 (repeatable)")

@@ -44,8 +44,7 @@ def separable_images(count, seed):
 
 
 def tiny_data(steps_per_epoch=4, batch_size=16, poison_after=None):
-    """In-memory `TrainingData`; `poison_after` k makes the stream's batches NaN after its first k
-    (each `fit` call starts a fresh iterator)."""
+    """In-memory `TrainingData`; `poison_after` k makes the batches of the run's steps k and later NaN."""
     images, labels = separable_images(steps_per_epoch * batch_size, seed=1)
     val_images, val_labels = separable_images(32, seed=2)
     train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size, drop_remainder=True).repeat()
@@ -53,4 +52,4 @@ def tiny_data(steps_per_epoch=4, batch_size=16, poison_after=None):
         bad = tf.data.Dataset.from_tensors((tf.fill([batch_size, SIZE, SIZE, 3], float("nan")), labels[:batch_size]))
         train = train.take(poison_after).concatenate(bad.repeat())
     val = tf.data.Dataset.from_tensor_slices((val_images, val_labels)).batch(16)
-    return TrainingData(train, val, steps_per_epoch, None, NUM_CLASSES)
+    return TrainingData(lambda first_step: train.skip(first_step), val, steps_per_epoch, None, NUM_CLASSES)

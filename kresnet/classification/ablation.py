@@ -100,17 +100,13 @@ def teacher_overrides(run):
     Returns:
         (overrides, the teacher's number of classes).
     """
-    from kresnet.recipe import load_recipe
-    from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE, RunFolder
     from kresnet.classification.config import ClassificationRecipe
+    from kresnet.recipe import load_recipe
+    from kresnet.runs.folder import FINAL_WEIGHTS, FINISHED, open_run
 
-    run = pathlib.Path(run).expanduser().resolve()
-    if not RunFolder(run).finished or not (run / FINAL_WEIGHTS).is_file():
-        raise UserError(f"--teacher {run}: expected a finished `kresnet train` run folder ({RECIPE}, {FINAL_WEIGHTS}, finished)")
-    try:
-        model = load_recipe(run / RECIPE, ClassificationRecipe).model
-    except UserError:
-        raise UserError(f"--teacher {run}: not a `kresnet train` (classification) run; its {RECIPE} is another task's") from None
+    record = open_run(pathlib.Path(run).expanduser().resolve(), "classification", (FINISHED, FINAL_WEIGHTS), "--teacher")
+    run = record.path
+    model = load_recipe(record.recipe_path, ClassificationRecipe).model
     overrides = [f"distillation.teacher_model='{model.name}'", f"distillation.teacher_weights='{(run / FINAL_WEIGHTS).as_posix()}'"]
     if model.stage_depths:
         overrides.append(f"distillation.teacher_stage_depths={list(model.stage_depths)}")

@@ -1,4 +1,4 @@
-"""Recipe -> compiled Keras model: precision policy, classifier, optimizer, schedule, loss, metrics, teacher."""
+"""Recipe -> the classification models: the classifier, its distillation teacher, and how they compile."""
 
 import keras
 
@@ -6,9 +6,7 @@ from kresnet.errors import UserError
 from kresnet.classification.config import JIT_COMPILE
 from kresnet.tricks.distillation import DistillationModel
 from kresnet.tricks.losses import classification_loss
-from kresnet.tricks.optimizer import build_optimizer
 from kresnet.tricks.low_precision import set_precision
-from kresnet.tricks.schedules import build_schedule, scaled_learning_rate
 
 
 def image_shape(data_format, input_size=None):
@@ -31,7 +29,7 @@ def check_channels_first_supported(asked_by="model.data_format='channels_first'"
 
 
 def build_classifier(model_config, input_size=None):
-    """The recipe's classifier (logits in float32).
+    """The recipe's classifier (logits in float32), from `model.weights` when the recipe names them.
 
     Args:
         model_config: the recipe's `[model]` table.
@@ -40,6 +38,8 @@ def build_classifier(model_config, input_size=None):
     import kresnet
 
     shape = image_shape(model_config.data_format, input_size)
+    if model_config.weights:
+        return load_starting_weights(model_config, shape)
     return kresnet.create_model(
         model_config.name,
         num_classes=model_config.num_classes,
@@ -52,6 +52,44 @@ def build_classifier(model_config, input_size=None):
     )
 
 
+def load_starting_weights(model_config, shape):
+    """The classifier of a fine-tuning run: the backbone from `model.weights` (a tag, Hub id, file or
+    classification run folder), the head too when its classes are the dataset's, else a fresh head;
+    then the stages and BatchNorm the recipe freezes."""
+    import pathlib
+
+    from kresnet.models.pretrained import load_pretrained
+
+    from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE, open_run
+
+    weights = model_config.weights
+    if (pathlib.Path(weights).expanduser() / RECIPE).is_file():  # a run folder (a keras-hub preset folder has none)
+
+        weights = str(open_run(weights, "classification", needs=(FINAL_WEIGHTS,), asked_by="model.weights").weights)
+    model = load_pretrained(
+        model_config.name, weights, num_classes=model_config.num_classes, label="model.weights", input_shape=shape,
+        stage_depths=model_config.stage_depths, stage_widths=model_config.stage_widths,
+        data_format=model_config.data_format,
+    )
+    freeze(model, model_config.freeze_stages, model_config.freeze_bn)
+    return model
+
+
+def freeze(classifier, stages=0, batchnorm=False):
+    """Keep loaded weights: the stem and stages 1..`stages` stop training, and with `batchnorm` every
+    BatchNorm layer runs in inference mode on its loaded statistics (Keras: a non-trainable BatchNorm).
+
+    Args:
+        classifier: a kresnet classifier.
+        stages: int. 0: nothing frozen; 4: the whole backbone (only the head trains).
+        batchnorm: bool. Freeze every BatchNorm layer of the backbone.
+    """
+    frozen = ("stem",) + tuple(f"stage{index}_" for index in range(1, stages + 1)) if stages else ()
+    for layer in classifier.backbone.layers:
+        if layer.name.startswith(frozen) or (batchnorm and isinstance(layer, keras.layers.BatchNormalization)):
+            layer.trainable = False
+
+
 def load_teacher(config, input_size=None):
     """The frozen distillation teacher from `distillation.teacher_weights`: a kresnet `.weights.h5`, a PyTorch
     state dict, or a pretrained tag such as `resnet152d.gluon_in1k`; its classes come from the file.
@@ -61,6 +99,7 @@ def load_teacher(config, input_size=None):
         input_size: fixed square input size, or None.
     """
     from kresnet.models.pretrained import load_pretrained
+    from kresnet.models.weight_import import recipe_keys
 
     # The teacher sees the student's batches, so it takes the student's layout.
     shape = image_shape(config.model.data_format, input_size)
@@ -68,6 +107,7 @@ def load_teacher(config, input_size=None):
         config.distillation.teacher_model,
         config.distillation.teacher_weights,
         label="distillation.teacher_weights",
+        how_to_set=recipe_keys("distillation.teacher_"),
         input_shape=shape,
         stage_depths=config.distillation.teacher_stage_depths,
         stage_widths=config.distillation.teacher_stage_widths,
@@ -82,34 +122,16 @@ def load_teacher(config, input_size=None):
     return teacher
 
 
-def learning_rate_schedule(config, steps_per_epoch):
-    """The recipe's schedule with the linearly scaled peak rate.
+def build_models(config, input_size=None, teacher=None):
+    """(training model, classifier): the classifier itself, or a `DistillationModel` around it when the
+    recipe names a teacher.
 
     Args:
         config: the whole recipe.
-        steps_per_epoch: optimizer steps per epoch.
-    """
-    base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
-    s = config.schedule
-    return build_schedule(s.kind, base_lr, steps_per_epoch, config.train.epochs, s.warmup_epochs, s.step_epochs, s.step_factor)
-
-
-def build_training_model(config, steps_per_epoch, input_size=None, teacher=None):
-    """Set the precision policy and return (compiled training model, classifier).
-
-    The training model is the classifier itself, or a `DistillationModel` around it when
-    the recipe names a teacher. Under `mixed_float16`, `compile(auto_scale_loss=True)`
-    wraps the optimizer in Keras' dynamic `LossScaleOptimizer`.
-
-    Args:
-        config: the whole recipe.
-        steps_per_epoch: optimizer steps per epoch (for the schedule).
         input_size: fixed square input size, or None.
         teacher: a ready teacher model; by default loaded from the recipe when it names one.
     """
-    set_precision(config.train.precision)
     classifier = build_classifier(config.model, input_size)
-    optimizer = build_optimizer(config.optimizer, learning_rate_schedule(config, steps_per_epoch))
     model = classifier
     if teacher is None and config.distillation.teacher_model:
         teacher = load_teacher(config, input_size)
@@ -117,16 +139,44 @@ def build_training_model(config, steps_per_epoch, input_size=None, teacher=None)
         model = DistillationModel(
             classifier, teacher, temperature=config.distillation.temperature, label_smoothing=config.tricks.label_smoothing
         )
+    return model, classifier
+
+
+def top_k_metrics(num_classes):
+    """Top-1 and top-5 accuracy (top-k with k = the number of classes when there are fewer than 5)."""
+    return [keras.metrics.CategoricalAccuracy(name="top1"),
+            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5")]
+
+
+def compile_classifier(model, optimizer, config):
+    """Compile with the recipe's loss (label smoothing), top-1/top-5 and `train.jit_compile`.
+
+    Under `mixed_float16`, `auto_scale_loss=True` wraps the optimizer in Keras' dynamic
+    `LossScaleOptimizer`.
+    """
     model.compile(
         optimizer=optimizer,
         loss=classification_loss(config.tricks.label_smoothing),
         # Weighted: the weight-0 padding of a data-parallel validation set must not count
         # (training batches carry no weights, so nothing changes there).
-        weighted_metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=min(5, config.model.num_classes), name="top5"),
-        ],
+        weighted_metrics=top_k_metrics(config.model.num_classes),
         auto_scale_loss=True,
         jit_compile=JIT_COMPILE[config.train.jit_compile],
     )
+
+
+def build_training_model(config, steps_per_epoch, input_size=None, teacher=None):
+    """Set the precision policy and return (compiled training model, classifier), as a run does.
+
+    Args:
+        config: the whole recipe.
+        steps_per_epoch: optimizer steps per epoch (for the schedule).
+        input_size: fixed square input size, or None.
+        teacher: a ready teacher model; by default loaded from the recipe when it names one.
+    """
+    from kresnet.runs.task import build_task_optimizer
+
+    set_precision(config.train.precision)
+    model, classifier = build_models(config, input_size, teacher)
+    compile_classifier(model, build_task_optimizer(config, steps_per_epoch), config)
     return model, classifier

@@ -1,4 +1,4 @@
-"""`kresnet train`, `kresnet evaluate` and `kresnet ablate`: thin wrappers over the training package.
+"""`kresnet train`, `evaluate`, `predict`, `export` and `ablate`: thin wrappers over the classification package.
 
 Heavy imports (Keras, TensorFlow) happen inside the functions so `kresnet --help` stays fast.
 """
@@ -11,13 +11,14 @@ import typer
 
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
+from kresnet.recipe import set_option
 
 DEFAULT_RECIPE = "demo"
 
 
 def train(
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="TOML recipe file, or a bundled name such as demo or r50d."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key: --set train.epochs=10 (repeatable)."),
+    set_: List[str] = set_option(),
     out: Optional[pathlib.Path] = typer.Option(None, "--out", help="Run folder (default runs/<recipe name>); rerun to resume."),
 ):
     """Train a classifier from a recipe; the same command again resumes from the last checkpoint."""
@@ -25,15 +26,16 @@ def train(
 
     path = resolve_recipe(recipe)
     config = load_classification_recipe(path, set_ or [])
+    from kresnet.runs.folder import METRICS, default_run_dir, refuse_if_busy
+
+    out = out or default_run_dir(path)
+    refuse_if_busy(out, config.distribution)  # before any data is generated or read
     from kresnet.classification.data import build_training_data, dataset_root
 
     if config.data.source == "imagenet":
         dataset_root(config)  # One-line error before any heavy import when ImageNet is missing.
     from kresnet.classification.trainer import train as run_training
 
-    from kresnet.runs.folder import METRICS, default_run_dir
-
-    out = out or default_run_dir(path)
     progress = _generation_progress(config)
     from kresnet.runs.seeding import seed_run
 
@@ -87,12 +89,73 @@ def evaluate(
         json_out.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def predict(
+    weights: str = typer.Argument(
+        ..., help="A classification run folder, a pretrained tag (resnet50d.gluon_in1k), an hf-hub: id, a keras-hub preset "
+                  "folder, or a weights file (.weights.h5, .keras, .safetensors, .pth; with --model).",
+    ),
+    images: List[pathlib.Path] = typer.Argument(..., help="Image files (read whatever their suffix), and folders (their .jpg, .jpeg, .png and .bmp files)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name, for a weights file or a short tag (e.g. resnet50d)."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Classes shown per image."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document (for scripts) instead of text."),
+    batch_size: int = typer.Option(32, min=1, help="Images per model call."),
+    depths: Optional[str] = typer.Option(None, help="Blocks per stage when the weights' differ from the name's, e.g. 1,1,1,1."),
+):
+    """Top-k classes and probabilities of images, with the weights' own eval transform (as `kresnet evaluate`)."""
+    from kresnet.classification.inference import load_for_inference
+    from kresnet.classification.prediction import format_text, predict_images
+    from kresnet.data.image_files import image_files
+    from kresnet.models.commands import parse_depths
+
+    files = image_files(images)  # a missing path fails before the model loads
+    inference = load_for_inference(weights, model, stage_depths=parse_depths(depths))
+    top_k = min(top_k, len(inference.class_names))
+
+    def report_skip(path, reason):
+        typer.echo(f"skipped {path}: {reason}", err=True)
+
+    predictions = predict_images(inference, files, top_k=top_k, batch_size=batch_size, on_skip=report_skip)
+    if not predictions.images:
+        raise UserError(f"none of the {len(files)} files could be read as an image")
+    if json_out:
+        document = {
+            "weights": weights, "model": inference.model.name, "num_classes": len(inference.class_names),
+            "transform": inference.transform.get_config(), "predictions": predictions.images, "skipped": predictions.skipped,
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo(f"{weights}: {inference.model.name}, {len(inference.class_names)} classes; {inference.transform.describe()}")
+    for line in format_text(predictions):
+        typer.echo(line)
+    if predictions.skipped:
+        typer.echo(f"{len(predictions.images)} images predicted, {len(predictions.skipped)} skipped (not images)")
+
+
+def export(
+    weights: str = typer.Argument(..., help="What `kresnet predict` takes: a run folder, a pretrained tag, an hf-hub: id, a preset or weights file."),
+    out: pathlib.Path = typer.Argument(..., help="The keras-hub preset folder to write (must not exist yet)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name, for a weights file or a short tag."),
+    depths: Optional[str] = typer.Option(None, help="Blocks per stage when the weights' differ from the name's, e.g. 1,1,1,1."),
+):
+    """Write a keras-hub preset: keras_hub.models.ImageClassifier.from_preset(OUT) is then the classifier with its eval transform."""
+    from kresnet.classification.inference import load_for_inference
+    from kresnet.models.commands import parse_depths
+    from kresnet.models.keras_hub_classifier import save_preset
+
+    if out.exists():
+        raise UserError(f"{out}: already exists; choose a new folder")
+    inference = load_for_inference(weights, model, stage_depths=parse_depths(depths))
+    save_preset(inference.model, inference.transform, out, class_names=inference.class_names)
+    typer.echo(f"{weights} -> {out} (keras-hub preset: {inference.model.name}, {len(inference.class_names)} classes; "
+               f"{inference.transform.describe()})")
+
+
 def ablate(
     rows: str = typer.Option("all", help="Comma-separated rows (see --list), or all."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     recipe: str = typer.Option(DEFAULT_RECIPE, help="Base recipe the rows modify (e.g. demo, cifar10_ablation)."),
     data: Optional[pathlib.Path] = typer.Option(None, "--data", help="Folder dataset ROOT/{train,val}/<class>/ instead of the recipe's data."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a key in every run, e.g. --set train.epochs=5."),
+    set_: List[str] = set_option(),
     out: pathlib.Path = typer.Option(pathlib.Path("runs/ablation"), "--out", help="Folder for the runs and the table."),
     teacher: Optional[pathlib.Path] = typer.Option(
         None, "--teacher", help="A finished `kresnet train` run folder: the teacher of the distillation rows (which run only with one)."

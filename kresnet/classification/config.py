@@ -9,25 +9,27 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
-from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer, StepOrCosineSchedule
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.recipe import load_recipe, recipe_from_dict, setting
+from kresnet.runs import sections
 
 
 # The recipe's `train.jit_compile` words -> Keras' `jit_compile` argument (also `kresnet bench model --jit-compile`).
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
-@dataclasses.dataclass
-class Meta(PaperReference):
-    expected_top1: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-1 (%)")
-    expected_top5: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's ImageNet top-5 (%)")
+Meta = sections.paper_reference("Meta", top1="the paper's ImageNet top-1 (%)", top5="the paper's ImageNet top-5 (%)")
 
 
 @dataclasses.dataclass
 class Model:
     name: str = setting("resnet50", choices=list_models(), help="a name from `kresnet models`")
-    num_classes: int = setting(1000, minimum=2)
-    zero_gamma: bool = setting(False, help="zero-init the last BN gamma of every residual block")
+    num_classes: int = setting(1000, minimum=0, help="0: the classes of data.root's train/ folder")
+    weights: str = setting("", help="start from these weights (fine-tuning): a tag (gluon_in1k, resnet50d.gluon_in1k), "
+                                    "hf-hub:<repo>, a .weights.h5/.safetensors/.pth/.keras file or a classification run "
+                                    "folder; the head is new when the classes differ; empty: random init")
+    freeze_stages: int = setting(0, minimum=0, maximum=4, help="with weights: the stem and stages 1..N keep their "
+                                                                "loaded weights (4: only the head trains)")
+    freeze_bn: bool = setting(False, help="with weights: BatchNorm keeps its loaded statistics and scale (inference mode)")
+    zero_gamma: bool = setting(False, help="zero-init the last BN gamma of every residual block (random init only)")
     kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
     stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths, default [64, 128, 256, 512]")
@@ -43,6 +45,9 @@ class Data:
     root: str = setting("data/imagenet", help="ImageNet folder: train/ and val/ class folders or TFRecords")
     image_size: int = setting(224, minimum=8, help="training crop and evaluation crop size")
     eval_resize: int = setting(256, minimum=8, help="shorter side before the evaluation centre crop")
+    eval_transform: str = setting("recipe", choices=["recipe", "weights"],
+                                  help="weights: validate with the model.weights tag's own eval transform (size, crop, "
+                                       "interpolation, mean/std) instead of image_size/eval_resize")
     min_crop_area: float = setting(0.08, exclusive_minimum=0.0, maximum=1.0, help="smallest training crop, fraction of the image area (paper: 0.08)")
     synthetic_classes: int = setting(10, minimum=2)
     synthetic_per_class: int = setting(200, minimum=1, help="training images per synthetic class")
@@ -52,14 +57,8 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
-    epochs: int = setting(120, minimum=1)
-    batch_size: int = setting(256, minimum=1, help="global batch size")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
+class Train(sections.Train):
     validation_steps: int = setting(0, minimum=0, help="0: the whole validation set")
-    checkpoint_every_steps: int = setting(0, minimum=0, help="0: checkpoint at the end of each epoch only")
     jit_compile: str = setting("auto", choices=list(JIT_COMPILE), help="Keras jit_compile (XLA / torch.compile)")
 
 
@@ -100,17 +99,10 @@ class Distribution:
         return []
 
 
-@dataclasses.dataclass
-class ClassificationRecipe:
-    meta: Meta = section(Meta)
-    model: Model = section(Model)
-    data: Data = section(Data)
-    train: Train = section(Train)
-    optimizer: SgdOptimizer = section(SgdOptimizer)
-    schedule: StepOrCosineSchedule = section(StepOrCosineSchedule)
-    tricks: Tricks = section(Tricks)
-    distillation: Distillation = section(Distillation)
-    distribution: Distribution = section(Distribution)
+ClassificationRecipe = sections.task_recipe(
+    "ClassificationRecipe", meta=Meta, model=Model, data=Data, train=Train, optimizer=sections.SgdOptimizer,
+    schedule=sections.Schedule, tricks=Tricks, distillation=Distillation, distribution=Distribution,
+)
 
 
 def load_classification_recipe(path, overrides=()):
@@ -149,6 +141,15 @@ def check_consistency(config, source):
         problems.append("distillation: set both teacher_model and teacher_weights, or neither")
     if config.distillation.teacher_model and config.distillation.teacher_model not in list_models():
         problems.append(f"distillation.teacher_model: expected a name from `kresnet models`, got {config.distillation.teacher_model!r}")
+    if config.model.num_classes == 1:
+        problems.append("model.num_classes: expected at least 2 classes (or 0: the classes of the data), got 1")
+    if config.model.num_classes == 0 and config.data.source == "synthetic":
+        problems.append("model.num_classes: 0 (from the data) needs data.source = \"imagenet\" (a folder); synthetic "
+                        "data has data.synthetic_classes")
+    if not config.model.weights and (config.model.freeze_stages or config.model.freeze_bn):
+        problems.append("model.freeze_stages / model.freeze_bn: freezing needs model.weights (nothing is loaded to keep)")
+    if config.data.eval_transform == "weights" and not config.model.weights:
+        problems.append("data.eval_transform = \"weights\": needs model.weights (a pretrained tag)")
     if config.data.eval_resize < config.data.image_size:
         problems.append(f"data.eval_resize: expected >= data.image_size ({config.data.image_size}), got {config.data.eval_resize}")
     if problems:

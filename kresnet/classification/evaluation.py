@@ -3,6 +3,7 @@
 import pathlib
 
 from kresnet.errors import UserError
+from kresnet.runs.folder import load_run_weights
 
 
 def evaluate_weights(
@@ -24,7 +25,7 @@ def evaluate_weights(
         batch_size: evaluation batch size.
         stage_depths: blocks per stage when they differ from the name's (as `import-weights --depths`).
         stage_widths: stage widths when they differ from the default (narrow imported weights).
-        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, or `"gluon_in1k"` with `model_name`),
+        pretrained: a pretrained tag (`"resnet50d.gluon_in1k"`, timm's `"resnet50.a1_in1k"`, or `"gluon_in1k"` with `model_name`),
             Hub id or weights file, evaluated with the tag's own eval transform; `weights` is then None.
     """
     if pretrained is not None:
@@ -32,16 +33,14 @@ def evaluate_weights(
     if weights is None:
         raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --weights`)")
     weights = pathlib.Path(weights)
-    config = None
+    config, eval_preset = None, None
     if weights.is_dir():
         from kresnet.classification.config import load_classification_recipe
+        from kresnet.runs.folder import FINAL_WEIGHTS, open_run
 
-        from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE
-
-        if not (weights / RECIPE).is_file():
-            raise UserError(f"{weights}: not a run folder (no {RECIPE}); pass a .weights.h5 file instead")
-        config = load_classification_recipe(weights / RECIPE)
-        weights = weights / FINAL_WEIGHTS
+        record = open_run(weights, "classification", needs=(FINAL_WEIGHTS,))
+        config = load_classification_recipe(record.recipe_path)
+        weights = record.weights
     from kresnet.models.pretrained import STATE_DICT_SUFFIXES
 
     if weights.suffix in (*STATE_DICT_SUFFIXES, ".keras") and weights.is_file():
@@ -51,11 +50,15 @@ def evaluate_weights(
         raise UserError(f"{weights}: expected an existing .weights.h5 file or a run folder")
     if config is not None:
         from kresnet.classification.data import dataset_root
+        from kresnet.classification.inference import run_eval_transform
 
+        recorded = run_eval_transform(config)
+        if image_size is None and resize is None and recorded.published:
+            eval_preset = recorded  # the run validated with its starting weights' own transform
         model_name = model_name or config.model.name
         num_classes = num_classes or config.model.num_classes
-        image_size = image_size or config.data.image_size
-        resize = resize or config.data.eval_resize
+        image_size = image_size or recorded.eval_size
+        resize = resize or recorded.resize_size
         data = data or dataset_root(config)
     if model_name is None:
         raise UserError("--model: required with a bare .weights.h5 (e.g. --model resnet50d)")
@@ -66,7 +69,8 @@ def evaluate_weights(
 
     import kresnet
 
-    dataset, info = _validation_data(data, batch_size, num_classes, image_size=image_size, resize_size=resize)
+    dataset, info = _validation_data(data, batch_size, num_classes, eval_preset=eval_preset, image_size=image_size,
+                                     resize_size=resize)
     stage_overrides = {"stage_depths": stage_depths, "stage_widths": stage_widths}
     if config is not None:
         stage_overrides = {
@@ -74,25 +78,19 @@ def evaluate_weights(
             "stage_widths": stage_widths or config.model.stage_widths,
         }
     model = kresnet.create_model(model_name, num_classes=num_classes, **stage_overrides)
-    try:
-        model.load_weights(weights)
-    except ValueError as error:
-        raise UserError(f"{weights}: does not fit {model_name} with {num_classes} classes ({str(error).splitlines()[0]})") from None
-    results = _measure(model, dataset)
+    load_run_weights(model, weights, f"{model_name} with {num_classes} classes")
+    results = _measure(model, dataset, weights)
     return {**results, **_scored(info), "model": model_name, "weights": str(weights), "image_size": image_size, "resize": resize}
 
 
 def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size=None, resize=None):
     """Top-1/top-5 of a pretrained tag with its own eval transform, beside the published numbers; a weights
     file or Hub id without a tag uses `image_size` / `resize` (default the paper's 224 / 256)."""
-    from kresnet.models import presets
+    from kresnet.classification.inference import pretrained_model_name
     from kresnet.models.pretrained import load_pretrained, resolve
+    from kresnet.models.weight_import import cli_flags
 
-    if model_name is None:
-        preset = presets.find_preset(pretrained)
-        if preset is None:
-            raise UserError(f"--weights {pretrained!r}: give a full tag like resnet50d.gluon_in1k, or add --model NAME")
-        model_name = preset.name
+    model_name = pretrained_model_name(str(pretrained), model_name, asked_by="--weights")
     if data is None:
         raise UserError("--data: required with --weights (the ImageNet val/ folder or its root)")
     preset = resolve(model_name, pretrained).preset
@@ -101,10 +99,10 @@ def _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths,
     if preset is None:
         image_size = image_size or 224
         resize = resize or round(image_size * 256 / 224)
-    model = load_pretrained(model_name, pretrained, label="--weights", stage_depths=stage_depths)
+    model = load_pretrained(model_name, pretrained, label="--weights", how_to_set=cli_flags(depths="--depths"), stage_depths=stage_depths)
     dataset, info = _validation_data(data, batch_size, model.num_classes, eval_preset=preset, image_size=image_size,
                                      resize_size=resize)
-    metrics = {**_measure(model, dataset), **_scored(info), "model": model_name, "weights": str(pretrained)}
+    metrics = {**_measure(model, dataset, pretrained), **_scored(info), "model": model_name, "weights": str(pretrained)}
     if preset is None:
         metrics.update(image_size=image_size, resize=resize)
     else:
@@ -136,18 +134,15 @@ def _scored(info):
     return {"images": images, "skipped_images": info.skipped.count}
 
 
-def _measure(model, dataset):
-    import keras
+def _measure(model, dataset, weights):
+    import math
 
+    from kresnet.classification.build import top_k_metrics
     from kresnet.tricks.losses import classification_loss
 
-    num_classes = model.num_classes
-    model.compile(
-        loss=classification_loss(),
-        metrics=[
-            keras.metrics.CategoricalAccuracy(name="top1"),
-            keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-        ],
-    )
+    model.compile(loss=classification_loss(), metrics=top_k_metrics(model.num_classes))
     results = model.evaluate(dataset, verbose="auto", return_dict=True)
+    if not math.isfinite(float(results["loss"])):
+        raise UserError(f"{weights}: the evaluation loss is {float(results['loss'])}: the model's outputs are not "
+                        "finite, so its top-1 and top-5 would mean nothing")
     return {"top1": float(results["top1"]) * 100, "top5": float(results["top5"]) * 100}

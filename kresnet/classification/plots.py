@@ -14,7 +14,7 @@ import statistics
 import typer
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import HISTORY, RECIPE
+from kresnet.runs.folder import HISTORY, open_run
 
 _LR_COLUMNS = ("lr", "learning_rate")
 _TOP1_COLUMN = "val_top1"
@@ -40,12 +40,8 @@ def read_run_curves(run):
     Returns:
         dict with keys label, epochs, lr, top1.
     """
-    run = pathlib.Path(run)
-    history, recipe_path = run / HISTORY, run / RECIPE
-    if not history.is_file():
-        raise UserError(f"{run}: no {HISTORY} (expected a run folder written by `kresnet train`)")
-    if not recipe_path.is_file():
-        raise UserError(f"{run}: no {RECIPE} (expected a run folder written by `kresnet train`)")
+    record = open_run(run, "classification", needs=(HISTORY,))
+    run, history, recipe_path = record.path, record.path / HISTORY, record.recipe_path
     with open(history, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -77,7 +73,7 @@ def _load_recipe(path):
 def _schedule_at_epoch_ends(config, epochs):
     import keras
 
-    from kresnet.classification.build import learning_rate_schedule
+    from kresnet.runs.task import learning_rate_schedule
 
     schedule = learning_rate_schedule(config, _NOMINAL_STEPS_PER_EPOCH)
     return [float(keras.ops.convert_to_numpy(schedule(epoch * _NOMINAL_STEPS_PER_EPOCH - 1))) for epoch in epochs]

@@ -237,6 +237,14 @@ def published_eval_transform(image, preset):
     return (pixels / 255.0 - tf.constant(preset.mean, tf.float32)) / tf.constant(preset.std, tf.float32)
 
 
+def eval_pixels(image, image_size, resize_size, preset=None):
+    """The evaluation transform of one decoded image (h, w, 3): the paper's, or a pretrained tag's own
+    (`preset`, anything with its `eval_size`, `resize_size`, `interpolation`, `mean` and `std`)."""
+    if preset is not None:
+        return published_eval_transform(image, preset)
+    return eval_transform(image, image_size, resize_size)
+
+
 def default_resize_size(image_size):
     """The paper's 256 for 224: the shorter side before the centre crop keeps the ratio 256/224."""
     return int(round(image_size * 256 / 224))

@@ -11,6 +11,10 @@ and the soft labels work as they are with
 
 import tensorflow as tf
 
+from kresnet.errors import UserError
+
+NUMPY_HINT = "tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size) (works on every backend)"
+
 
 def sample_mixup_lambda(alpha, seed):
     """lambda ~ Beta(alpha, alpha) from a stateless seed, via two gamma draws."""
@@ -38,24 +42,68 @@ def mix_batch(images, labels, seed, alpha):
     return mixed_images, mixed_labels
 
 
-def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
+def run_batch_counter(first_batch):
+    """The run's batch index of each element of one pass over a dataset, from `first_batch`.
+
+    `first_batch` is an int, or a `tf.Variable` read when each pass begins: `fit` starts a new
+    pass over a dataset that is not repeated at every epoch, and the pass then continues the
+    run's count where the variable (set by `MixupSchedule`) says instead of restarting at 0.
+    """
+    if not isinstance(first_batch, tf.Variable):
+        return tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
+    start = tf.data.Dataset.range(1).map(lambda _: tf.cast(first_batch.read_value(), tf.int64))
+    return start.flat_map(lambda first: tf.data.Dataset.counter(start=first, dtype=tf.int64))
+
+
+def one_hot_batches(dataset, num_classes=None):
+    """`dataset` as batches of (images, float one-hot labels), or a one-line `UserError` saying what to pass.
+
+    Integer class indices are one-hot encoded with `num_classes`, as timm's `Mixup(num_classes=...)`
+    does; mixing the indices themselves would train on classes in between.
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise UserError(f"mixup: expects a batched tf.data.Dataset of (images, labels), got {type(dataset).__name__}; "
+                        f"for NumPy arrays pass {NUMPY_HINT}")
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2 and all(isinstance(part, tf.TensorSpec) for part in spec)):
+        raise UserError(f"mixup: expects dataset elements (images, labels), got {spec}; e.g. {NUMPY_HINT}")
+    images, labels = spec
+    if labels.dtype.is_integer:
+        if labels.shape.rank != 1:
+            raise UserError(f"mixup: expects batches of class indices of shape (batch,), got labels of shape "
+                            f"{labels.shape}; batch the dataset first, e.g. {NUMPY_HINT}")
+        if num_classes is None:
+            raise UserError("mixup: labels are class indices (integers); pass num_classes=K to one-hot them "
+                            "(mixing indices averages class numbers), or give one-hot labels")
+        return dataset.map(lambda x, y: (x, tf.one_hot(y, int(num_classes), dtype=x.dtype)))
+    if labels.shape.rank != 2 or images.shape.rank is None or images.shape.rank < 2:
+        raise UserError(f"mixup: expects batches of one-hot labels of shape (batch, classes), got labels of shape "
+                        f"{labels.shape}; batch the dataset first, e.g. {NUMPY_HINT}")
+    return dataset
+
+
+def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0, num_classes=None):
     """Mixup on a batched dataset of (images, one-hot labels), optionally for its first batches only.
 
-    Batch i of the stream (counted from `first_batch`) is mixed when i < `mixup_batches`
+    Batch i of the run (counted from `first_batch`) is mixed when i < `mixup_batches`
     and passed through unchanged after, so "mixup off for the last epochs" happens at an
     exact step whatever tf.data prefetches, on every backend.
 
     Args:
-        dataset: `tf.data.Dataset` yielding (float images (B, ...), labels (B, num_classes)).
-        alpha: float > 0. Beta(alpha, alpha) parameter.
+        dataset: `tf.data.Dataset` yielding (float images (B, ...), labels (B, num_classes)), or
+            integer class indices (B,) with `num_classes`. NumPy arrays: wrap them with
+            `tf.data.Dataset.from_tensor_slices((images, labels)).batch(B)`.
+        alpha: float. Beta(alpha, alpha) parameter; 0 passes the batches through (labels one-hot).
         seed: int or None. Fixes lambdas and pairings when given.
         mixup_batches: int or None. Mix batches [0, mixup_batches) of the whole run; None: all.
-        first_batch: int. Index of the dataset's first batch in the run (a resumed run
-            starting at optimizer step k passes k).
+        first_batch: int, or a `tf.Variable` read at the start of each pass over `dataset`. Index
+            of the pass's first batch in the run (a resumed run starting at optimizer step k passes k).
+        num_classes: int or None. Number of classes, to one-hot integer labels (as timm's `Mixup`).
     """
+    dataset = one_hot_batches(dataset, num_classes)
     if alpha <= 0:
         return dataset
-    counter = tf.data.Dataset.counter(start=int(first_batch), dtype=tf.int64)
+    counter = run_batch_counter(first_batch)
     if seed is None:
         seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).batch(2)
     else:
@@ -74,4 +122,7 @@ def apply_mixup(dataset, alpha, seed=None, mixup_batches=None, first_batch=0):
             lambda: (images, tf.cast(labels, images.dtype)),
         )
 
-    return tf.data.Dataset.zip(dataset, seeds, counter).map(mix_or_pass, num_parallel_calls=tf.data.AUTOTUNE)
+    mixed = tf.data.Dataset.zip(dataset, seeds, counter).map(mix_or_pass, num_parallel_calls=tf.data.AUTOTUNE)
+    if dataset.cardinality() != tf.data.UNKNOWN_CARDINALITY:  # the length fit checks (a variable's counter hides it)
+        mixed = mixed.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
+    return mixed

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from kresnet.data import augment
+from kresnet.data.imagenet_stats import normalise_array
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
@@ -45,7 +46,7 @@ def lighting_offset(alpha):
 
 
 def normalise(image):
-    return (np.asarray(image, np.float32) - np.asarray(augment.MEAN_RGB, np.float32)) / np.asarray(augment.STD_RGB, np.float32)
+    return normalise_array(image)
 
 
 def load_rgb(path):

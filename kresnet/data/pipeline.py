@@ -1,7 +1,8 @@
 """`build_dataset`: one entry point from a folder or TFRecord shards to batches the model trains on.
 
-Order of operations, training: list files -> shuffle all (each epoch anew) ->
-[repeat] -> attach a per-example stateless seed -> read, decode the crop window,
+Order of operations, training: list files -> the resumable order (kresnet.data.order: pass p
+is a permutation seeded by (seed, p), element i carries the stateless seed (seed, i)) ->
+read, decode the crop window,
 augment, normalise (parallel) -> drop unreadable images, counted -> batch ->
 one-hot -> [mixup] -> [channels_first] -> prefetch. Evaluation keeps file order
 and applies the resize + centre crop. Output is float32 NHWC (or NCHW), normalised.
@@ -15,7 +16,7 @@ batch k of a single process would.
 
 import tensorflow as tf
 
-from kresnet.data import augment, decode, sources
+from kresnet.data import augment, decode, records, sources
 from kresnet.data.mixup import apply_mixup
 from kresnet.data.skips import SkipCounter
 from kresnet.errors import UserError
@@ -48,6 +49,7 @@ def build_dataset(
     eval_preset=None,
     shard=(1, 0),
     pad_last_batch=False,
+    first_batch=0,
 ):
     """A batched `tf.data.Dataset` of (images, labels) and a `DatasetInfo`.
 
@@ -90,6 +92,10 @@ def build_dataset(
             last one padded with zero images of weight 0, and the same number of batches
             (`info.num_batches`) in every shard, so that data-parallel devices split every batch
             evenly and each image counts once.
+        first_batch: int. Training with `repeat`: start the stream at this (global) batch, as a run
+            resumed at that optimizer step needs. For a folder it is exactly the rest of the stream
+            from batch 0, found without reading what comes before; TFRecord files are read in
+            sequence, so their stream then starts a fresh order (`kresnet.data.records`).
 
     Returns:
         (dataset, `DatasetInfo`); `info.skipped.count` is the number of unreadable
@@ -110,15 +116,17 @@ def build_dataset(
         raise UserError("pad_last_batch is for evaluation (training=False)")
     counter = skip_counter or SkipCounter()
 
+    if first_batch and not (training and repeat):
+        raise UserError(f"first_batch={first_batch}: only an endless training stream (training=True, repeat=True) starts later")
+    fixed_seed = seed is not None
+    seed = records.training_seed(seed)
     if sources.is_tfrecord_source(source):
-        records, info = _tfrecord_records(source, training, seed, shuffle_buffer, num_classes, label_offset, shard)
-        parse = _tfrecord_parser(info.pop("label_offset"))
-        records_sharded = info.pop("sharded")
+        found = records.tfrecord_records(source, seed=seed, shuffle_buffer=shuffle_buffer, num_classes=num_classes,
+                                         label_offset=label_offset, shard=shard)
     else:
-        records, info = _folder_records(source, training, seed, num_classes, class_names)
-        parse = _read_file
-        records_sharded = num_shards == 1
-    info = sources.DatasetInfo(skipped=counter, **info)
+        found = records.folder_records(source, seed=seed, num_classes=num_classes, class_names=class_names)
+    info = sources.DatasetInfo(skipped=counter, **found.info)
+    parse = found.parse
     # Dropped files make the batch count unknowable, and Keras then warns that the data "ran out".
     # So a training epoch is an endless stream cut at num_examples // global batch batches: a known length.
     epoch_batches = None
@@ -126,8 +134,15 @@ def build_dataset(
         epoch_batches = info.num_examples // (batch_size * num_shards)
         if epoch_batches == 0:
             raise UserError(f"batch_size={batch_size * num_shards} is larger than the {info.num_examples} images of {source}")
-    if repeat or epoch_batches:
-        records = records.repeat()
+    if training:
+        # A process reading its own TFRecord files counts its own elements; otherwise elements are global.
+        records_sharded = found.sharded
+        per_batch = batch_size if records_sharded else batch_size * num_shards
+        # A finite dataset (Keras iterates it once per epoch) starts each iteration at a new pass.
+        examples = found.training(first_batch * per_batch if repeat else None, endless=bool(repeat or epoch_batches))
+    else:
+        records_sharded = num_shards == 1
+        examples = found.in_order
 
     if training:
 
@@ -138,10 +153,9 @@ def build_dataset(
 
         # Seeds are attached before sharding: an example gets the same augmentation whichever
         # process decodes it.
-        examples = tf.data.Dataset.zip(records, _seed_stream(seed, 0))
         if not records_sharded:
             examples = _keep_shard(examples, batch_size, shard)
-        examples = examples.map(lambda pair, s: counter.wrap(load)(pair[0], pair[1], s), num_parallel_calls=AUTOTUNE)
+        examples = examples.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
     else:
 
         def load(item, label):
@@ -150,8 +164,8 @@ def build_dataset(
             return image, _checked_label(label, info.num_classes)
 
         if not records_sharded:
-            records = _keep_shard(records, batch_size, shard)
-        examples = records.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
+            examples = _keep_shard(examples, batch_size, shard)
+        examples = examples.map(counter.wrap(load), num_parallel_calls=AUTOTUNE)
     examples = examples.ignore_errors()
     if pad_last_batch:
         batches = _padded_batches(examples, batch_size, info, num_shards)
@@ -163,11 +177,11 @@ def build_dataset(
     if one_hot:
         batches = batches.map(lambda x, y, *w: (x, tf.one_hot(y, info.num_classes), *w), num_parallel_calls=AUTOTUNE)
     if training and mixup_alpha:
-        batches = apply_mixup(batches, mixup_alpha, None if seed is None else seed + 2000)
+        batches = apply_mixup(batches, mixup_alpha, seed + 2000, first_batch=first_batch)
     if data_format == "channels_first":
         batches = batches.map(lambda x, *rest: (tf.transpose(x, [0, 3, 1, 2]), *rest), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = seed is not None or not training
+    options.deterministic = fixed_seed or not training
     # Parallelism across images, not inside one image's small ops (as TF's official ResNet input does).
     options.threading.max_intra_op_parallelism = 1
     if threads:
@@ -195,11 +209,6 @@ def _padded_batches(examples, batch_size, info, num_shards):
     return batches.apply(tf.data.experimental.assert_cardinality(info.num_batches))
 
 
-def _seed_stream(seed, stream):
-    """Endless stateless seeds (int64 [2]); a new sequence each epoch; reproducible when `seed` is set."""
-    return tf.data.Dataset.random(seed=None if seed is None else seed + 1000 * stream, rerandomize_each_iteration=True).batch(2)
-
-
 def _checked_label(label, num_classes):
     # A label outside [0, num_classes) fails here, inside the counted load, so it is skipped and counted
     # instead of becoming an all-zero one-hot row.
@@ -210,68 +219,3 @@ def _checked_label(label, num_classes):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(label)
-
-
-def _read_file(path, label):
-    return tf.io.read_file(path), label
-
-
-def _folder_records(root, training, seed, num_classes, class_names):
-    paths, labels, names = sources.list_image_folder(root, class_names, num_classes)
-    if num_classes is not None and num_classes < len(names):
-        raise UserError(f"num_classes={num_classes} is smaller than the {len(names)} classes of {root}")
-    records = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, tf.int32)))
-    if training:
-        records = records.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    info = {"num_classes": num_classes or len(names), "num_examples": len(paths), "class_names": names}
-    return records, info
-
-
-def _tfrecord_records(pattern, training, seed, shuffle_buffer, num_classes, label_offset, shard):
-    files = all_files = sources.list_tfrecord_files(pattern)
-    # Training reads only its own files when there are enough of them (examples per process then differ
-    # by at most a file, which an endless stream does not mind); evaluation splits the records, so that
-    # every shard knows how many batches the others yield.
-    num_shards, shard_index = shard
-    sharded = num_shards == 1 or (training and len(files) >= num_shards)
-    if num_shards > 1 and sharded:
-        files = files[shard_index::num_shards]
-    metadata = sources.read_tfrecord_metadata(all_files) or {}
-    names = metadata.get("class_names") or (sources.imagenet_synsets() if sources.imagenet_indexed(num_classes) else [])
-    num_classes = num_classes or metadata.get("num_classes") or len(names)
-    if label_offset is None:
-        label_offset = int(metadata.get("label_offset", 1))
-    shards = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        shards = shards.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    records = shards.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(16, len(files)),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=seed is not None or not training,
-    )
-    if training:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    # The parser turns each serialized example into (contents, label) inside the counted load.
-    records = records.map(lambda serialized: (serialized, tf.constant(0, tf.int64)))
-    info = {
-        "num_classes": int(num_classes),
-        "num_examples": sources.tfrecord_example_count(all_files, metadata),
-        "class_names": list(names),
-        "label_offset": label_offset,
-        "sharded": sharded,
-    }
-    return records, info
-
-
-def _tfrecord_parser(label_offset):
-    features = {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
-        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-    }
-
-    def parse(serialized, _unused_label):
-        example = tf.io.parse_single_example(serialized, features)
-        return example["image/encoded"], example["image/class/label"] - label_offset
-
-    return parse

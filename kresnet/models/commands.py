@@ -25,7 +25,7 @@ def models(
         for row in rows:
             typer.echo(row)
         typer.echo("top-1/top-5: ImageNet val as published by timm (results-imagenet.csv) at size/crop/interp; "
-                   "use: kresnet.create_model(model, weights=tag)")
+                   "use: kresnet.create_model(model, weights=tag); timm's name (the hub id after timm/) works too")
         return
     from kresnet.models.complexity import count_macs, count_parameters, shape_only
 
@@ -73,12 +73,15 @@ def import_weights(
     timm and torchvision share one key naming and one layout, so the file alone is enough; a file of
     another layout than --model (B weights into ResNet, basic into bottleneck, ...) is an error.
     """
-    from kresnet.models.weight_import import build_model_for, import_state_dict, infer_num_classes, load_state_dict
+    from kresnet.models.weight_import import SizeMismatch, build_model_for, cli_flags, import_state_dict, infer_num_classes, load_state_dict
 
     if not (out.name.endswith(".weights.h5") or out.suffix == ".keras"):
         raise UserError(f"--out must end with .weights.h5 or .keras; got {out}")
     state = load_state_dict(file)
-    keras_model = build_model_for(state, model, stage_depths=parse_depths(depths))
+    try:
+        keras_model = build_model_for(state, model, stage_depths=parse_depths(depths))
+    except SizeMismatch as error:
+        raise error.with_hint(cli_flags(depths="--depths")) from None
     import_state_dict(keras_model, state)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".keras":

@@ -94,11 +94,3 @@ def converted_path(hub_file, architecture):
     """Where the converted `.weights.h5` of `hub_file` for one architecture (name and overrides) lives."""
     key = hashlib.sha256(f"{hub_file.sha256}:{architecture}".encode()).hexdigest()[:16]
     return kresnet_cache_dir() / "weights" / hub_file.hub_id.replace("/", "--") / f"{hub_file.revision[:12]}-{key}.weights.h5"
-
-
-def save_atomically(model, path):
-    """`model.save_weights(path)` through a temporary name, so a killed process leaves no partial cache entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name[: -len('.weights.h5')]}.partial-{os.getpid()}.weights.h5")
-    model.save_weights(partial)
-    os.replace(partial, path)

@@ -1,10 +1,10 @@
 """The one loader of pretrained weights: `weights=` of `create_model` / `create_backbone`, and the transfer tasks.
 
-`weights` is a tag of the model name (`"gluon_in1k"`), a full name (`"resnet50d.gluon_in1k"`), a Hub id
-(`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
-a Keras `.weights.h5` / `.keras`, or a keras-hub preset folder. The number of classes comes from the
-file. Asked for the file's classes, the head loads too; asked for others, only the backbone loads and
-the head is fresh (as in timm).
+`weights` is a tag of the model name (`"gluon_in1k"`), a full name, kresnet's or timm's (`"resnet50d.gluon_in1k"`,
+`"resnet50.a1_in1k"`), a Hub id (`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local file: a PyTorch state dict (`.safetensors`, `.pth`),
+a Keras `.weights.h5` / `.keras`, or a keras-hub preset folder (kresnet's, or keras-hub's ResNet v1 / vd:
+see `keras_hub_preset`). The number of classes comes from the file. Asked for the file's classes, the
+head loads too; asked for others, only the backbone loads and the head is fresh (as in timm).
 """
 
 import dataclasses
@@ -12,7 +12,7 @@ import pathlib
 import sys
 
 from kresnet.errors import UserError
-from kresnet.models import hub, presets, registry
+from kresnet.models import hub, keras_hub_preset, presets, registry
 
 STATE_DICT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -47,7 +47,7 @@ def resolve(name, weights):
     return WeightsSource(text, hub_id=preset.hub_id, preset=preset)
 
 
-def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", **kwargs):
+def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, label="weights", how_to_set=None, **kwargs):
     """A classifier (or, with `backbone_only`, a backbone) of `name` holding `weights`.
 
     Args:
@@ -56,11 +56,18 @@ def load_pretrained(name, weights, *, num_classes=None, backbone_only=False, lab
         num_classes: int or None. None: the file's classes (1000 for the Hub tags).
         backbone_only: bool. Return the `ResNetBackbone` only.
         label: str. How errors name the setting, e.g. `"model.backbone_weights"`.
+        how_to_set: callable or None. `(argument, value) -> str`: how the caller's user sets a backbone
+            size that the file has otherwise (`weight_import.recipe_keys("model.")`, `cli_flags(...)`);
+            default: the Python keyword.
         **kwargs: `ResNetBackbone` arguments (e.g. `stage_depths`, `output_stride`, `dtype`).
     """
+    from kresnet.models.weight_import import SizeMismatch, python_keywords
+
     try:
         source = resolve(name, weights)
         model = _source_model(name, source, kwargs)
+    except SizeMismatch as error:
+        raise UserError(f"{label}={str(weights)!r}: {error.with_hint(how_to_set or python_keywords)}") from None
     except UserError as error:
         raise UserError(f"{label}={str(weights)!r}: {error}") from None
     if backbone_only:
@@ -83,7 +90,7 @@ def _source_model(name, source, kwargs):
         return _from_hub(name, source.hub_id, kwargs)
     path = source.path
     if path.is_dir():
-        return _from_keras_hub_preset(name, path, kwargs)
+        return keras_hub_preset.read_preset_folder(name, path, kwargs)
     if path.suffix in STATE_DICT_SUFFIXES:
         from kresnet.models.weight_import import load_state_dict
 
@@ -126,7 +133,10 @@ def _from_hub(name, hub_id, kwargs):
             cached.unlink()
             print(f"{cached}: unreadable cache entry removed; converting again", file=sys.stderr)
     model = _from_state_dict(name, state, kwargs)
-    hub.save_atomically(model, cached)
+    from kresnet.atomic_files import save_weights_atomically
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, cached)
     return model
 
 
@@ -164,43 +174,41 @@ def _from_weights_h5(name, path, kwargs):
         raise UserError(f"{path}: not a readable .weights.h5 ({str(error).splitlines()[0]})") from None
     if len(kernels) > 1:
         raise UserError(f"{path}: not a kresnet classifier or backbone ({len(kernels)} dense kernels)")
-    model = _build(name, int(kernels[0][1]) if kernels else None, kwargs)
+    return load_trained_weights(_build(name, int(kernels[0][1]) if kernels else None, kwargs), path, name)
+
+
+def load_trained_weights(model, path, fits):
+    """`model.load_weights(path)`, or one line naming the file and what it should have fitted; weights
+    holding a NaN or infinity are refused too (they would evaluate to chance with exit status 0).
+
+    Args:
+        model: the built model of the recipe (or of the command's options).
+        path: a `.weights.h5` file.
+        fits: what the weights must fit, for the message ("resnet50d with 10 classes", "the recipe's [model]").
+    """
     try:
         model.load_weights(path)
     except ValueError as error:
-        raise UserError(f"{path}: does not fit {name} ({str(error).splitlines()[0]})") from None
+        lines = str(error).strip().splitlines() or ["no detail"]
+        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is often a count
+        raise UserError(f"{path}: does not fit {fits} ({reason.strip()})") from None
+    except OSError as error:  # truncated, empty or not HDF5
+        raise UserError(f"{path}: not a readable .weights.h5 file ({str(error).splitlines()[0]}); "
+                        "a killed save leaves the previous file, so this one was damaged or replaced") from None
+    from kresnet.models.finite_weights import first_non_finite
+
+    bad = first_non_finite(model.weights)
+    if bad is not None:
+        raise UserError(f"{path}: weight {bad} holds NaN or infinite values; these weights cannot be evaluated "
+                        "or trained from (kresnet never saves such a state: the file was written elsewhere or damaged)")
     return model
-
-
-def _check_flags(name, path, backbone):
-    spec = registry.model_spec(name)
-    # A basic block has no 1x1 conv, so stride_in_1x1 does not change its layout.
-    flags = [flag for flag in spec.flags if not (flag == "stride_in_1x1" and spec.block_type == "basic")]
-    found = {flag: getattr(backbone, flag) for flag in flags}
-    wanted = {flag: spec.flags[flag] for flag in flags}
-    if backbone.block_type != spec.block_type or found != wanted:
-        raise UserError(f"{path}: holds a {backbone.block_type} backbone with {found}, not {name} ({spec.variant_label}, {spec.block_type})")
 
 
 def _from_keras_file(name, path, kwargs):
     saved = registry.load_model(path, compile=False)
     backbone = getattr(saved, "backbone", saved)
-    _check_flags(name, path, backbone)
+    registry.check_saved_layout(name, path, backbone.block_type, {flag: getattr(backbone, flag) for flag in registry.VARIANT_FLAGS})
     model = _build(name, getattr(saved, "num_classes", None), {**_saved_architecture(backbone), **kwargs})
-    model.set_weights(saved.get_weights())
-    return model
-
-
-def _from_keras_hub_preset(name, folder, kwargs):
-    import keras_hub
-
-    import kresnet.models.resnet_backbone  # noqa: F401 - registers ResNetBackbone for keras-hub's loader
-
-    if not (folder / "config.json").is_file():
-        raise UserError(f"{folder}: not a keras-hub preset folder (no config.json)")
-    saved = keras_hub.models.Backbone.from_preset(str(folder))
-    _check_flags(name, folder, saved)
-    model = registry.build_backbone(name, **{**_saved_architecture(saved), **kwargs})
     model.set_weights(saved.get_weights())
     return model
 

@@ -19,6 +19,7 @@ VARIANTS = {
     "c": {"stride_in_1x1": False, "deep_stem": True, "avg_down": False},
     "d": {"stride_in_1x1": False, "deep_stem": True, "avg_down": True},
 }
+VARIANT_FLAGS = tuple(VARIANTS[""])
 VARIANT_LABELS = {"": "ResNet", "b": "ResNet-B", "c": "ResNet-C", "d": "ResNet-D"}
 
 
@@ -60,6 +61,29 @@ def model_spec(name):
     if name not in _SPECS:
         raise UserError(f"unknown model {name!r}; expected one of: {', '.join(_SPECS)}")
     return _SPECS[name]
+
+
+def _same_flags(spec, block_type, flags):
+    # A basic block has no 1x1 conv, so stride_in_1x1 does not change its layout.
+    relevant = [flag for flag in spec.flags if not (flag == "stride_in_1x1" and block_type == "basic")]
+    return spec.block_type == block_type and all(spec.flags[flag] == flags[flag] for flag in relevant)
+
+
+def check_saved_layout(name, source, block_type, flags):
+    """A one-line error when saved weights (`block_type` and variant `flags`) are another layout than `name`."""
+    spec = model_spec(name)
+    if not _same_flags(spec, block_type, flags):
+        found = {flag: flags[flag] for flag in spec.flags}
+        raise UserError(f"{source}: holds a {block_type} backbone with {found}, not {name} ({spec.variant_label}, {spec.block_type})")
+
+
+def name_for_layout(block_type, flags, stage_depths):
+    """The model name of saved weights: the one of their layout and depths, else the first of their layout
+    (weights of other depths load into it with `stage_depths`); None when no name has the layout."""
+    matches = [spec for spec in _SPECS.values() if _same_flags(spec, block_type, flags)]
+    exact = [spec for spec in matches if list(spec.stage_depths) == list(stage_depths)]
+    candidates = exact or matches
+    return candidates[0].name if candidates else None
 
 
 def backbone_kwargs(name, **overrides):
@@ -110,8 +134,17 @@ def load_model(path, **kwargs):
         **kwargs: passed to `keras.saving.load_model` (e.g. `compile=False`).
     """
     import importlib
+    import zipfile
 
     import keras
 
     importlib.import_module("kresnet.models.resnet_classifier")  # registers ResNetBackbone and ResNetClassifier
-    return keras.saving.load_model(path, **kwargs)
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except (ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
+        if "safe_mode" in str(error):
+            raise UserError(f"{path}: holds Python code (a Lambda layer), which Keras' safe mode refuses to load; "
+                            "kresnet reads .keras files of kresnet models: save the weights instead "
+                            "(model.save_weights('NAME.weights.h5')) and pass that file") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{path}: not a loadable .keras file of a kresnet model ({reason})") from None

@@ -122,6 +122,54 @@ def check_state_dict_layout(state, name):
         )
 
 
+class SizeMismatch(UserError):
+    """The file's blocks per stage or stage widths are not those the model is built with.
+
+    `fixes` holds (argument, the file's value) per mismatch, so that the caller can say how its
+    user sets that argument (a CLI flag, a recipe key, a Python keyword) and append it.
+    """
+
+    def __init__(self, name, mismatches):
+        self.fixes = [(argument, found) for argument, found, _ in mismatches]
+        described = {"stage_depths": "blocks per stage", "stage_widths": "stage widths"}
+        parts = [f"{found} {described[argument]} but {name} is built with {built}" for argument, found, built in mismatches]
+        super().__init__(f"the state dict has {' and '.join(parts)}")
+
+    def with_hint(self, how_to_set):
+        """The same error, one line, ending in how to set each argument: `how_to_set(argument, value) -> str`."""
+        return UserError(f"{self}; {', '.join(how_to_set(argument, value) for argument, value in self.fixes)}")
+
+
+def python_keywords(argument, value):
+    """How a Python caller sets a backbone size, for `SizeMismatch.with_hint`."""
+    return f"pass {argument}={value}"
+
+
+def recipe_keys(prefix):
+    """How a recipe's user sets backbone sizes: `recipe_keys("model.")` hints `--set model.stage_depths=[3,4,6,3]`."""
+    return lambda argument, value: f"--set {prefix}{argument}=[{','.join(map(str, value))}]"
+
+
+def cli_flags(**flags):
+    """How a command's user sets backbone sizes: `cli_flags(depths="--depths")` hints `pass --depths 3,4,6,3`."""
+    def hint(argument, value):
+        flag = flags.get(argument.removeprefix("stage_"))
+        return f"pass {flag} {','.join(map(str, value))}" if flag else python_keywords(argument, value)
+
+    return hint
+
+
+def check_file_sizes(state, name, stage_depths=None, stage_widths=None):
+    """`SizeMismatch` when given (or, for depths, the name's) sizes are not the file's; widths not given follow the file."""
+    depths = infer_stage_depths(state)
+    built_depths = list(registry.model_spec(name).stage_depths) if stage_depths is None else list(stage_depths)
+    mismatches = [("stage_depths", depths, built_depths)] if built_depths != depths else []
+    if stage_widths is not None and list(stage_widths) != infer_stage_widths(state):
+        mismatches.append(("stage_widths", infer_stage_widths(state), list(stage_widths)))
+    if mismatches:
+        raise SizeMismatch(name, mismatches)
+
+
 def build_model_for(state, name, stage_depths=None, **kwargs):
     """The kresnet model (classifier, or backbone if headless) matching `name` and the file's layout and shape.
 
@@ -129,18 +177,13 @@ def build_model_for(state, name, stage_depths=None, **kwargs):
         state: dict. the state dict.
         name: str. kresnet model name.
         stage_depths: list or None. blocks per stage; must equal the file's.
-        **kwargs: other `ResNetBackbone` arguments (e.g. `stage_widths`, `output_stride`, `dtype`).
+        **kwargs: other `ResNetBackbone` arguments (e.g. `stage_widths`, `output_stride`, `dtype`); widths
+            not given are the file's, widths given must be.
     """
     spec = registry.model_spec(name)
     check_state_dict_layout(state, name)
-    found = infer_stage_depths(state)
-    if stage_depths is None:
-        stage_depths = list(spec.stage_depths)
-    if list(stage_depths) != found:
-        raise UserError(
-            f"the state dict has {found} blocks per stage but {name} is built with {list(stage_depths)}; "
-            f"pass --depths {','.join(map(str, found))} (stage_depths={found} in Python)"
-        )
+    check_file_sizes(state, name, stage_depths, kwargs.get("stage_widths"))
+    stage_depths = list(spec.stage_depths) if stage_depths is None else list(stage_depths)
     kwargs = with_file_widths(state, kwargs)
     num_classes = infer_num_classes(state)
     if num_classes is None:
@@ -166,14 +209,21 @@ def torch_name(keras_layer_name, deep_stem):
     return f"layer{stage}.{block}.{part}"
 
 
-def _shortcut_names(backbone):
+def _shortcut_names(avg_down):
     # timm's D shortcut is Sequential(pool, conv, bn), so conv/bn sit at 1/2; B's is (conv, bn) at 0/1.
-    offset = 1 if backbone.avg_down else 0
+    offset = 1 if avg_down else 0
     return {"shortcut_conv": f"downsample.{offset}", "shortcut_bn": f"downsample.{offset + 1}"}
 
 
-def _convert(layer, torch_prefix, state, used):
-    """The Keras weight list of one layer from the state dict entries under `torch_prefix`."""
+def convert_layer_weights(layer, torch_prefix, state, used):
+    """The Keras weight list of one Conv2D, Dense or BatchNormalization layer from the entries under `torch_prefix`.
+
+    Args:
+        layer: the Keras layer.
+        torch_prefix: str. Its PyTorch module name, e.g. `layer1.0.conv1`.
+        state: dict. The state dict (name -> float32 array).
+        used: set. The keys taken are added to it.
+    """
     from keras import layers
 
     def take(suffix):
@@ -186,6 +236,8 @@ def _convert(layer, torch_prefix, state, used):
     if isinstance(layer, layers.Conv2D):
         key, kernel = take("weight")
         arrays = [(key, kernel.transpose(2, 3, 1, 0))]  # (out, in, kh, kw) -> (kh, kw, in, out)
+        if layer.use_bias:
+            arrays.append(take("bias"))
     elif isinstance(layer, layers.Dense):
         key, kernel = take("weight")
         arrays = [(key, kernel.T), take("bias")]
@@ -201,27 +253,48 @@ def _convert(layer, torch_prefix, state, used):
     return [array for _, array in arrays]
 
 
-def import_state_dict(model, state):
-    """Copy a timm/torchvision state dict into a kresnet classifier or backbone, in place.
+def torch_modules(model, backbone_prefix="", head_names=None):
+    """(Keras layer, timm/torchvision module name) for every weighted layer of a kresnet model.
 
-    Every weight of the model must be found and every tensor of the file used; otherwise
-    the error names the first missing or unused key.
+    Args:
+        model: a kresnet classifier or backbone, or a model (FCN, detector) whose layers include a backbone's.
+        backbone_prefix: str. Prefix of the backbone's names in the file, e.g. `"backbone."` for a torchvision FCN.
+        head_names: dict or None. Keras layer name -> PyTorch module name of the layers outside the backbone.
     """
     from keras import layers
 
-    backbone = getattr(model, "backbone", model)
-    shortcut_names = _shortcut_names(backbone)
-    used = set()
+    head_names = head_names or {}
+    everything = list(model._flatten_layers(include_self=False, recursive=True))
+    # The backbone's layout from its layer names, so a backbone inside a larger model needs no handle on it.
+    names = {layer.name for layer in everything}
+    deep_stem = "stem_conv1" in names
+    shortcut_names = _shortcut_names(any(name.endswith("_shortcut_pool") for name in names))
     weighted = (layers.Conv2D, layers.Dense, layers.BatchNormalization)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    pairs = []
+    for layer in everything:
         if not isinstance(layer, weighted):
             continue
-        name = torch_name(layer.name, backbone.deep_stem)
+        if layer.name in head_names:
+            pairs.append((layer, head_names[layer.name]))
+            continue
+        name = torch_name(layer.name, deep_stem)
         if name is None:
             raise UserError(f"layer {layer.name} has no counterpart in a timm/torchvision ResNet")
         for part, replacement in shortcut_names.items():
             name = name.replace(part, replacement)
-        layer.set_weights(_convert(layer, name, state, used))
+        pairs.append((layer, backbone_prefix + name))
+    return pairs
+
+
+def import_state_dict(model, state, backbone_prefix="", head_names=None):
+    """Copy a timm/torchvision state dict into a kresnet model (see `torch_modules`), in place.
+
+    Every weight of the model must be found and every tensor of the file used; otherwise
+    the error names the first missing or unused key.
+    """
+    used = set()
+    for layer, name in torch_modules(model, backbone_prefix, head_names):
+        layer.set_weights(convert_layer_weights(layer, name, state, used))
     unused = sorted(set(state) - used)
     if unused:
         raise UserError(f"unknown key {unused[0]!r} in the state dict ({len(unused)} unused); is it the right model name?")

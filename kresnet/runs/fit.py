@@ -4,6 +4,11 @@ The task brings a compiled model, its training stream and (optionally) validatio
 `MixupSchedule`; this restores the last checkpoint, trims `history.csv` to it, says where it
 resumes, and runs the remaining epochs in one `fit` call (two after a mid-epoch resume: the
 rest of that epoch, then the others), so epochs count continuously, mixup-off included.
+
+Resume is exact: the training stream is a function of the optimizer step it starts at (the task's
+`train(first_step)`, built on `kresnet.data.order`), and the running means of a partly done epoch
+(loss and metrics) are restored with the checkpoint, so a killed and resumed run writes the same
+weights and the same history.csv as one never killed.
 """
 
 import dataclasses
@@ -13,7 +18,7 @@ import keras
 
 from kresnet.console import progress_line_open, say
 from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
-from kresnet.runs.checkpoint import RunCheckpoint
+from kresnet.runs.checkpoint import RunCheckpoint, StepCheckpoint
 from kresnet.runs.distribution import same_on_every_process
 from kresnet.runs.history import HistoryCSV, trim_history
 from kresnet.runs.tensorboard_log import ScalarEventLog
@@ -89,9 +94,43 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+def set_steps_per_execution(model, steps, steps_per_epoch, every_steps=0, log=say):
+    """Let the compiled `model` run `steps` optimizer steps per compiled call (`train.steps_per_execution`).
+
+    Keras' `compile` stores the number as the model's `steps_per_execution`, which each backend
+    reads when `fit` builds its train function; setting it here, after the task compiled, keeps
+    the recipe key in the engine. Keras runs whole executions: an epoch of 5 steps at 2 per
+    execution would train 6, and a step checkpoint is only reached at an execution's end, so
+    both must be multiples. The PyTorch backend of Keras runs one step per call: 1 there.
+
+    Args:
+        model: the compiled training model, before its first `fit`.
+        steps: the recipe's `train.steps_per_execution`.
+        steps_per_epoch: optimizer steps per epoch.
+        every_steps: the step-checkpoint interval (0: none).
+        log: callable for one-line messages.
+    """
+    from kresnet.errors import UserError
+
+    if steps > 1 and keras.backend.backend() == "torch":
+        log(f"train.steps_per_execution={steps}: Keras' PyTorch backend runs one step per call; using 1")
+        steps = 1
+    if steps_per_epoch % steps:
+        raise UserError(f"train.steps_per_execution: expected a divisor of the {steps_per_epoch} steps per epoch, "
+                        f"got {steps}")
+    if every_steps % steps:
+        raise UserError(f"train.checkpoint_every_steps: expected a multiple of train.steps_per_execution ({steps}), "
+                        f"got {every_steps}")
+    model.steps_per_execution = steps
+
+
 class ProgressBar(keras.callbacks.ProgbarLogger):
     """Keras' progress bar, telling `kresnet.console` while its line is open, so that messages from
     the other callbacks (skipped images, save errors) start a line of their own."""
+
+    # As Keras' own progress bar: its batch updates may run off the training thread, so its
+    # presence does not make Keras copy every batch's logs to the host on the training thread.
+    async_safe = True
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
@@ -106,16 +145,19 @@ class ProgressBar(keras.callbacks.ProgbarLogger):
         progress_line_open(False)
 
 
-def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=None, validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=say):
+def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, steps_per_execution=1, mixup=None,
+            validation=None, validation_steps=None, export_model=None, verbose="auto", extra_callbacks=(), log=say):
     """Train the compiled `model` into the claimed `run` folder (resuming its checkpoint); returns a `FitResult`.
 
     Args:
         run: a claimed `RunFolder`.
         model: the compiled training model, built.
-        train: the training stream (repeating).
+        train: callable(first_step) -> the endless training stream from that optimizer step of the run on
+            (a run resumed at step S gets the batches an unkilled run trains on from step S).
         epochs: total epochs of the run.
         steps_per_epoch: optimizer steps per epoch.
         every_steps: also checkpoint every this many steps inside an epoch (0: epoch ends only).
+        steps_per_execution: optimizer steps per compiled call (see `set_steps_per_execution`).
         mixup: a `kresnet.tricks.MixupSchedule` for this run's epochs and steps, or None: mixes the
             batches of its first epochs, switching off at the exact batch.
         validation: optional validation stream, with `validation_steps`.
@@ -126,9 +168,10 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
         log: callable for one-line messages.
     """
-    checkpoint = RunCheckpoint(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
+    set_steps_per_execution(model, steps_per_execution, steps_per_epoch, every_steps, log)
+    checkpoint = (StepCheckpoint if every_steps else RunCheckpoint)(run / CHECKPOINTS, steps_per_epoch, every_steps, export_model, run / FINAL_WEIGHTS,
                                writer=run.writer, fault=run.fault)
-    start_epoch, start_step = checkpoint.restore(model)
+    start_epoch, start_step = checkpoint.restore(model, log)
     same_on_every_process((start_epoch, start_step), f"the resume point in {run / CHECKPOINTS} (is --out shared?)")
     if run.writer:
         trim_history(run / HISTORY, start_epoch)
@@ -146,11 +189,11 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, mixup=
     started = time.time()
     for segment in plan_segments(epochs, steps_per_epoch, start_epoch, start_step):
         checkpoint.step_offset = segment.offset
-        stream = train
+        # Each `fit` call starts the stream anew, at the run's step there.
+        first_step = segment.start * steps_per_epoch + segment.offset
+        stream = train(first_step)
         if mixup is not None:
-            # Each `fit` call starts the stream anew: count its batches from the run's step there.
-            first_step = segment.start * steps_per_epoch + segment.offset
-            stream = mixup.apply(train, initial_step=first_step).prefetch(-1)
+            stream = mixup.apply(stream, initial_step=first_step).prefetch(-1)
         model.fit(
             stream,
             initial_epoch=segment.start,

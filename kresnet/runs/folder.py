@@ -13,12 +13,16 @@ Every file is written under a temporary name and renamed. One process writes
 folder's lock; the others write nothing and take no lock, but read checkpoints to resume.
 """
 
+import dataclasses
 import json
 import pathlib
+import tomllib
 
 from kresnet.errors import UserError
-from kresnet.runs.atomic import save_weights_atomically, write_text_atomically
+from kresnet.recipe import TASK_COMMANDS
+from kresnet.atomic_files import save_weights_atomically, write_text_atomically
 from kresnet.runs.lock import RunLock
+from kresnet.runs.recipe_change import RecipeChange, check_recipe_change
 
 RECIPE = "recipe.toml"
 HISTORY = "history.csv"
@@ -35,6 +39,131 @@ LOCK = ".lock"
 RUN_STATE = (CHECKPOINTS, FINAL_WEIGHTS, FINISHED)
 # Resumable state of kresnet versions before the run engine (Keras BackupAndRestore); it cannot be resumed.
 LEGACY_BACKUPS = ("backup/training_metadata.json", "checkpoints/training_metadata.json")
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """A run folder as a command reads it: where it is, its task and raw recipe, and what it holds."""
+
+    path: pathlib.Path
+    task: str
+    recipe: dict
+
+    @property
+    def recipe_path(self):
+        return self.path / RECIPE
+
+    @property
+    def weights(self):
+        return self.path / FINAL_WEIGHTS
+
+    @property
+    def finished(self):
+        return (self.path / FINISHED).is_file()
+
+    @property
+    def class_names(self):
+        """The class names the run trained on (`classes.json`), or None when it has none."""
+        path = self.path / CLASSES
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserError(f"{path}: not a readable class list ({error})") from None
+
+
+def open_run(path, task=None, needs=(), asked_by=None):
+    """The run folder at `path`, or one line saying why it is not one a command can use.
+
+    Args:
+        path: the run folder.
+        task: the task the command reads ("classification", "detection", "segmentation"), or None for any.
+        needs: file names the command needs in it (e.g. `FINAL_WEIGHTS`).
+        asked_by: the option or argument that named the folder, for the message (e.g. "--teacher").
+    """
+    path = pathlib.Path(path).expanduser()
+    where = f"{asked_by} {path}" if asked_by else str(path)
+    recipe_path = path / RECIPE
+    if not recipe_path.is_file():
+        raise UserError(f"{where}: not a run folder (no {RECIPE})")
+    try:
+        recipe = tomllib.loads(recipe_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UserError(f"{recipe_path}: not a readable recipe ({error})") from None
+    found = recipe.get("task", "classification")
+    if task is not None and found != task:
+        raise UserError(f"{where}: a {found} run (written by `{TASK_COMMANDS.get(found, found)}`); "
+                        f"expected a {task} run from `{TASK_COMMANDS[task]}`")
+    why = {FINISHED: "the run has not finished", FINAL_WEIGHTS: "no epoch has finished yet",
+           HISTORY: "no epoch has finished yet", CLASSES: "written when the run starts"}
+    for name in needs:
+        if not (path / name).is_file():
+            raise UserError(f"{where}: no {name} in this run folder ({why.get(name, 'needed here')})")
+    return RunRecord(path, found, recipe)
+
+
+def run_folder_of(weights, marker=RECIPE):
+    """The run folder holding `weights` (its folder or the one above, whichever has `marker`), or None.
+
+    Weights sit at `<run>/model.weights.h5` or one level down (`<run>/checkpoints/...`), so
+    commands can take the run's recipe and class names from the weights alone.
+    """
+    if weights is None:
+        return None
+    weights = pathlib.Path(weights)
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / marker).is_file():
+            return folder
+    return None
+
+
+def load_run_weights(model, path, fits):
+    """`load_trained_weights` (kresnet.models.pretrained); when `path` is the damaged `model.weights.h5`
+    of a run folder whose checkpoint is intact, the line also says how to write it again.
+
+    Args:
+        model: the built model.
+        path: the `.weights.h5` file.
+        fits: what the weights must fit, for the message.
+    """
+    from kresnet.models.pretrained import load_trained_weights
+    from kresnet.runs.checkpoint import STATE_FILE, readable_h5
+
+    try:
+        return load_trained_weights(model, path, fits)
+    except UserError as error:
+        path = pathlib.Path(path)
+        run = run_folder_of(path)
+        if run is None or path.name != FINAL_WEIGHTS or not path.is_file() or readable_h5(path):
+            raise
+        try:
+            checkpoint = run / CHECKPOINTS / json.loads((run / CHECKPOINTS / STATE_FILE).read_text())["weights"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise error from None
+        if not readable_h5(checkpoint):
+            raise
+        command = TASK_COMMANDS.get(open_run(run).task, "kresnet train")
+        raise UserError(f"{error}; the run's checkpoint {checkpoint} is intact: delete {path} and rerun "
+                        f"`{command} <its recipe> --out {run}`, which writes it again from the checkpoint") from None
+
+
+def read_class_names(weights):
+    """The class names the run of `weights` was trained on, or None when its `classes.json` is not found."""
+    run = run_folder_of(weights, marker=CLASSES)
+    return None if run is None else RunRecord(run, "", {}).class_names
+
+
+def refuse_if_busy(path, distribution=None):
+    """One line when another process trains in the run folder `path`: checked before any data or model is built.
+
+    Args:
+        path: the run folder.
+        distribution: the recipe's `[distribution]`, if it has one: the processes of one multi-host job
+            share the folder (one writes), so none is refused here.
+    """
+    if distribution is None or not distribution.multi_host:
+        RunLock(pathlib.Path(path) / LOCK).check_free()
 
 
 def default_run_dir(recipe):
@@ -56,6 +185,7 @@ class RunFolder:
         self._writer = writer
         self.fault = fault
         self._lock = RunLock(self.path / LOCK)
+        self.change = RecipeChange()  # how the recipe differs from a started run's (set by `claim`)
 
     @property
     def writer(self):
@@ -81,7 +211,8 @@ class RunFolder:
             exit_if_a_process_was_lost(error, self.path)
 
     def claim(self, config):
-        """Lock the folder and record the resolved recipe, or check a started run there used the same one.
+        """Lock the folder and record the resolved recipe, or check a started run there used the same one
+        (`kresnet.runs.recipe_change`: the keys that cannot alter what was trained may differ).
 
         Args:
             config: the resolved recipe (dataclass instance).
@@ -100,17 +231,23 @@ class RunFolder:
                         f"{self.path}: this run was started by an older kresnet ({legacy}), whose state cannot be "
                         "resumed; choose another --out"
                     )
-            text = dumps_recipe(config)
             started = any((self.path / name).exists() for name in RUN_STATE)
-            if started and recipe_path.is_file() and not _same_recipe(recipe_path, config, text):
-                raise UserError(
-                    f"{self.path}: this run folder holds a different recipe ({recipe_path}); "
-                    "resume with the same recipe and --set values, or choose another --out"
-                )
-            self.write_text(RECIPE, text)
+            if started and recipe_path.is_file():
+                self.change = check_recipe_change(recipe_path, config, self.path)
+                if self.change.extended_from is not None:
+                    self.unfinish()  # a finished run made longer trains on
+            self.write_text(RECIPE, dumps_recipe(config))
         except BaseException:
             self.release()
             raise
+        return self
+
+    def hold(self):
+        """Lock the folder without claiming it for training: for an evaluation that writes beside the
+        run's results (`eval_metrics.json`), refused with one line while the run trains."""
+        if self.writer:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
         return self
 
     def release(self):
@@ -129,7 +266,7 @@ class RunFolder:
             evaluate_command: the command that measures this run again, named in the message.
             log: callable for the message.
         """
-        if not (self.finished and (self.path / METRICS).is_file()):
+        if not (self.finished and (self.path / METRICS).is_file() and (self.path / FINAL_WEIGHTS).is_file()):
             return None
         log(f"{self.path}: already complete; metrics in {self.path / METRICS} (`{evaluate_command}` measures it again)")
         return json.loads((self.path / METRICS).read_text(encoding="utf-8"))
@@ -159,15 +296,3 @@ class RunFolder:
         if self.writer and self.finished:
             (self.path / FINISHED).unlink()
 
-
-def _same_recipe(recipe_path, config, text):
-    """Whether the run's recorded recipe is `config`: the same text, or the same values once read, so a
-    key added to kresnet later (recorded runs lack it, its default applies) does not orphan older runs."""
-    from kresnet.recipe import load_recipe
-
-    if recipe_path.read_text(encoding="utf-8") == text:
-        return True
-    try:
-        return load_recipe(recipe_path, type(config)) == config
-    except UserError:  # keys this kresnet no longer reads: not the same recipe
-        return False

@@ -11,7 +11,8 @@ import pathlib
 
 import keras
 
-from kresnet.runs.atomic import write_text_atomically
+from kresnet.atomic_files import write_text_atomically
+from kresnet.errors import UserError
 
 
 def trim_history(path, finished_epochs):
@@ -23,11 +24,19 @@ def trim_history(path, finished_epochs):
     """
     if not path.is_file():
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: damaged, not UTF-8 text (byte {error.start}); delete it to resume "
+                        "(the rows of the epochs done are then lost)") from None
     if not rows:
         return
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) <= finished_epochs]
+    for number, row in enumerate(rows[1:], start=2):
+        if row and not _epoch_number(row[0]):
+            raise UserError(f"{path}: line {number} is not a history row ({','.join(row)[:40]!r}); "
+                            "delete that line and rerun to resume")
+    kept = [rows[0]] + [row for row in rows[1:] if row and _epoch_number(row[0]) <= finished_epochs]
     if len(kept) == len(rows):
         return
     write_text_atomically(path, _csv_text(kept))
@@ -56,6 +65,15 @@ class HistoryCSV(keras.callbacks.Callback):
         text = self.path.read_text(encoding="utf-8") if self.path.is_file() else _csv_text([["epoch"] + keys])
         row = _csv_text([[epoch + 1] + [float(logs[key]) for key in keys]])
         write_text_atomically(self.path, text + row)
+
+
+def _epoch_number(cell):
+    """The epoch of a row's first cell ("3", "3.0"), or None when it is not one."""
+    try:
+        number = float(cell)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and number >= 1 else None
 
 
 def _csv_text(rows):

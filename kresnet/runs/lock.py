@@ -25,6 +25,26 @@ class RunLock:
     def acquire(self):
         """Take the lock, or raise a `UserError` naming the PID of the process that holds it."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_or_refuse(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def check_free(self):
+        """Refuse (one line naming the holder) when another process holds the lock; take nothing.
+
+        Commands call it before building any data or model, so a second process on a busy run
+        folder stops at once; `acquire` still decides, when the run claims the folder.
+        """
+        if not self.path.is_file():
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        self._lock_or_refuse(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    def _lock_or_refuse(self, fd):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -34,10 +54,6 @@ class RunLock:
                 f"{self.path.parent}: run folder in use by process {holder} (lock {self.path}); "
                 "wait for it to end or choose another --out"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
 
     def release(self):
         if self._fd is not None:

@@ -13,9 +13,9 @@ import typer
 
 from kresnet.bundled_recipes import resolve_recipe
 from kresnet.errors import UserError
-from kresnet.transfer.image_files import IMAGE_SUFFIXES
-from kresnet.runs.folder import RECIPE
-from kresnet.transfer.run_folder import run_folder_of
+from kresnet.recipe import set_option
+from kresnet.data.image_files import IMAGE_SUFFIXES
+from kresnet.runs.folder import RECIPE, run_folder_of
 
 app = typer.Typer(
     help="Transfer kresnet backbones: object detection (Faster R-CNN + FPN) and semantic segmentation (FCN).",
@@ -29,7 +29,7 @@ SEGMENTATION_RECIPE = typer.Argument(
     ..., help="TOML recipe file, or a bundled name such as demo_segment or ade20k_fcn_r50d_cosine")
 RUN_OR_RECIPE = typer.Argument(
     None, help="TOML recipe file or bundled name (default: the recipe.toml of the --checkpoint's run folder)")
-SET = typer.Option([], "--set", help="override a recipe key: section.key=value (repeatable)")
+SET = set_option()
 OUT = typer.Option(None, "--out", help="run folder (default runs/<recipe name>)")
 WEIGHTS = typer.Option(
     None, "--weights", "--checkpoint", help="trained .weights.h5 (default: the run folder's model.weights.h5)"
@@ -93,6 +93,20 @@ def evaluate(recipe: pathlib.Path = RUN_OR_RECIPE, set: list[str] = SET, out: pa
     """Score trained weights on the recipe's evaluation split (detection: VOC07/area/COCO mAP; segmentation: pixAcc, mIoU)."""
     recipe, out = _recipe_and_out(recipe, weights, out)
     _commands(recipe).evaluate_command(recipe, set, weights, out)
+
+
+@app.command("import-weights")
+def import_weights(
+    recipe: pathlib.Path = typer.Argument(..., help="the recipe whose [model] is the file's model, e.g. "
+                                                   "coco_faster_rcnn_resnet50_fpn_torchvision or voc_fcn_resnet50_torchvision"),
+    weights: pathlib.Path = typer.Argument(..., help="torchvision state dict (.pth or .safetensors) of "
+                                                    "fasterrcnn_resnet50_fpn or fcn_resnet50"),
+    set: list[str] = SET,
+    out: pathlib.Path = OUT,
+):
+    """Import torchvision detector or FCN weights as the recipe's model: <out>/model.weights.h5 for evaluate and predict."""
+    recipe = _transfer_recipe(recipe)
+    _commands(recipe).import_weights_command(recipe, weights, set, out)
 
 
 @app.command("predict")

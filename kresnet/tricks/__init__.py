@@ -3,7 +3,7 @@
 | trick (He et al. 2019)               | name                                   | section |
 |--------------------------------------|----------------------------------------|---------|
 | linear scaling of the learning rate  | `scaled_learning_rate(lr_per_256, batch)` | 3.1  |
-| warmup + cosine decay                | `warmup_cosine(base_lr, total, warmup)` | 3.1, 5.1 |
+| warmup + cosine decay                | `warmup_cosine(base_lr, total_steps=, warmup_steps=)` | 3.1, 5.1 |
 | warmup + step decay                  | `WarmupStepDecay(base_lr, warmup, boundaries)` | 3.1, 2.1 |
 | NAG, coupled L2, no bias decay       | `NesterovL2SGD(l2=1e-4, no_bias_decay=True)` | 2.1, 3.1 |
 | zero gamma                           | `zero_gamma(model)`                    | 3.1     |
@@ -16,26 +16,35 @@ Each name's docstring states its formula. The learning rate is computed per opti
 from the optimizer's own counter, so `fit` needs no learning-rate callback.
 """
 
-from kresnet.data.mixup import apply_mixup
-from kresnet.tricks.distillation import DistillationModel
-from kresnet.tricks.losses import distillation_loss, label_smoothing_loss
-from kresnet.tricks.mixup_schedule import MixupSchedule
-from kresnet.tricks.optimizer import NesterovL2SGD, is_bias_or_norm
-from kresnet.tricks.low_precision import precision
-from kresnet.tricks.schedules import WarmupStepDecay, scaled_learning_rate, warmup_cosine
-from kresnet.tricks.zero_gamma_init import zero_gamma
+# Where each public name lives. Imported on first use, so that a recipe schema can read
+# `kresnet.tricks.low_precision.PRECISIONS` without loading Keras or TensorFlow.
+_HOMES = {
+    "DistillationModel": "kresnet.tricks.distillation",
+    "MixupSchedule": "kresnet.tricks.mixup_schedule",
+    "NesterovL2SGD": "kresnet.tricks.optimizer",
+    "WarmupStepDecay": "kresnet.tricks.schedules",
+    "apply_mixup": "kresnet.data.mixup",
+    "distillation_loss": "kresnet.tricks.losses",
+    "is_bias_or_norm": "kresnet.tricks.optimizer",
+    "label_smoothing_loss": "kresnet.tricks.losses",
+    "precision": "kresnet.tricks.low_precision",
+    "scaled_learning_rate": "kresnet.tricks.schedules",
+    "warmup_cosine": "kresnet.tricks.schedules",
+    "zero_gamma": "kresnet.tricks.zero_gamma_init",
+}
 
-__all__ = [
-    "DistillationModel",
-    "MixupSchedule",
-    "NesterovL2SGD",
-    "WarmupStepDecay",
-    "apply_mixup",
-    "distillation_loss",
-    "is_bias_or_norm",
-    "label_smoothing_loss",
-    "precision",
-    "scaled_learning_rate",
-    "warmup_cosine",
-    "zero_gamma",
-]
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    import importlib
+
+    if name not in _HOMES:
+        raise AttributeError(f"module 'kresnet.tricks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

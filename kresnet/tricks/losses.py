@@ -1,9 +1,10 @@
 """Classification losses on logits with soft targets: label smoothing and the distillation term.
 
 Label smoothing uses Keras' `label_smoothing`, i.e. targets y * (1 - eps) + eps / K,
-which is what the paper's own code (GluonCV) trained with; the paper's text writes
-eps / (K - 1) for the wrong classes, a difference of eps / (K (K - 1)) per class
-(1e-7 for ImageNet) that we do not reproduce separately.
+which is what the paper's own code (GluonCV) trained with. The paper's text writes
+1 - eps for the true class and eps / (K - 1) for the others: its true-class target is
+lower by eps / K (1e-4 for ImageNet at eps = 0.1) and each other target higher by
+eps / (K (K - 1)) (1e-7). We do not reproduce that variant separately.
 """
 
 import keras
@@ -22,13 +23,31 @@ def smooth_labels(targets, epsilon):
     return targets * (1.0 - epsilon) + epsilon / num_classes
 
 
+@keras.saving.register_keras_serializable(package="kresnet")
+class LabelSmoothingCrossEntropy(keras.losses.CategoricalCrossentropy):
+    """Keras' `CategoricalCrossentropy` that also takes integer class indices, as timm's loss does.
+
+    Targets of shape (batch,) or (batch, 1) against logits (batch, K) are class indices and are
+    one-hot encoded first; (batch, K) targets are one-hot or soft (mixup) and used as they are.
+    (Keras casts targets to float before `call`, so the shape, not the dtype, tells them apart.)
+    """
+
+    def call(self, y_true, y_pred):
+        num_classes = y_pred.shape[-1]
+        if len(y_true.shape) == len(y_pred.shape) - 1 or (y_true.shape[-1] == 1 and num_classes != 1):
+            indices = ops.reshape(y_true, ops.shape(y_pred)[:-1])
+            y_true = ops.one_hot(ops.cast(indices, "int32"), num_classes, dtype=y_pred.dtype)
+        return super().call(y_true, y_pred)
+
+
 def label_smoothing_loss(epsilon=0.1):
     """Label smoothing (paper section 5.2): cross-entropy on logits z against smoothed targets,
 
         q = y * (1 - epsilon) + epsilon / K,    loss = -sum_k q_k log softmax(z)_k
 
-    with y one-hot or soft (mixup). This is Keras' `CategoricalCrossentropy(from_logits=True,
-    label_smoothing=epsilon)`, returned as is; see the module docstring for eps / K vs eps / (K - 1).
+    with y one-hot, soft (mixup) or integer class indices (as timm's `LabelSmoothingCrossEntropy`).
+    This is Keras' `CategoricalCrossentropy(from_logits=True, label_smoothing=epsilon)` with
+    integer targets one-hot encoded first; see the module docstring for eps / K vs eps / (K - 1).
 
     With sample weights it is the weighted mean, so the weight-0 padding of a data-parallel
     validation batch does not dilute the loss; without them the plain batch mean.
@@ -36,7 +55,7 @@ def label_smoothing_loss(epsilon=0.1):
     Args:
         epsilon: float in [0, 1). 0.1 in the paper; 0 gives the plain cross-entropy.
     """
-    return keras.losses.CategoricalCrossentropy(
+    return LabelSmoothingCrossEntropy(
         from_logits=True, label_smoothing=epsilon, reduction="mean_with_sample_weight", name="cross_entropy"
     )
 

@@ -38,7 +38,9 @@ class NesterovL2SGD(keras.optimizers.Optimizer):
         w <- w - lr_t * (g + mu * b)      (nesterov=False: w <- w - lr_t * b)
 
     "No bias decay" (section 3.1) applies l2 to convolution and dense kernels only;
-    `no_decay` replaces that rule for models whose variables it does not fit.
+    `no_decay` replaces that rule for models whose variables it does not fit. Keras'
+    `optimizer.exclude_from_weight_decay(var_list=..., var_names=...)` exempts more variables
+    on top of either rule (call it before the first step, as Keras requires).
 
     Args:
         learning_rate: float or `LearningRateSchedule`, evaluated at the step counter.
@@ -52,7 +54,7 @@ class NesterovL2SGD(keras.optimizers.Optimizer):
             `weight_decay` (the decoupled kind) is refused to avoid decaying twice.
 
     Example:
-        optimizer = NesterovL2SGD(learning_rate=warmup_cosine(0.1, 10, 100), l2=1e-4, no_bias_decay=True)
+        optimizer = NesterovL2SGD(learning_rate=warmup_cosine(0.1, total_steps=1000, warmup_steps=100), l2=1e-4, no_bias_decay=True)
     """
 
     def __init__(self, learning_rate=0.1, momentum=0.9, nesterov=True, l2=1e-4, no_bias_decay=False, no_decay=None, **kwargs):
@@ -70,11 +72,23 @@ class NesterovL2SGD(keras.optimizers.Optimizer):
 
     def decays(self, variable):
         """Whether `variable` receives the L2 term."""
-        if self.l2 == 0:
+        if self.l2 == 0 or self.excluded(variable):
             return False
         if self.no_decay is not None:
             return not self.no_decay(variable)
         return not (self.no_bias_decay and is_bias_or_norm(variable))
+
+    def excluded(self, variable):
+        """Whether Keras' `exclude_from_weight_decay(var_list, var_names)` names `variable`.
+
+        Keras matches `var_names` against `variable.name`, which is the whole path on TensorFlow
+        ("dense/kernel:0") but only "kernel" on JAX and PyTorch; matching the path as well makes
+        `var_names=["dense"]` exempt the same variables on every backend.
+        """
+        if not self._use_weight_decay(variable):
+            return True
+        pattern, path = getattr(self, "_exclude_from_weight_decay_pattern", None), getattr(variable, "path", None)
+        return pattern is not None and path is not None and pattern.search(path) is not None
 
     def build(self, variables):
         if self.built:

@@ -100,7 +100,7 @@ def test_distillation_rows_run_only_with_a_teacher(run_cli, capsys, tmp_path):
     error = capsys.readouterr().err
     assert error.startswith("error: --rows: the distillation rows (+distill) need a teacher; pass --teacher RUN_FOLDER") and error.count("\n") == 1
     assert run_cli([*argv, "--teacher", tmp_path / "photos"]) == 2
-    assert "expected a finished `kresnet train` run folder" in capsys.readouterr().err
+    assert "photos: not a run folder (no recipe.toml)" in capsys.readouterr().err
     # A finished run of 4 classes cannot teach 3: said before anything trains.
     teacher = tmp_path / "teacher"
     write_recipe(tiny_recipe(), teacher / "recipe.toml")
@@ -111,7 +111,7 @@ def test_distillation_rows_run_only_with_a_teacher(run_cli, capsys, tmp_path):
     # Another task's run is no teacher; a teacher without distillation rows is a mistake, not ignored.
     (teacher / "recipe.toml").write_text('task = "segmentation"\n[eval]\nsize = 64\n')
     assert run_cli([*argv, "--teacher", teacher]) == 2
-    assert "not a `kresnet train` (classification) run" in capsys.readouterr().err
+    assert "a segmentation run (written by `kresnet transfer segment`); expected a classification run" in capsys.readouterr().err
     assert run_cli([*argv[:-4], "--rows", "resnet", "--out", tmp_path / "out", "--teacher", teacher]) == 2
     assert "only the distillation rows (+distill, +distill-w-mixup) use a teacher" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

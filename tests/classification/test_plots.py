@@ -64,7 +64,7 @@ def test_plot_command_writes_a_png_and_rejects_a_folder_without_history(run_cli,
     empty.mkdir()
     assert run_cli(["plot", cosine, empty, "--out", tmp_path / "x.png"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not_a_run: no history.csv" in err
+    assert err.count("\n") == 1 and "not_a_run: not a run folder (no recipe.toml)" in err
     assert not (tmp_path / "x.png").exists()
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kresnet.tricks.distillation import DistillationModel
-from kresnet.tricks.losses import classification_loss, distillation_loss, smooth_labels
+from kresnet.tricks.losses import classification_loss, distillation_loss, label_smoothing_loss, smooth_labels
 
 
 def _np(x):
@@ -23,6 +23,36 @@ def test_label_smoothed_targets():
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = -(smoothed * log_probs).sum(-1).mean()
     assert float(_np(classification_loss(0.1)(targets, logits))) == pytest.approx(expected, rel=1e-5)
+
+
+
+def _timm_label_smoothing_cross_entropy(logits, target, smoothing):
+    """timm.loss.LabelSmoothingCrossEntropy.forward transcribed to NumPy (integer targets)."""
+    logprobs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll_loss = -logprobs[np.arange(len(target)), target]
+    smooth_loss = -logprobs.mean(-1)
+    return ((1.0 - smoothing) * nll_loss + smoothing * smooth_loss).mean()
+
+
+@pytest.mark.parametrize("shape", [(5,), (5, 1)])
+def test_label_smoothing_loss_takes_integer_targets_like_timm(shape):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 7)).astype("float32")
+    target = rng.integers(0, 7, 5)
+    loss = label_smoothing_loss(0.1)
+    expected = _timm_label_smoothing_cross_entropy(logits, target, 0.1)
+    assert float(_np(loss(target.reshape(shape), logits))) == pytest.approx(expected, rel=1e-5)
+    assert float(_np(loss(np.eye(7, dtype="float32")[target], logits))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_label_smoothing_loss_trains_from_integer_labels_and_saves():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=label_smoothing_loss(0.1))
+    rng = np.random.default_rng(0)
+    history = model.fit(rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 3, 16), batch_size=8, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    clone = keras.losses.deserialize(keras.losses.serialize(model.loss))
+    assert float(_np(clone(np.array([2]), np.zeros((1, 3), "float32")))) == pytest.approx(math.log(3), rel=1e-6)
 
 
 def test_distillation_loss_hand_computed():
@@ -76,3 +106,17 @@ def test_distillation_model_trains_student_and_freezes_teacher():
     for before, after in zip(teacher_before, teacher.weights):
         np.testing.assert_array_equal(before, _np(after))
     assert "top1" in first and first["loss"] > 0
+
+
+def test_docstring_states_how_far_keras_smoothing_is_from_the_papers_formula():
+    """The paper's text: q = 1 - eps for the true class, eps / (K - 1) for the others; Keras/GluonCV: y (1 - eps) + eps / K."""
+    import kresnet.tricks.losses as losses
+
+    eps, classes = 0.1, 1000
+    ours = _np(smooth_labels(np.eye(classes, dtype="float32")[:1], eps))[0].astype("float64")
+    papers = np.full(classes, eps / (classes - 1))
+    papers[0] = 1 - eps
+    assert abs(ours[0] - papers[0]) == pytest.approx(1e-4, rel=1e-3)  # true class: eps / K
+    assert np.abs(ours[1:] - papers[1:]).max() == pytest.approx(1e-7, rel=1e-2)  # others: eps / (K (K - 1))
+    doc = " ".join(losses.__doc__.split())
+    assert "true class" in doc and "1e-4" in doc and "1e-7" in doc

@@ -169,3 +169,31 @@ def test_refuses_decoupled_weight_decay_and_round_trips_config():
     optimizer = NesterovL2SGD(learning_rate=0.05, l2=3e-4, no_bias_decay=True)
     clone = NesterovL2SGD.from_config(optimizer.get_config())
     assert clone.l2 == pytest.approx(3e-4) and clone.no_bias_decay and clone.nesterov and clone.momentum == 0.9
+
+
+@pytest.mark.parametrize("exclude", [{"var_names": ["kernel"]}, {"var_list": "first"}])
+def test_keras_exclude_from_weight_decay_is_honoured(exclude):
+    """`optimizer.exclude_from_weight_decay(...)`, Keras' own API, exempts the variables it names from the L2 term."""
+    params, grads, learning_rates = _recorded_sequence()
+    variables = [keras.Variable(params[0], name="kernel"), keras.Variable(params[1], name="scale")]
+    optimizer = NesterovL2SGD(learning_rate=SCHEDULE, momentum=MOMENTUM, l2=L2)
+    optimizer.exclude_from_weight_decay(**({"var_list": variables[:1]} if exclude.get("var_list") else exclude))
+    for step_grads in grads:
+        optimizer.apply([keras.ops.convert_to_tensor(g) for g in step_grads], variables)
+    expected = _torch_sgd_reference(params, grads, learning_rates, MOMENTUM, L2, decayed=[False, True])
+    for variable, e in zip(variables, expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), e, rtol=1e-6, atol=1e-6)
+    decayed_anyway = _torch_sgd_reference(params, grads, learning_rates, MOMENTUM, L2, decayed=[True, True])
+    assert np.abs(decayed_anyway[0] - expected[0]).max() > 1e-4
+
+
+def test_excluded_kernel_keeps_its_value_in_real_training_steps():
+    model = _tiny_model()
+    optimizer = NesterovL2SGD(learning_rate=0.1, momentum=0.0, nesterov=False, l2=0.1, no_bias_decay=True)
+    optimizer.exclude_from_weight_decay(var_names=["dense"])
+    model.compile(optimizer=optimizer, loss=_zero_gradient_loss)
+    kernel = model.get_layer("dense").kernel
+    before = keras.ops.convert_to_numpy(kernel).copy()
+    model.fit(np.ones((8, 3), "float32"), np.zeros((8, 4), "float32"), batch_size=8, epochs=2, verbose=0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel), before)
+    assert not optimizer.decays(kernel)

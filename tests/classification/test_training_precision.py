@@ -80,7 +80,7 @@ def test_mixed_precision_trains_with_float32_weights_and_logits(policy):
     # float16 needs loss scaling (Keras' dynamic LossScaleOptimizer); bfloat16 has float32's range and does not.
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
     data = tiny_data()
-    losses = model.fit(data.train, steps_per_epoch=4, epochs=2, verbose=0).history["loss"]
+    losses = model.fit(data.train(0), steps_per_epoch=4, epochs=2, verbose=0).history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
     applied = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     # An overflowing float16 batch applies no update (and halves the loss scale); bfloat16 applies all 8.

@@ -11,7 +11,7 @@ import tensorflow as tf
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
 from kresnet.runs.fit import Segment, plan_segments
-from kresnet.runs.checkpoint import RunCheckpoint, TrainingDiverged
+from kresnet.runs.checkpoint import RunCheckpoint, StepCheckpoint, TrainingDiverged
 from kresnet.classification.config import ClassificationRecipe
 from kresnet.runs.history import trim_history
 from kresnet.classification.trainer import train
@@ -140,7 +140,7 @@ def test_history_keeps_only_the_epochs_the_checkpoint_finished(tmp_path):
 def test_resume_refuses_a_different_recipe(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     write_recipe(tiny_recipe(), tmp_path / "recipe.toml")
-    with pytest.raises(UserError, match="holds a different recipe"):
+    with pytest.raises(UserError, match="started with train.seed = 0, now 5"):
         train(tiny_recipe(train={"seed": 5}), tmp_path, data=tiny_data(), verbose=0)
 
 
@@ -153,19 +153,29 @@ def test_a_run_recorded_before_a_key_existed_resumes_when_its_values_are_the_sam
     assert "data_format" not in (tmp_path / "recipe.toml").read_text()
     metrics = train(tiny_recipe(), tmp_path, data=tiny_data(), verbose=0)
     assert metrics["steps"] == 8 and (tmp_path / "recipe.toml").read_text() == recorded
-    with pytest.raises(UserError, match="holds a different recipe"):
+    with pytest.raises(UserError, match="started with model.kernel_initializer = 'glorot_uniform', now 'he_normal'"):
         train(tiny_recipe(model={"kernel_initializer": "he_normal"}), tmp_path, data=tiny_data(), verbose=0)
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_recipe()
-    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf at epoch 2, step 2.*epoch 1, step 0"):
-        train(config, tmp_path, data=tiny_data(poison_after=5), verbose=0)  # NaN from epoch 2, step 2
+    # NaN from epoch 2, step 2; the loss is checked at checkpoints (here the epoch's end), not every batch.
+    with pytest.raises(TrainingDiverged, match=r"loss became NaN/inf by epoch 2, step 4.*checkpoint \(end of epoch 1\)"):
+        train(config, tmp_path, data=tiny_data(poison_after=5), verbose=0)
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)
     model, _ = __import__("kresnet.classification.build", fromlist=["x"]).build_training_model(config, 4)
     RunCheckpoint(tmp_path / "checkpoints", 4).restore(model)
     assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
+
+
+def test_a_divergence_between_step_checkpoints_names_both_places_as_the_console_counts(tmp_path):
+    config = tiny_recipe(train={"checkpoint_every_steps": 1})
+    # NaN from the run's step 7 (epoch 2, step 3): the last good checkpoint is epoch 2, step 2.
+    with pytest.raises(TrainingDiverged, match=r"by epoch 2, step 3; .*last good checkpoint \(epoch 2, step 2\) kept"):
+        train(config, tmp_path, data=tiny_data(poison_after=6), verbose=0)
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (1, 2)
 
 
 def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_path):
@@ -174,7 +184,7 @@ def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_pa
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     model.compile(optimizer="sgd", loss="mse")
-    checkpoint = RunCheckpoint(tmp_path, steps_per_epoch=4, every_steps=1)
+    checkpoint = StepCheckpoint(tmp_path, steps_per_epoch=4, every_steps=1)
     checkpoint.set_model(model)
     checkpoint.on_train_batch_end(0, {"loss": 1.0})
     first = json.loads((tmp_path / "state.json").read_text())
@@ -182,4 +192,9 @@ def test_a_save_without_an_optimizer_update_never_rewrites_the_named_file(tmp_pa
     second = json.loads((tmp_path / "state.json").read_text())
     assert first["iterations"] == second["iterations"] == 0
     assert (first["step"], second["step"]) == (1, 2) and first["weights"] != second["weights"]
-    assert [path.name for path in tmp_path.glob("state-*.weights.h5")] == [second["weights"]]
+    # The newest file and the one before it, which state.json names as the previous checkpoint.
+    assert second["previous"]["weights"] == first["weights"] and first["previous"] is None
+    assert sorted(path.name for path in tmp_path.glob("state-*.weights.h5")) == [first["weights"], second["weights"]]
+    checkpoint.on_train_batch_end(2, {"loss": 1.0})
+    assert sorted(path.name for path in tmp_path.glob("state-*.weights.h5")) == [second["weights"],
+                                                                                json.loads((tmp_path / "state.json").read_text())["weights"]]

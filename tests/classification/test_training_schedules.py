@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from kresnet.tricks.schedules import WarmupStepDecay, build_schedule, scaled_learning_rate
+from kresnet.errors import UserError
+from kresnet.tricks.schedules import WarmupStepDecay, build_schedule, scaled_learning_rate, warmup_cosine
 
 
 def _lr(schedule, step):
@@ -59,3 +60,17 @@ def test_step_decay_without_warmup_and_config_round_trip():
     assert [round(_lr(schedule, s), 6) for s in [0, 2, 3, 5, 6, 9]] == [0.2, 0.2, 0.1, 0.1, 0.05, 0.05]
     clone = WarmupStepDecay.from_config(schedule.get_config())
     np.testing.assert_allclose([_lr(clone, s) for s in range(8)], [_lr(schedule, s) for s in range(8)])
+
+
+def test_warmup_cosine_takes_its_step_counts_by_keyword():
+    """`warmup_cosine(0.1, 10, 100)` swapped the counts and failed on a value the user never passed (decay_steps=-90)."""
+    with pytest.raises(TypeError, match="positional"):
+        warmup_cosine(0.1, 10, 100)
+    schedule = warmup_cosine(0.1, total_steps=100, warmup_steps=10)
+    assert _lr(schedule, 10) == pytest.approx(0.1) and _lr(schedule, 55) == pytest.approx(0.05, abs=1e-6)
+
+
+@pytest.mark.parametrize("total_steps, warmup_steps", [(10, 100), (100, 100), (0, 0), (100, -1)])
+def test_warmup_cosine_names_impossible_step_counts_in_one_line(total_steps, warmup_steps):
+    with pytest.raises(UserError, match=rf"^warmup_cosine: .*total_steps={total_steps}.*warmup_steps={warmup_steps}[^\n]*$"):
+        warmup_cosine(0.1, total_steps=total_steps, warmup_steps=warmup_steps)

@@ -9,6 +9,8 @@ from kresnet.data import mixup
 from kresnet.data.pipeline import build_dataset
 from kresnet.data.skips import skipped_images_callback
 from kresnet.data.synthetic_dataset import write_classification_dataset
+from kresnet.errors import UserError
+from kresnet.tricks import MixupSchedule
 
 
 def test_mixup_rows_are_convex_combinations_with_labels_summing_to_one():
@@ -48,6 +50,47 @@ def test_mixup_soft_labels_work_with_label_smoothing():
     smoothed = soft * 0.9 + 0.1 / 3
     log_probs = logits - np.log(np.exp(logits).sum())
     np.testing.assert_allclose(float(loss(soft, logits)), -(smoothed * log_probs).sum(), rtol=1e-5)
+
+
+
+def _integer_label_batches(batch=8, classes=5):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4 * batch, 4, 4, 3)).astype(np.float32)
+    labels = rng.integers(0, classes, 4 * batch)
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch), images, labels
+
+
+def test_mixup_one_hots_integer_labels_given_num_classes_as_timm_does():
+    """timm's `Mixup(num_classes=...)` takes class indices; averaging the indices themselves is never right."""
+    dataset, _, labels = _integer_label_batches()
+    mixed = np.concatenate([y for _, y in mixup.apply_mixup(dataset, alpha=0.2, seed=3, num_classes=5).as_numpy_iterator()])
+    one_hot = dataset.map(lambda x, y: (x, tf.one_hot(y, 5)))
+    expected = np.concatenate([y for _, y in mixup.apply_mixup(one_hot, alpha=0.2, seed=3).as_numpy_iterator()])
+    np.testing.assert_array_equal(mixed, expected)
+    assert mixed.shape == (32, 5) and not np.array_equal(mixed, np.eye(5, dtype=np.float32)[labels])
+    unmixed = np.concatenate([y for _, y in mixup.apply_mixup(dataset, alpha=0.2, seed=3, num_classes=5, mixup_batches=0).as_numpy_iterator()])
+    np.testing.assert_array_equal(unmixed, np.eye(5, dtype=np.float32)[labels])
+
+
+def test_mixup_refuses_integer_labels_without_num_classes_in_one_line():
+    dataset, _, _ = _integer_label_batches()
+    with pytest.raises(UserError, match=r"^mixup: labels are class indices .*num_classes") as refusal:
+        mixup.apply_mixup(dataset, alpha=0.2)
+    assert "\n" not in str(refusal.value)
+    with pytest.raises(UserError, match=r"num_classes"):
+        MixupSchedule(alpha=0.2, epochs=2, steps_per_epoch=4).apply(dataset)
+
+
+def test_mixup_of_numpy_arrays_says_what_to_pass_on_every_backend():
+    _, images, labels = _integer_label_batches()
+    one_hot = np.eye(5, dtype=np.float32)[labels]
+    for data in [(images, one_hot), images]:
+        with pytest.raises(UserError, match=r"tf\.data\.Dataset\.from_tensor_slices\(\(images, labels\)\)\.batch") as refusal:
+            MixupSchedule(alpha=0.2, epochs=2, steps_per_epoch=4).apply(data)
+        assert "\n" not in str(refusal.value)
+    unbatched = tf.data.Dataset.from_tensor_slices((images, one_hot))
+    with pytest.raises(UserError, match=r"batch"):
+        mixup.apply_mixup(unbatched, alpha=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,8 @@ def _logits(model, reference, size=97):
         ("resnet50d", "gluon_in1k", "bottleneck_d_1111"),
         ("resnet50d", "hf-hub:timm/resnet50d.gluon_in1k", "bottleneck_d_1111"),
         ("resnet50b", "resnet50b.gluon_in1k", "bottleneck_b_1111"),  # timm's resnet50 is kresnet's B layout
+        ("resnet50b", "resnet50.gluon_in1k", "bottleneck_b_1111"),  # timm's own name of that checkpoint
+        ("resnet50d", "resnet50d.gluon_in1k", "bottleneck_d_1111"),
         ("resnet18d", "ra2_in1k", "basic_d_1111"),
     ],
 )
@@ -93,8 +95,33 @@ def test_unknown_tags_and_layout_mismatches_are_one_line_errors(hub):
         lambda: kresnet.create_model("resnet50", weights="hf-hub:timm/resnet50.gluon_in1k", **ONE_BLOCK), "ResNet-B layout"
     )
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="resnet18d.ra2_in1k", **ONE_BLOCK), "basic blocks")
-    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass --depths 1,1,1,1")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k"), "pass stage_depths=[1, 1, 1, 1]")
+    _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", stage_widths=[8, 8, 8, 8], **ONE_BLOCK),
+                    "[8, 16, 24, 32] stage widths but resnet50d is built with [8, 8, 8, 8]; pass stage_widths=[8, 16, 24, 32]")
     _one_line_error(lambda: kresnet.create_model("resnet50d", weights="gluon_in1k", dropout=0.2, **ONE_BLOCK), "dropout")
+
+
+def test_every_checkpoint_answers_to_kresnets_name_timms_name_and_its_hub_id():
+    for preset in presets.all_presets():
+        for name in (preset.full_name, preset.hub_id.split("/")[-1], "hf-hub:" + preset.hub_id):
+            assert presets.find_preset(name) is preset
+    assert presets.find_preset("resnet50.a1_in1k").full_name == "resnet50b.a1_in1k"
+    assert presets.preset_named("resnet50.tv_in1k").full_name == "resnet50b.tv_in1k"
+
+
+@pytest.mark.parametrize("call, fragments", [
+    # Misspelt names and tags list the close matches; a bare tag of several models lists them.
+    (lambda: presets.preset_named("resnet50.tv_in1"), ["close matches: resnet50.tv_in1k", "resnet50.tv2_in1k"]),
+    (lambda: presets.preset_named("resnet50d.gluon"), ["close matches: resnet50d.gluon_in1k"]),
+    (lambda: presets.preset_named("tv_in1k"), ["a tag, not a full name", "resnet18.tv_in1k", "resnet50b.tv_in1k"]),
+    (lambda: presets.preset_named("a1_in1"), ["close matches: a1_in1k"]),
+    (lambda: kresnet.create_model("resnet50d", weights="gluon_in1"), ["no such tag for resnet50d; close matches: gluon_in1k"]),
+    (lambda: kresnet.create_model("resnet50d", weights="resnet50d.gluon_in1"), ["close matches: resnet50d.gluon_in1k"]),
+    # timm's name of B weights into kresnet's A layout: the error says both names and the model to use.
+    (lambda: kresnet.create_model("resnet50", weights="resnet50.a1_in1k"), ["resnet50b.a1_in1k (timm: resnet50.a1_in1k)", "resnet50b"]),
+])
+def test_unknown_or_ambiguous_names_are_one_line_errors_with_close_matches(call, fragments):
+    _one_line_error(call, *fragments)
 
 
 def test_offline_without_cache_says_which_file_to_fetch(hub):
@@ -213,3 +240,20 @@ def test_a_fresh_process_loads_a_preset_folder_with_keras_hub(tmp_path):
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "preset")], check=True, env=env)
+
+
+def test_a_keras_file_holding_python_code_is_one_line_wherever_it_is_given(tmp_path, run_cli, capsys):
+    # A .keras file whose model has a Lambda layer: Keras' safe mode refuses to run its code, as it should.
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs)).save(tmp_path / "lambda.keras")
+    (tmp_path / "val" / "class0").mkdir(parents=True)
+    assert run_cli(["evaluate", "--weights", tmp_path / "lambda.keras", "--model", "resnet18d", "--data", tmp_path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"{tmp_path / 'lambda.keras'}: holds Python code (a Lambda layer), which Keras' safe mode refuses" in err
+    from kresnet.transfer.backbone import build_backbone
+
+    _one_line_error(lambda: build_backbone("resnet18d", str(tmp_path / "lambda.keras")), "model.backbone_weights=",
+                    "holds Python code (a Lambda layer)")
+    (tmp_path / "cut.keras").write_bytes((tmp_path / "lambda.keras").read_bytes()[:200])
+    _one_line_error(lambda: kresnet.create_model("resnet18d", weights=tmp_path / "cut.keras"), "cut.keras: not a loadable .keras file")

@@ -22,8 +22,8 @@ class _PoisonMovingVariance(keras.callbacks.Callback):
 
 def test_inf_batchnorm_statistics_are_never_checkpointed(tmp_path):
     config = tiny_recipe()
-    with pytest.raises(TrainingDiverged, match=r"weight .*moving_variance became NaN/inf at epoch 2, step 4.*"
-                                               r"last good checkpoint \(epoch 1, step 0\)"):
+    with pytest.raises(TrainingDiverged, match=r"weight .*moving_variance became NaN/inf by epoch 2, step 4.*"
+                                               r"last good checkpoint \(end of epoch 1\)"):
         train(config, tmp_path, data=tiny_data(), verbose=0, extra_callbacks=[_PoisonMovingVariance()])
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (1, 0)

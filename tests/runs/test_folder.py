@@ -15,7 +15,7 @@ import pytest
 
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, recipe_from_dict, section, setting
-from kresnet.runs.atomic import PHASES, SaveFailed
+from kresnet.atomic_files import PHASES, SaveFailed
 from kresnet.runs.folder import FINAL_WEIGHTS, RunFolder
 from kresnet.runs.checkpoint import RunCheckpoint
 
@@ -85,7 +85,7 @@ def test_a_started_run_folder_keeps_its_recipe(tmp_path):
     for state in ("checkpoints", "model.weights.h5", "finished"):
         (run / state).mkdir()
         RunFolder(run, writer=True).claim(other).release()  # the same recipe resumes
-        with pytest.raises(UserError, match=r"run: this run folder holds a different recipe .*recipe\.toml"):
+        with pytest.raises(UserError, match=r"run: started with seed = 7, now 0; resume with the recipe and --set values of .*recipe\.toml"):
             RunFolder(run, writer=True).claim(Recipe())
         assert load_recipe(run / "recipe.toml", Recipe) == other  # left as it was
         (run / state).rmdir()

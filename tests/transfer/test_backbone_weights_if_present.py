@@ -32,7 +32,7 @@ def test_present_file_is_loaded_and_logged(tmp_path):
     messages = []
     backbone = build_backbone("resnet18d", f"{path}?", log=messages.append, **TINY)
     np.testing.assert_array_equal(backbone.get_layer(CONV).get_weights()[0], classifier.backbone.get_layer(CONV).get_weights()[0])
-    assert messages == [f"backbone: weights from {path}"]
+    assert messages == [f"backbone: weights from {path} [resnet18d, blocks [1, 1, 1, 1], widths [8, 8, 16, 16]]"]
 
 
 def test_absent_file_gives_random_init_and_says_so(tmp_path):
@@ -76,7 +76,7 @@ def test_transfer_demos_take_the_classification_demos_backbone(tmp_path, monkeyp
     np.testing.assert_array_equal(segmenter.get_layer(CONV).get_weights()[0], expected)
     detector = build_detector(detect, num_classes=3, log=messages.append)
     np.testing.assert_array_equal(detector.extractor.get_layer("backbone_pyramid").get_layer(CONV).get_weights()[0], expected)
-    assert messages == ["backbone: weights from runs/demo/model.weights.h5"] * 2
+    assert messages == ["backbone: weights from runs/demo/model.weights.h5 [resnet18d, blocks [1, 1, 1, 1], widths [16, 32, 64, 128]]"] * 2
     keras.backend.clear_session()
 
 
@@ -90,4 +90,4 @@ def test_a_trained_runs_file_with_optimizer_slots_loads(tmp_path):
     messages = []
     backbone = build_backbone("resnet18d", f"{path}?", log=messages.append, **TINY)
     np.testing.assert_array_equal(backbone.get_layer(CONV).get_weights()[0], classifier.backbone.get_layer(CONV).get_weights()[0])
-    assert messages == [f"backbone: weights from {path}"]
+    assert messages == [f"backbone: weights from {path} [resnet18d, blocks [1, 1, 1, 1], widths [8, 8, 16, 16]]"]

@@ -46,7 +46,7 @@ def _kresnet_recipe_run(run_dir):
     config = classification_recipe_from_dict(RECIPE)
     record = _StepLosses()
     val = _batches().take(1)
-    train(config, run_dir, data=TrainingData(_batches(), val, STEPS, 1, 3), verbose=0, extra_callbacks=[record],
+    train(config, run_dir, data=TrainingData(lambda first_step: _batches().skip(first_step), val, STEPS, 1, 3), verbose=0, extra_callbacks=[record],
           log=lambda line: None)
     model = kresnet.create_model(
         "resnet18d", num_classes=3, input_shape=(32, 32, 3), stage_depths=[1, 1, 1, 1], stage_widths=[4, 4, 8, 8]
@@ -61,7 +61,7 @@ def _public_tricks_run():
         "resnet18d", num_classes=3, input_shape=(32, 32, 3), stage_depths=[1, 1, 1, 1], stage_widths=[4, 4, 8, 8]
     )
     kresnet.zero_gamma(model)
-    schedule = kresnet.warmup_cosine(kresnet.scaled_learning_rate(3.2, BATCH), EPOCHS * STEPS, warmup_steps=STEPS)
+    schedule = kresnet.warmup_cosine(kresnet.scaled_learning_rate(3.2, BATCH), total_steps=EPOCHS * STEPS, warmup_steps=STEPS)
     model.compile(
         optimizer=kresnet.NesterovL2SGD(schedule, momentum=0.9, l2=1e-3, no_bias_decay=True),
         loss=kresnet.label_smoothing_loss(0.1),

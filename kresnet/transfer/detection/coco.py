@@ -4,14 +4,18 @@ import json
 import pathlib
 
 from kresnet.errors import UserError
+from kresnet.transfer.class_list import object_class_names
 from kresnet.transfer.detection.dataset import DetectionDataset, clip_box, make_record
 
 
-def read_coco(annotation_file, image_dir, skip_empty=False):
+def read_coco(annotation_file, image_dir, skip_empty=False, class_names=None):
     """Read a COCO instances JSON into a `DetectionDataset`.
 
-    Classes are the JSON's categories sorted by id; `category_ids[k]` is the
-    COCO id of class `k`. `iscrowd=1` objects are kept with `difficult=True`
+    Classes are `class_names` when given (category names, in label order), else the
+    JSON's categories sorted by id without labelme's `_background_` (its category 0,
+    no object class, as in the VOC reader); `category_ids[k]` is the COCO id of class
+    `k`. Objects of other categories are skipped and reported in `problems`, and COCO
+    AP is scored over the classes only. `iscrowd=1` objects are kept with `difficult=True`
     (no training target; pycocotools ignores them). Each object's `area` is
     kept for COCO's size ranges (the box area where the JSON has none). A malformed annotation
     entry, a missing image or a box outside its image is reported in
@@ -23,6 +27,7 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
         annotation_file: path to the `instances_*.json`.
         image_dir: folder holding the images named by `file_name`.
         skip_empty: bool. Drop images without objects (for training).
+        class_names: list of str or None. The recipe's `data.class_names`.
     """
     annotation_file, image_dir = pathlib.Path(annotation_file), pathlib.Path(image_dir)
     if not annotation_file.is_file():
@@ -34,12 +39,17 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
         raise UserError(f"{annotation_file}: not a COCO detection JSON ({error.__class__.__name__}: {error}); "
                         "expected keys images, annotations, categories") from None
     categories = sorted(categories, key=lambda category: category["id"])
-    class_of = {category["id"]: index for index, category in enumerate(categories)}
+    category_names = {category["id"]: category["name"] for category in categories}
+    chosen = _class_categories(categories, class_names, annotation_file)
+    class_of = {category["id"]: index for index, category in enumerate(chosen)}
     problems = []
-    objects, source_annotations = {}, {}
+    objects, source_annotations, not_classes = {}, {}, {}
     for number, annotation in enumerate(annotations):
         try:
             x, y, w, h = (float(v) for v in annotation["bbox"])
+            if annotation["category_id"] in category_names and annotation["category_id"] not in class_of:
+                not_classes[annotation["category_id"]] = not_classes.get(annotation["category_id"], 0) + 1
+                continue
             objects.setdefault(annotation["image_id"], []).append(
                 (annotation.get("id", number), (x, y, w, h), class_of[annotation["category_id"]],
                  bool(annotation.get("iscrowd", 0)), float(annotation.get("area", w * h))))
@@ -48,6 +58,8 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
                 {"id": number, "area": w * h, "iscrowd": 0, **annotation})
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"{annotation_file} annotation {number}: malformed ({error!r}); skipped")
+    problems += [f"{annotation_file}: {count} object(s) of category {category_names[category]!r}, not one of the "
+                 f"{len(chosen)} classes; skipped" for category, count in not_classes.items()]
     records, truth_images, truth_annotations = [], [], []
     for image in images:
         try:
@@ -75,6 +87,20 @@ def read_coco(annotation_file, image_dir, skip_empty=False):
         records.append(make_record(image_id, image_path, width, height, boxes, labels, crowd, areas))
         truth_images.append(image)
         truth_annotations += source_annotations.get(image_id, [])
-    coco_truth = {"images": truth_images, "annotations": truth_annotations, "categories": categories}
-    return DetectionDataset(records=records, class_names=[c["name"] for c in categories],
-                            problems=problems, category_ids=[c["id"] for c in categories], coco_truth=coco_truth)
+    coco_truth = {"images": truth_images, "annotations": truth_annotations, "categories": chosen}
+    return DetectionDataset(records=records, class_names=[c["name"] for c in chosen],
+                            problems=problems, category_ids=[c["id"] for c in chosen], coco_truth=coco_truth)
+
+
+def _class_categories(categories, class_names, annotation_file):
+    """The categories that are classes, in label order: `class_names` by name, else all but `_background_`."""
+    if not class_names:
+        names = object_class_names([category["name"] for category in categories], annotation_file)
+        return [category for category in categories if category["name"] in names]
+    by_name = {category["name"]: category for category in categories}
+    for name in class_names:
+        if name not in by_name:
+            raise UserError(f"data.class_names: {name!r} is not a category of {annotation_file} "
+                            f"(categories: {', '.join(object_class_names(list(by_name), annotation_file))})")
+    return [by_name[name] for name in class_names]
+

@@ -8,9 +8,9 @@ import pathlib
 import typer
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
-from kresnet.transfer.image_files import image_files
-from kresnet.transfer.run_folder import read_class_names
+from kresnet.data.image_files import image_files
+from kresnet.runs.folder import (CLASSES, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
+                                load_run_weights, read_class_names, refuse_if_busy)
 
 
 def _log(message):
@@ -32,18 +32,13 @@ def _weights(recipe, weights, out):
 
 def _load_detector(config, num_classes, path):
     """The recipe's detector with the trained weights at `path`; a one-line error when they do not fit it."""
+    from kresnet.runs.task import apply_run_settings
     from kresnet.transfer.detection.runner import build_detector, build_variables
 
+    apply_run_settings(config)  # the precision the run trained in
     model = build_detector(config, num_classes, load_backbone=False)
     build_variables(model, config)
-    try:
-        model.load_weights(path)
-    except ValueError as error:
-        lines = str(error).strip().splitlines()
-        reason = next((line for line in lines if "expected" in line), lines[0])  # Keras' first line is a count
-        raise UserError(f"{path}: these detector weights do not fit the recipe's [model] settings ({reason}); "
-                        "use the recipe.toml of the run that trained them") from None
-    return model
+    return load_run_weights(model, path, "the recipe's detector (use the recipe.toml of the run that trained them)")
 
 
 def _class_names(weights):
@@ -76,10 +71,12 @@ def detect_command(recipe, overrides=(), out=None):
         out: run folder; default `runs/<recipe name>`.
     """
     from kresnet.transfer.detection.config import load_detection_recipe
-    from kresnet.transfer.detection.trainer import train_detector
 
     config = load_detection_recipe(recipe, overrides)
     run = _run_dir(recipe, out)
+    refuse_if_busy(run)  # before the data and the model are built
+    from kresnet.transfer.detection.trainer import train_detector
+
     metrics = train_detector(config, run, log=_log)
     typer.echo(f"{_summary(metrics)}  ->  {run / METRICS}")
     return metrics
@@ -95,17 +92,17 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
         out: run folder (default `runs/<recipe name>`), where the metrics go.
     """
     from kresnet.transfer.detection.config import load_detection_recipe
-    from kresnet.runs.atomic import write_json_atomically
-    from kresnet.runs.folder import EVAL_METRICS
+    from kresnet.runs.folder import EVAL_METRICS, RunFolder
     from kresnet.runs.report import evaluation_context
     from kresnet.transfer.detection.runner import evaluate_detector, load_splits
 
     config = load_detection_recipe(recipe, overrides)
     path = _weights(recipe, weights, out)
-    _, test = load_splits(config, progress=_log)
-    model = _load_detector(config, len(test.class_names), path)
-    metrics = {**evaluate_detector(model, config, test), **evaluation_context(config.meta)}
-    destination = write_json_atomically(_run_dir(recipe, out) / EVAL_METRICS, metrics)
+    with RunFolder(_run_dir(recipe, out)).hold() as run:
+        _, test = load_splits(config, progress=_log)
+        model = _load_detector(config, len(test.class_names), path)
+        metrics = {**evaluate_detector(model, config, test), **evaluation_context(config.meta)}
+        destination = run.write_json(EVAL_METRICS, metrics)
     typer.echo(f"{_summary(metrics)}  ->  {destination}")
     return metrics
 
@@ -154,3 +151,56 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None, thresh
         typer.echo(f"{target}: {count} object(s)")
     return destination
 
+
+
+def _object_classes(config):
+    """(names, torchvision label ids) of the recipe's object classes: COCO's category ids, else 1..K."""
+    data = config.data
+    if data.source == "coco":
+        from kresnet.transfer.detection.coco import read_coco
+
+        root = pathlib.Path(data.root)
+        dataset = read_coco(root / data.coco_test_json, root / data.coco_test_images)
+        return dataset.class_names, list(dataset.category_ids)
+    if data.source == "synthetic":
+        from kresnet.transfer.detection.synthetic_voc import synthetic_class_names
+
+        names = synthetic_class_names(data.synthetic_classes)
+    else:
+        from kresnet.transfer.detection.voc import dataset_class_names
+
+        names = list(data.class_names) or dataset_class_names([pathlib.Path(data.root)])
+    return names, list(range(1, len(names) + 1))
+
+
+def import_weights_command(recipe, path, overrides=(), out=None):
+    """Import a torchvision `fasterrcnn_resnet50_fpn` state dict as the recipe's detector.
+
+    Writes `<out>/model.weights.h5` and `<out>/classes.json`, which `evaluate` and `predict` read by default.
+    torchvision's class indices are the dataset's label ids (COCO category ids); the recipe's classes pick
+    theirs from the file.
+
+    Args:
+        recipe: detection recipe path (its `[model]` must describe the file's detector, e.g. the bundled
+            `coco_faster_rcnn_resnet50_fpn_torchvision`).
+        path: the `.pth` or `.safetensors` state dict.
+        overrides: `section.key=value` strings.
+        out: folder to write to; default `runs/<recipe name>`.
+    """
+    from kresnet.models.weight_import import load_state_dict
+    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.runner import build_detector
+    from kresnet.transfer.detection.torchvision_faster_rcnn import import_torchvision_faster_rcnn
+
+    config = load_detection_recipe(recipe, overrides)
+    state = load_state_dict(path)
+    names, label_ids = _object_classes(config)
+    model = build_detector(config, len(names), load_backbone=False)
+    import_torchvision_faster_rcnn(model, state, label_ids)
+    run = _run_dir(recipe, out)
+    run.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, run / FINAL_WEIGHTS)
+    write_json_atomically(run / CLASSES, names)
+    typer.echo(f"{path} -> {run / FINAL_WEIGHTS} ({len(names)} classes); next: kresnet transfer evaluate {recipe} --out {run}")
+    return run / FINAL_WEIGHTS

@@ -23,7 +23,8 @@ def detect_records(model, records, batch_size, short_side, max_side, progress=No
     """
     results = [None] * len(records)
     done = 0
-    data = make_dataset(records, batch_size, short_side, max_side, training=False, skip_counter=skip_counter)
+    data = make_dataset(records, batch_size, short_side, max_side, training=False, skip_counter=skip_counter,
+                        pad_value=model.pixel_mean)
     for batch in data.as_numpy_iterator():
         outputs = model.predict_on_batch({"images": batch["images"], "image_sizes": batch["image_sizes"]})
         outputs = {key: np.asarray(value) for key, value in outputs.items()}

@@ -45,8 +45,33 @@ def pack_records(records, max_boxes):
             "valid": valid, "sizes": sizes}
 
 
+def resize_to_fit(image, height, width, short_side, max_side, limit):
+    """Scale an image by min(short_side / short, max_side / long), the Faster R-CNN rule, bilinearly.
+
+    Each new side is the scaled side rounded to the nearest pixel (torchvision floors it), at most `limit`.
+
+    Args:
+        image: (H, W, 3) tensor.
+        height: float32 scalar. The image's height as its record states it (the scale's basis).
+        width: float32 scalar.
+        short_side: int.
+        max_side: int.
+        limit: int. The padded side.
+
+    Returns:
+        (float32 image, new height, new width), the sizes as float32 scalars.
+    """
+    import tensorflow as tf
+
+    scale = tf.minimum(short_side / tf.minimum(height, width), max_side / tf.maximum(height, width))
+    new_height = tf.minimum(tf.round(height * scale), float(limit))
+    new_width = tf.minimum(tf.round(width * scale), float(limit))
+    resized = tf.image.resize(tf.cast(image, tf.float32), tf.cast(tf.stack([new_height, new_width]), tf.int32))
+    return resized, new_height, new_width
+
+
 def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, training=False, flip=True,
-                 seed=0, repeat=False, skip_counter=None):
+                 seed=0, repeat=False, skip_counter=None, pad_value=MEAN_RGB, first_batch=0):
     """Batches of {"images", "image_sizes", "scales", ...}; with `training`, also the padded ground truth.
 
     Each image is scaled by min(short_side / short, max_side / long) (the
@@ -63,35 +88,34 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
         flip: bool. Random horizontal flip when training.
         seed: int. Shuffle and flip seed.
         repeat: bool. Repeat forever (training with `steps_per_epoch`).
+        pad_value: 3 floats. The pixel the padding gets: the detector's `pixel_mean`, which normalises to 0.
+        first_batch: int. Training with `repeat`: start at this batch of the stream (a run resumed at
+            that optimizer step), exactly the rest of the stream from batch 0 (`kresnet.data.order`).
         skip_counter: `SkipCounter` or None. Unreadable images are dropped and
             counted there; evaluation batches carry each image's record index
             ("indices"), so the detections of the rest stay matched to their records.
     """
     import tensorflow as tf
 
+    from kresnet.data.decode import decode_rgb
+    from kresnet.data import order
     from kresnet.data.skips import SkipCounter, skip_unreadable
 
     packed = pack_records(records, max_boxes)
     side = padded_size(max_side)
-    mean = tf.constant(MEAN_RGB, tf.float32)
+    mean = tf.constant(pad_value, tf.float32)
 
-    def decode(path, index, boxes, labels, valid, size):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return image, index, boxes, labels, valid, size
+    def decode(path, index, boxes, labels, valid, size, element):
+        image = decode_rgb(tf.io.read_file(path))
+        return image, index, boxes, labels, valid, size, element
 
     def load(image, index, boxes, labels, valid, size, element):
-        image = tf.cast(image, tf.float32)
         height, width = size[0], size[1]
-        scale = tf.minimum(short_side / tf.minimum(height, width), max_side / tf.maximum(height, width))
-        new_height = tf.minimum(tf.round(height * scale), float(side))
-        new_width = tf.minimum(tf.round(width * scale), float(side))
-        image = tf.image.resize(image, tf.cast(tf.stack([new_height, new_width]), tf.int32))
+        image, new_height, new_width = resize_to_fit(image, height, width, short_side, max_side, side)
         scales = tf.stack([new_height / height, new_width / width])
         boxes = boxes * tf.stack([scales[1], scales[0], scales[1], scales[0]])
         if training and flip:
-            # Element n of the stream flips by the stateless seed (seed, n): the same on every run, whatever
-            # order parallel map calls finish in.
-            flipped = tf.random.stateless_uniform([], tf.stack([tf.cast(seed, tf.int64), element])) < 0.5
+            flipped = tf.random.stateless_uniform([], order.element_seed(seed, element)) < 0.5
             image = tf.cond(flipped, lambda: tf.reverse(image, axis=[1]), lambda: image)
             mirrored = tf.stack([new_width - boxes[:, 2], boxes[:, 1], new_width - boxes[:, 0], boxes[:, 3]], axis=1)
             boxes = tf.where(flipped, mirrored, boxes)
@@ -104,15 +128,23 @@ def make_dataset(records, batch_size, short_side, max_side, max_boxes=100, train
             example["indices"] = index
         return example
 
-    data = tf.data.Dataset.from_tensor_slices(
-        (packed["paths"], np.arange(len(records), dtype=np.int64), packed["boxes"], packed["labels"],
-         packed["valid"], packed["sizes"]))
+    columns = tuple(tf.constant(packed[name]) for name in ("paths", "boxes", "labels", "valid", "sizes"))
+
+    def record(index):
+        paths, boxes, labels, valid, sizes = (column[index] for column in columns)
+        return paths, index, boxes, labels, valid, sizes
+
     if training:
-        data = data.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        data = data.repeat()
+        # Element n of the stream (its index in the resumable order, counted before unreadable images
+        # are dropped) flips by the stateless seed (seed, n): the same on every run and after a resume.
+        first = first_batch * batch_size if repeat else None
+        indexed = order.training_order(len(records), seed, first, endless=repeat)
+        data = indexed.map(lambda index, element: (*record(index), element))
+    else:
+        data = tf.data.Dataset.range(len(records)).map(lambda index: (*record(index), tf.constant(0, tf.int64)))
+        if repeat:
+            data = data.repeat()
     data = skip_unreadable(data, skip_counter or SkipCounter(), decode)
-    data = tf.data.Dataset.zip(data, tf.data.Dataset.counter())
-    data = data.map(lambda example, element: load(*example, element), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     data = data.batch(batch_size, drop_remainder=training)
     return data.prefetch(tf.data.AUTOTUNE)

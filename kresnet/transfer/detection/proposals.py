@@ -22,7 +22,7 @@ def propose(anchors, logits, deltas, level_counts, image_sizes, pre_nms_topk, po
         pre_nms_topk: int. Candidates per level before NMS.
         post_nms_topk: int. Proposals per image.
         nms_threshold: float.
-        min_size: float. Proposals narrower or shorter than this (pixels) are dropped.
+        min_size: float. Proposals not wider and taller than this (pixels) are dropped.
 
     Returns:
         (boxes (B, post_nms_topk, 4), scores (B, post_nms_topk), valid bool (B, post_nms_topk)).
@@ -63,7 +63,7 @@ def propose(anchors, logits, deltas, level_counts, image_sizes, pre_nms_topk, po
 
 
 def detect(proposals, proposal_valid, class_logits, box_deltas, image_sizes, box_weights,
-           score_threshold=0.05, nms_threshold=0.5, pre_nms_topk=1000, max_detections=100):
+           score_threshold=0.05, nms_threshold=0.5, pre_nms_topk=1000, max_detections=100, min_size=0.0):
     """Class-aware NMS over the box head's per-class boxes; `max_detections` per image, padded.
 
     Args:
@@ -75,8 +75,10 @@ def detect(proposals, proposal_valid, class_logits, box_deltas, image_sizes, box
         box_weights: 4 floats of the box coder.
         score_threshold: float. Lower scores are dropped.
         nms_threshold: float.
-        pre_nms_topk: int. Best (box, class) candidates that enter NMS.
+        pre_nms_topk: int. Best (box, class) candidates that enter NMS. Greedy NMS decides each box from
+            the better ones only, so this changes nothing while `max_detections` boxes survive among them.
         max_detections: int.
+        min_size: float. Boxes (after clipping) not wider and taller than this (pixels) are dropped.
 
     Returns:
         dict with `boxes` (B, D, 4), `scores` (B, D), `labels` int32 (B, D) in [0, K), `valid` bool (B, D).
@@ -93,8 +95,8 @@ def detect(proposals, proposal_valid, class_logits, box_deltas, image_sizes, box
     scores, indices = ops.top_k(flat_scores, k=k)
     boxes = gather(flat_boxes, indices)
     labels = ops.cast(indices % num_classes, "int32")
-    keep_score = ops.logical_and(scores > score_threshold, boxes[..., 2] > boxes[..., 0])
-    keep_score = ops.logical_and(keep_score, boxes[..., 3] > boxes[..., 1])
+    keep_score = ops.logical_and(scores > score_threshold, boxes[..., 2] - boxes[..., 0] > min_size)
+    keep_score = ops.logical_and(keep_score, boxes[..., 3] - boxes[..., 1] > min_size)
     # Boxes of different classes never overlap once shifted apart by more than the image size.
     shift = ops.cast(labels, "float32")[..., None] * (ops.max(image_sizes) + 1.0)
     keep, keep_valid = non_max_suppression(boxes + shift, ops.where(keep_score, scores, -float("inf")),

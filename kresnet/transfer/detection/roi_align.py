@@ -35,8 +35,14 @@ def roi_align(features, boxes, output_size, spatial_scale, sampling_ratio=2, ali
                    output_size, sampling_ratio, aligned)
 
 
-def assign_levels(boxes, min_level, max_level, canonical_size=224.0, canonical_level=4):
+LEVEL_RULES = ("detectron2", "torchvision")
+
+
+def assign_levels(boxes, min_level, max_level, canonical_size=224.0, canonical_level=4, rule="detectron2"):
     """FPN level of each box (Lin et al., eq. 1): floor(k0 + log2(sqrt(area) / 224)), clamped.
+
+    The two references differ in where the guard against rounding goes: Detectron2 takes
+    floor(k0 + log2(sqrt(area) / s0 + 1e-8)), torchvision's `LevelMapper` floor(k0 + log2(sqrt(area) / s0) + 1e-6).
 
     Args:
         boxes: tensor (..., 4) xyxy pixels.
@@ -44,16 +50,24 @@ def assign_levels(boxes, min_level, max_level, canonical_size=224.0, canonical_l
         max_level: int. Coarsest level, e.g. 5 for P5.
         canonical_size: float. Box size that maps to `canonical_level`.
         canonical_level: int.
+        rule: "detectron2" or "torchvision".
 
     Returns:
         int32 tensor (...) in [min_level, max_level].
     """
+    if rule not in LEVEL_RULES:
+        raise ValueError(f"rule must be one of {list(LEVEL_RULES)}. Received: rule={rule!r}")
     area = ops.maximum(boxes[..., 2] - boxes[..., 0], 0.0) * ops.maximum(boxes[..., 3] - boxes[..., 1], 0.0)
-    level = ops.floor(canonical_level + ops.log2(ops.sqrt(area) / canonical_size + 1e-8))
+    scale = ops.sqrt(area) / canonical_size
+    if rule == "torchvision":
+        level = ops.floor(canonical_level + ops.log2(scale) + 1e-6)
+    else:
+        level = ops.floor(canonical_level + ops.log2(scale + 1e-8))
     return ops.cast(ops.clip(level, min_level, max_level), "int32")
 
 
-def multilevel_roi_align(features, strides, boxes, output_size, sampling_ratio=2, aligned=True, min_level=2):
+def multilevel_roi_align(features, strides, boxes, output_size, sampling_ratio=2, aligned=True, min_level=2,
+                         canonical_size=224.0, canonical_level=4, level_rule="detectron2"):
     """RoIAlign where each box reads the FPN level `assign_levels` picks for it.
 
     All levels are flattened into one table so each box is sampled once, from its own level.
@@ -66,6 +80,9 @@ def multilevel_roi_align(features, strides, boxes, output_size, sampling_ratio=2
         sampling_ratio: int > 0.
         aligned: bool.
         min_level: int. Level number of `features[0]`.
+        canonical_size: float. See `assign_levels`.
+        canonical_level: int. See `assign_levels`.
+        level_rule: str. See `assign_levels`.
 
     Returns:
         tensor (B, R, output_size, output_size, C).
@@ -77,7 +94,8 @@ def multilevel_roi_align(features, strides, boxes, output_size, sampling_ratio=2
     table = ops.concatenate([ops.reshape(level, (-1, channels)) for level in features], axis=0)
     # Level l's block starts after batch * (cells of the finer levels).
     cells_before = [sum(sizes[:index]) for index in range(len(sizes))]
-    level = assign_levels(boxes, min_level, min_level + len(features) - 1) - min_level
+    level = assign_levels(boxes, min_level, min_level + len(features) - 1, canonical_size, canonical_level,
+                          level_rule) - min_level
     num_boxes = boxes.shape[1]
     image = ops.arange(batch, dtype="int32")[:, None] * ops.ones((1, num_boxes), "int32")
 

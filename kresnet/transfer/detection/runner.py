@@ -4,7 +4,6 @@ import dataclasses
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.tricks.low_precision import set_precision
 
 
 def load_splits(config, progress=None):
@@ -34,8 +33,9 @@ def load_splits(config, progress=None):
         from kresnet.transfer.detection.coco import read_coco
 
         root = pathlib.Path(data.root)
-        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True)
-        test = read_coco(root / data.coco_test_json, root / data.coco_test_images)
+        names = data.class_names or None
+        train = read_coco(root / data.coco_train_json, root / data.coco_train_images, skip_empty=True, class_names=names)
+        test = read_coco(root / data.coco_test_json, root / data.coco_test_images, class_names=names)
     train.report_problems("train")
     test.report_problems("test")
     keys = ("coco_train_json", "coco_test_json") if data.source == "coco" else ("train_splits", "test_splits")
@@ -56,22 +56,16 @@ def build_detector(config, num_classes, load_backbone=True, log=None):
         log: callable or None. Told which weights the backbone starts from.
     """
     from kresnet.transfer.backbone import build_backbone
+    from kresnet.transfer.detection.config import detector_arguments
     from kresnet.transfer.detection.faster_rcnn import FasterRCNN
     from kresnet.transfer.detection.pipeline import padded_size
 
-    set_precision(config.train.precision)
     side = padded_size(config.data.max_side)
     m = config.model
     weights = m.backbone_weights if load_backbone else ""
     backbone = build_backbone(m.backbone, weights, log=log, input_shape=[side, side, 3], stage_depths=m.stage_depths,
                               stage_widths=m.stage_widths)
-    return FasterRCNN(
-        backbone, num_classes, fpn_channels=m.fpn_channels, anchor_sizes=m.anchor_sizes, aspect_ratios=m.aspect_ratios,
-        rpn_batch_size=m.rpn_batch_size, rpn_pre_nms_topk_train=m.rpn_pre_nms_topk_train,
-        rpn_pre_nms_topk_test=m.rpn_pre_nms_topk_test, rpn_post_nms_topk_train=m.rpn_post_nms_topk_train,
-        rpn_post_nms_topk_test=m.rpn_post_nms_topk_test, roi_batch_size=m.roi_batch_size, head_dim=m.head_dim,
-        pooler_size=m.pooler_size, score_threshold=m.score_threshold, max_detections=m.max_detections,
-        freeze_bn=m.freeze_bn, freeze_stem=m.freeze_stem, fpn=m.fpn, seed=config.train.seed)
+    return FasterRCNN(backbone, num_classes, **detector_arguments(m), seed=config.train.seed)
 
 
 def build_variables(model, config):

@@ -1,6 +1,5 @@
 """Training targets of both stages in `keras.ops`: IoU matching and balanced random sampling (static shapes)."""
 
-import keras
 from keras import ops
 
 from kresnet.transfer.detection.boxes import box_iou
@@ -39,17 +38,19 @@ def match_boxes(candidates, gt_boxes, gt_valid, positive_iou, negative_iou, allo
     return labels, matched, max_iou
 
 
-def sample_balanced(labels, num_samples, positive_fraction, seed):
-    """Pick up to `num_samples` labelled entries per image, at most a fraction positive, at random.
+def sample_balanced(labels, num_samples, positive_fraction, priority):
+    """Pick up to `num_samples` labelled entries per image, at most a fraction positive, highest priority first.
 
     Static shapes: the result has `num_positive + num_samples` slots; slots that
     are not picked have weight 0 (the picked ones never exceed `num_samples`).
+    With uniform random priorities this is torchvision's `BalancedPositiveNegativeSampler`
+    (a random subset of the positives, then of the negatives, to fill the rest).
 
     Args:
         labels: int tensor (B, N) in {1, 0, -1}.
         num_samples: int. Samples per image.
         positive_fraction: float. Largest share of positives.
-        seed: `keras.random.SeedGenerator`.
+        priority: float tensor (B, N) in [0, 1]: e.g. `keras.random.uniform` for a random sample.
 
     Returns:
         (indices int32 (B, S) into N, is_positive bool (B, S), picked float32 (B, S)).
@@ -57,7 +58,7 @@ def sample_balanced(labels, num_samples, positive_fraction, seed):
     num_entries = labels.shape[1]
     num_positive = min(int(num_samples * positive_fraction), num_entries)
     num_negative = min(num_samples, num_entries)
-    noise = keras.random.uniform(ops.shape(labels), seed=seed)
+    noise = priority
     positive_values, positive_indices = ops.top_k(ops.where(labels == POSITIVE, noise, -1.0), k=num_positive)
     negative_values, negative_indices = ops.top_k(ops.where(labels == NEGATIVE, noise, -1.0), k=num_negative)
     positive_picked = positive_values >= 0

@@ -8,13 +8,12 @@ import pathlib
 import xml.etree.ElementTree as ElementTree
 
 from kresnet.errors import UserError
-from kresnet.transfer.class_list import read_class_list
+from kresnet.transfer.class_list import object_class_names, read_class_list
 from kresnet.transfer.detection.dataset import VOC_CLASSES, DetectionDataset, clip_box, make_record
 
 # The paper's training set (Table 8) and test set.
 VOC0712_TRAINVAL = ("VOC2007/trainval", "VOC2012/trainval")
 VOC07_TEST = ("VOC2007/test",)
-BACKGROUND_NAME = "_background_"  # labelme's class 0; not an object class
 
 
 def dataset_class_names(folders, default=VOC_CLASSES):
@@ -27,10 +26,7 @@ def dataset_class_names(folders, default=VOC_CLASSES):
     for folder in folders:
         names = read_class_list(folder)
         if names is not None:
-            objects = [name for name in names if name != BACKGROUND_NAME]
-            if not objects:
-                raise UserError(f"class list in {folder}: no object classes besides {BACKGROUND_NAME}")
-            return objects
+            return object_class_names(names, folder)
     return list(default)
 
 

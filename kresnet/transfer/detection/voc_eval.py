@@ -2,9 +2,11 @@
 
 Equals py-faster-rcnn's `voc_eval` (the code GluonCV's `VOC07MApMetric` and
 Detectron follow), which produced the published VOC07 numbers: detections of
-a class, listed image by image, are ranked by `np.argsort(-score)` (so tied
-scores rank as there) and each is matched to the ground-truth box of highest
-IoU. A detection whose best match is a `difficult` box counts neither as true
+a class, listed image by image, are ranked by score and each is matched to
+the ground-truth box of highest IoU. Tied scores keep their list order, as
+the devkit's MATLAB `sort` (VOCevaldet.m) does; py-faster-rcnn's
+`np.argsort(-score)` is not stable, and NumPy's SIMD sorts order ties
+differently from CPU to CPU, which changed the mAP of tied detections. A detection whose best match is a `difficult` box counts neither as true
 nor as false positive, difficult boxes do not count towards recall, and a
 second hit on a matched box is a false positive. The one deliberate
 difference: a hit is IoU >= 0.5 (the devkit's and GluonCV's rule) where
@@ -88,7 +90,7 @@ def precision_recall(detections, ground_truths, class_index, iou_threshold=0.5):
         class_truths.append((np.asarray(truth["boxes"], np.float64).reshape(-1, 4)[keep], difficult,
                              np.zeros(int(keep.sum()), bool)))
         num_positives += int((~difficult).sum())
-    order = np.argsort(-scores)  # py-faster-rcnn's ranking, ties included
+    order = np.argsort(-scores, kind="stable")  # the devkit's ranking: ties in list order, on every CPU
     hits = []
     for detection in order:
         truth_boxes, difficult, matched = class_truths[images[detection]]

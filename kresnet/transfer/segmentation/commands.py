@@ -7,9 +7,9 @@ import os
 import pathlib
 
 from kresnet.errors import UserError
-from kresnet.runs.folder import EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir
-from kresnet.transfer.image_files import image_files
-from kresnet.transfer.run_folder import read_class_names
+from kresnet.data.image_files import image_files
+from kresnet.runs.folder import (CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
+                                load_run_weights, read_class_names, refuse_if_busy)
 
 
 def _quiet_tensorflow():
@@ -27,10 +27,12 @@ def segment_command(recipe, overrides=(), out=None):
     """
     _quiet_tensorflow()
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
-    from kresnet.transfer.segmentation.train import train_segmentation
 
     config = load_segmentation_recipe(recipe, overrides)
     run = pathlib.Path(out or default_run_dir(recipe))
+    refuse_if_busy(run)  # before the data and the model are built
+    from kresnet.transfer.segmentation.train import train_segmentation
+
     metrics = train_segmentation(config, run)
     print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({run / METRICS})")
     return metrics
@@ -44,15 +46,13 @@ def _weights_path(recipe, weights, out):
 
 
 def _load_segmenter(config, weights, num_classes):
+    from kresnet.runs.task import apply_run_settings
     from kresnet.transfer.segmentation.train import build_segmenter
 
+    apply_run_settings(config)  # the precision the run trained in
     config.model.backbone_weights = ""  # the segmenter's own weights replace the backbone's
     model = build_segmenter(config.model, num_classes)
-    try:
-        model.load_weights(str(weights))
-    except ValueError as error:
-        raise UserError(f"--weights {weights}: does not fit this recipe's model: {str(error).splitlines()[0]}") from None
-    return model
+    return load_run_weights(model, weights, "the recipe's segmenter (use the recipe.toml of the run that trained them)")
 
 
 def _trained_segmenter(config, recipe, weights, out):
@@ -84,13 +84,14 @@ def evaluate_command(recipe, overrides=(), weights=None, out=None):
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
     from kresnet.transfer.segmentation.train import evaluate_segmenter
 
-    config = load_segmentation_recipe(recipe, overrides)
-    model, samples = _trained_segmenter(config, recipe, weights, out)
-    from kresnet.runs.atomic import write_json_atomically
+    from kresnet.runs.folder import RunFolder
     from kresnet.runs.report import evaluation_context
 
-    metrics = {**evaluate_segmenter(model, config, samples), **evaluation_context(config.meta)}
-    destination = write_json_atomically(pathlib.Path(out or default_run_dir(recipe)) / EVAL_METRICS, metrics)
+    config = load_segmentation_recipe(recipe, overrides)
+    with RunFolder(pathlib.Path(out or default_run_dir(recipe))).hold() as run:
+        model, samples = _trained_segmenter(config, recipe, weights, out)
+        metrics = {**evaluate_segmenter(model, config, samples), **evaluation_context(config.meta)}
+        destination = run.write_json(EVAL_METRICS, metrics)
     print(f"pixAcc {metrics['pixel_accuracy']:.2f}%  mIoU {metrics['mean_iou']:.2f}%  ({destination})")
     return metrics
 
@@ -139,3 +140,50 @@ def predict_command(recipe, images, overrides=(), weights=None, out=None):
         print(f"{path} -> {target / (path.stem + '_overlay.png')}  classes: {', '.join(present)}")
         written.append(target / f"{path.stem}_overlay.png")
     return written
+
+
+def _class_names_without_data(config):
+    """The recipe's class names: `data.class_names`, VOC's (or the VOC folder's list), else the dataset's."""
+    from kresnet.transfer.segmentation.datasets import load_samples
+    from kresnet.transfer.segmentation.readers import voc_class_names
+
+    if config.data.class_names:
+        return list(config.data.class_names)
+    if config.data.source == "voc":
+        return voc_class_names(config.data.root)
+    return load_samples(config.data, "val").class_names
+
+
+def import_weights_command(recipe, path, overrides=(), out=None):
+    """Import a torchvision FCN state dict (`fcn_resnet50`) as the recipe's segmenter.
+
+    Writes `<out>/model.weights.h5` and `<out>/classes.json`, which `evaluate` and `predict` read by default.
+
+    Args:
+        recipe: segmentation recipe path (its `[model]` must describe the file's FCN, e.g. the bundled
+            `voc_fcn_resnet50_torchvision`).
+        path: the `.pth` or `.safetensors` state dict.
+        overrides: `section.key=value` strings.
+        out: folder to write to; default `runs/<recipe name>`.
+    """
+    from kresnet.models.weight_import import load_state_dict
+    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
+    from kresnet.transfer.segmentation.config import load_segmentation_recipe
+    from kresnet.transfer.segmentation.torchvision_fcn import import_torchvision_fcn, torchvision_fcn_classes
+    from kresnet.transfer.segmentation.train import build_segmenter
+
+    _quiet_tensorflow()
+    config = load_segmentation_recipe(recipe, overrides)
+    state = load_state_dict(path)
+    names = _class_names_without_data(config)
+    if len(names) != torchvision_fcn_classes(state):
+        raise UserError(f"{path}: an FCN of {torchvision_fcn_classes(state)} classes, but the recipe's data has "
+                        f"{len(names)} ({', '.join(names[:4])}, ...); set data.class_names to the file's classes")
+    config.model.backbone_weights = ""  # the FCN's own weights carry the backbone
+    model = import_torchvision_fcn(build_segmenter(config.model, len(names)), state)
+    run = pathlib.Path(out or default_run_dir(recipe))
+    run.mkdir(parents=True, exist_ok=True)
+    save_weights_atomically(model, run / FINAL_WEIGHTS)
+    write_json_atomically(run / CLASSES, names)
+    print(f"{path} -> {run / FINAL_WEIGHTS} ({len(names)} classes); next: kresnet transfer evaluate {recipe} --out {run}")
+    return run / FINAL_WEIGHTS

@@ -10,15 +10,11 @@ import dataclasses
 
 from kresnet.errors import UserError
 from kresnet.models.registry import list_models
-from kresnet.recipe import load_recipe, section, setting
-from kresnet.recipe_sections import PaperReference, SgdOptimizer
-from kresnet.tricks.low_precision import PRECISIONS
+from kresnet.recipe import load_recipe, setting
+from kresnet.runs import sections
 
 
-@dataclasses.dataclass
-class Meta(PaperReference):
-    expected_pixel_accuracy: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's pixAcc (%)")
-    expected_mean_iou: float | None = setting(None, minimum=0.0, maximum=100.0, help="the paper's mIoU (%)")
+Meta = sections.paper_reference("Meta", pixel_accuracy="the paper's pixAcc (%)", mean_iou="the paper's mIoU (%)")
 
 
 @dataclasses.dataclass
@@ -33,8 +29,11 @@ class Model:
     aux: bool = setting(True, help="auxiliary FCN head on stage 3")
     aux_weight: float = setting(0.2, minimum=0.0, help="loss weight of the auxiliary head")
     dropout: float = setting(0.1, minimum=0.0, maximum=0.99)
-    stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
-    stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths (tiny models)")
+    # Sizes belong to the backbone they were written for: `--set model.backbone=...` alone resets them to the new name's.
+    stage_depths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override blocks per stage (tiny models); default: the backbone name's")
+    stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
+                                             help="override stage widths (tiny models); default: the weights file's, else the name's")
 
 
 @dataclasses.dataclass
@@ -61,30 +60,16 @@ class Data:
 
 
 @dataclasses.dataclass
-class Train:
-    epochs: int = setting(120, minimum=1)
+class Train(sections.Train):
     batch_size: int = setting(16, minimum=1, help="global batch size")
     crop_size: int = setting(480, minimum=8)
     base_size: int = setting(520, minimum=8, help="longer side before the random scale")
     scale_range: list[float] = setting([0.5, 2.0], exclusive_minimum=0.0, help="random scale of base_size")
-    steps_per_epoch: int = setting(0, minimum=0, help="0: one pass over the training set")
-    seed: int = setting(0, minimum=0)
-    precision: str = setting("float32", choices=list(PRECISIONS), help="auto: bfloat16/float16 mixed on an accelerator, float32 on CPU")
 
 
-@dataclasses.dataclass
-class Optimizer(SgdOptimizer):
-    """GluonCV's FCN: plain momentum SGD, lr 0.01 for batch 16, L2 (`wd`) added to the gradient."""
-
-    lr_per_256: float = setting(0.16, exclusive_minimum=0.0, help="lr = lr_per_256 * batch_size / 256")
-    nesterov: bool = setting(False)
-
-
-@dataclasses.dataclass
-class Schedule:
-    kind: str = setting("poly", choices=["poly", "cosine"])
-    warmup_epochs: float = setting(0.0, minimum=0.0)
-    power: float = setting(0.9, exclusive_minimum=0.0, help="poly exponent")
+Optimizer = sections.with_defaults(sections.SgdOptimizer, "Optimizer", "GluonCV's FCN: plain momentum SGD, lr 0.01 "
+                                   "for batch 16, L2 (`wd`) added to the gradient.", lr_per_256=0.16, nesterov=False)
+Schedule = sections.with_defaults(sections.Schedule, "Schedule", "GluonCV's FCN: poly decay.", kind="poly")
 
 
 @dataclasses.dataclass
@@ -98,16 +83,8 @@ class Eval:
                                  "present_classes: mmsegmentation's, over classes in truth or prediction")
 
 
-@dataclasses.dataclass
-class SegmentationRecipe:
-    task: str = setting("segmentation", choices=["segmentation"])
-    meta: Meta = section(Meta)
-    model: Model = section(Model)
-    data: Data = section(Data)
-    train: Train = section(Train)
-    optimizer: Optimizer = section(Optimizer)
-    schedule: Schedule = section(Schedule)
-    eval: Eval = section(Eval)
+SegmentationRecipe = sections.task_recipe("SegmentationRecipe", "segmentation", meta=Meta, model=Model, data=Data,
+                                          train=Train, optimizer=Optimizer, schedule=Schedule, eval=Eval)
 
 
 def load_segmentation_recipe(path, overrides=()):
@@ -120,6 +97,8 @@ def load_segmentation_recipe(path, overrides=()):
     config = load_recipe(path, SegmentationRecipe, overrides)
     if len(config.train.scale_range) != 2 or config.train.scale_range[0] > config.train.scale_range[1]:
         raise UserError(f"{path}: train.scale_range: expected [low, high] with low <= high, got {config.train.scale_range}")
+    if config.schedule.problems_with(config.train.epochs):
+        raise UserError(f"{path}: {config.schedule.problems_with(config.train.epochs)[0]}")
     if not config.eval.scales:
         raise UserError(f"{path}: eval.scales: expected at least one scale")
     if config.data.source == "folder" and not config.data.class_names:

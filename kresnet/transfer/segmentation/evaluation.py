@@ -117,13 +117,13 @@ def evaluate(model, dataset, num_classes, scales=(1.0,), flip=False, num_images=
 
 def resize_for_eval(image, eval_size):
     """Longer side to `eval_size`, normalized and padded like `pipeline.eval_dataset`, as NumPy."""
-    from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+    from kresnet.data.imagenet_stats import normalise_array
 
     height, width = image.shape[:2]
     scale = eval_size / max(height, width)
     size = (max(1, math.floor(height * scale + 0.5)), max(1, math.floor(width * scale + 0.5)))
     resized = ops.image.resize(ops.convert_to_tensor(image[None].astype("float32")), size, interpolation="bilinear")
-    normalized = (keras.ops.convert_to_numpy(resized)[0] - np.array(MEAN_RGB)) / np.array(STD_RGB)
+    normalized = normalise_array(keras.ops.convert_to_numpy(resized)[0])
     padded = np.zeros((eval_size, eval_size, 3), np.float32)
     padded[: size[0], : size[1]] = normalized
     return padded, size

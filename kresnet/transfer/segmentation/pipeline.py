@@ -10,38 +10,36 @@ original resolution.
 
 import tensorflow as tf
 
+from kresnet.data import order
+from kresnet.data.decode import decode_rgb
 from kresnet.data.skips import SkipCounter, skip_unreadable
-from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+from kresnet.data.augment import normalise
 from kresnet.errors import UserError
 from kresnet.transfer.segmentation.readers import IGNORE_LABEL, read_mask
 
 
 
-def normalize(image):
-    """uint8/float RGB -> float32 normalized with the paper's ImageNet mean and std."""
-    return (tf.cast(image, tf.float32) - MEAN_RGB) / STD_RGB
-
-
-def _decoded(samples, indices, skip_counter):
-    """(uint8 image, uint8 mask with ignore label) per sample index; unreadable images dropped and counted.
+def _decoded(samples, indexed, skip_counter):
+    """(uint8 image, uint8 mask with ignore label, element) per (sample index, element index) of `indexed`;
+    unreadable images dropped and counted.
 
     Only the image decode may skip an element: a bad mask stays a `UserError` naming its file.
     """
     image_paths = tf.constant(samples.image_paths)
     mask_paths = tf.constant(samples.mask_paths)
 
-    def decode(path, index):
-        return index, tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    def decode(path, index, element):
+        return index, decode_rgb(tf.io.read_file(path)), element
 
     def load_mask(path, height, width):
         return read_mask(path.decode(), samples.num_classes, samples.reduce_zero_label, (height, width))
 
-    def attach_mask(index, image):
+    def attach_mask(index, image, element):
         shape = tf.shape(image)
         mask = tf.numpy_function(load_mask, [mask_paths[index], shape[0], shape[1]], tf.uint8, stateful=False)
-        return image, tf.reshape(mask, shape[:2])
+        return image, tf.reshape(mask, shape[:2]), element
 
-    pairs = indices.map(lambda index: (image_paths[index], index))
+    pairs = indexed.map(lambda index, element: (image_paths[index], index, element))
     images = skip_unreadable(pairs, skip_counter or SkipCounter(), decode)
     return images.map(attach_mask, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -85,7 +83,7 @@ def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0), seed=(0, 
     image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
     mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
     length = tf.random.stateless_uniform((), scale_seed, scale_range[0] * base_size, scale_range[1] * base_size)
-    image, mask = _resize_longer_side(normalize(image), mask, length)
+    image, mask = _resize_longer_side(normalise(image), mask, length)
     image, mask = _pad_to(image, mask, crop_size, crop_size)
     # Crop image and mask together: the mask rides along as a fourth channel (exact in float32).
     stacked = tf.concat([image, tf.cast(mask[..., None], tf.float32)], axis=-1)
@@ -94,7 +92,7 @@ def augment(image, mask, crop_size, base_size, scale_range=(0.5, 2.0), seed=(0, 
 
 
 def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2.0), seed=0, targets=("logits",),
-                  skip_counter=None):
+                  skip_counter=None, first_batch=0):
     """An endless, shuffled, augmented training stream of (images, {target: masks}) batches.
 
     Args:
@@ -106,15 +104,16 @@ def train_dataset(samples, batch_size, crop_size, base_size, scale_range=(0.5, 2
         seed: int. Shuffle and augmentation seed.
         targets: names of the model outputs that all receive the same mask.
         skip_counter: `SkipCounter` or None. Counts the unreadable images dropped.
+        first_batch: int. Start at this batch of the stream (a run resumed at that optimizer step):
+            exactly the rest of the stream from batch 0 (`kresnet.data.order`).
     """
     if len(samples) == 0:
         raise UserError("training data: no samples")
-    indices = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 10_000), seed=seed)
-    # Element n of the stream draws from the stateless seed (seed, n): the same crops on every run and
-    # whatever order parallel map calls finish in (a stateful draw would depend on both).
-    dataset = tf.data.Dataset.zip(_decoded(samples, indices, skip_counter), tf.data.Dataset.counter())
-    dataset = dataset.map(
-        lambda pair, n: augment(*pair, crop_size, base_size, scale_range, seed=tf.stack([tf.cast(seed, tf.int64), n])),
+    indexed = order.training_order(len(samples), seed, first_batch * batch_size)
+    # Element n of the stream (counted before unreadable images are dropped) draws from the stateless seed
+    # (seed, n): the same crops on every run, after a resume, and whatever order parallel map calls finish in.
+    dataset = _decoded(samples, indexed, skip_counter).map(
+        lambda image, mask, n: augment(image, mask, crop_size, base_size, scale_range, seed=order.element_seed(seed, n)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -139,29 +138,16 @@ def eval_dataset(samples, eval_size, batch_size=1, skip_counter=None):
 
     def prepare(image, mask):
         mask_size = tf.shape(mask)[:2]
-        resized, _ = _resize_longer_side(normalize(image), None, eval_size)
+        resized, _ = _resize_longer_side(normalise(image), None, eval_size)
         valid_size = tf.shape(resized)[:2]
         padded = tf.pad(resized, [[0, eval_size - valid_size[0]], [0, eval_size - valid_size[1]], [0, 0]])
         padded = tf.ensure_shape(padded, [eval_size, eval_size, 3])
         return {"image": padded, "valid_size": valid_size, "mask": mask, "mask_size": mask_size}
 
-    dataset = _decoded(samples, tf.data.Dataset.range(len(samples)), skip_counter)
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    indexed = tf.data.Dataset.range(len(samples)).map(lambda index: (index, tf.constant(0, tf.int64)))
+    dataset = _decoded(samples, indexed, skip_counter)
+    dataset = dataset.map(lambda image, mask, _: prepare(image, mask), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.padded_batch(
         batch_size, padding_values={"image": 0.0, "valid_size": 0, "mask": tf.constant(IGNORE_LABEL, tf.uint8), "mask_size": 0}
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def reraise_user_error(error):
-    """Turn a pipeline failure caused by a `UserError` inside `tf.numpy_function` back into one.
-
-    tf.data wraps Python exceptions of its map functions in its own error types; the
-    original one-line message (naming the bad mask file) is recovered from the text.
-    """
-    text = str(error)
-    marker = "UserError: "
-    if marker in text:
-        message = text.split(marker, 1)[1].splitlines()[0].strip()
-        raise UserError(message) from None
-    raise error

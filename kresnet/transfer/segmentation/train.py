@@ -1,4 +1,4 @@
-"""The segmentation driver: wires recipe, data, FCN and evaluation into the shared run engine.
+"""The segmentation task on the run engine: FCN from a recipe, scored with pixAcc and mIoU.
 
 The run folder is `kresnet.runs`' plus classes.json; metrics.json holds pixAcc, mIoU and
 per-class IoU on the val split, in percent.
@@ -6,22 +6,16 @@ per-class IoU on the val split, in percent.
 
 import sys
 
-
+from kresnet.data.skips import SkipCounter, skip_report
+from kresnet.errors import reraise_as_user_error
+from kresnet.runs.fit import epoch_steps
+from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS
 from kresnet.console import say
-from kresnet.runs.seeding import seed_run
-from kresnet.data.skips import SkipCounter, skip_report, skipped_images_callback
-from kresnet.errors import UserError
-from kresnet.runs.fit import epoch_steps, fit_run
-from kresnet.runs.folder import CLASSES, FINAL_WEIGHTS, RunFolder
-from kresnet.runs.report import core_metrics, run_header
-from kresnet.tricks.optimizer import build_optimizer
-from kresnet.tricks.low_precision import set_precision
-from kresnet.tricks.schedules import scaled_learning_rate
+from kresnet.runs.task import TaskRun, run_task
 from kresnet.transfer.segmentation import pipeline
 from kresnet.transfer.segmentation.datasets import load_samples
 from kresnet.transfer.segmentation.evaluation import evaluate
 from kresnet.transfer.segmentation.fcn import build_fcn, compile_losses
-from kresnet.transfer.segmentation.schedule import segmentation_schedule
 
 
 def build_segmenter(model_config, num_classes, log=None):
@@ -45,19 +39,42 @@ def build_segmenter(model_config, num_classes, log=None):
     return build_fcn(backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout)
 
 
-def compile_segmenter(model, config, steps_per_epoch):
-    """Compile with the recipe's SGD (coupled L2), schedule and the ignore-label losses."""
-    base_lr = scaled_learning_rate(config.optimizer.lr_per_256, config.train.batch_size)
-    schedule = segmentation_schedule(
-        config.schedule.kind,
-        base_lr,
-        steps_per_epoch,
-        config.train.epochs,
-        config.schedule.warmup_epochs,
-        config.schedule.power,
-    )
-    losses, weights = compile_losses(model, config.model.aux_weight)
-    model.compile(optimizer=build_optimizer(config.optimizer, schedule), loss=losses, loss_weights=weights)
+def compile_segmenter(model, optimizer, aux_weight):
+    """Compile with `optimizer` and the ignore-label losses (the auxiliary head's weighted by `aux_weight`)."""
+    losses, weights = compile_losses(model, aux_weight)
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights)
+
+
+class SegmentationTask:
+    """Semantic segmentation from a `SegmentationRecipe`: pixAcc and mIoU on the val split."""
+
+    name = "segmentation"
+
+    def evaluate_command(self, run):
+        return f"kresnet transfer evaluate --checkpoint {run / FINAL_WEIGHTS}"
+
+    def prepare(self, config, run, log):
+        train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
+        run.write_json(CLASSES, train_samples.class_names)
+        steps_per_epoch = epoch_steps(len(train_samples), config.train.batch_size, config.train.steps_per_epoch)
+        model = build_segmenter(config.model, train_samples.num_classes, log=log)
+        train_skips = SkipCounter()
+
+        def stream(first_step):
+            return pipeline.train_dataset(train_samples, config.train.batch_size, config.train.crop_size,
+                                          config.train.base_size, config.train.scale_range, seed=config.train.seed,
+                                          targets=tuple(model.output), skip_counter=train_skips, first_batch=first_step)
+
+        where = f"{config.data.source} {config.data.root}".strip()
+        return TaskRun(model, stream, steps_per_epoch, model_name=f"{config.model.backbone} FCN",
+                       dataset=f"{where}, {len(train_samples)} images, {train_samples.num_classes} classes",
+                       skipped={"train": train_skips}, state={"val": val_samples})
+
+    def compile(self, job, optimizer, config):
+        compile_segmenter(job.model, optimizer, config.model.aux_weight)
+
+    def evaluate(self, job, config, log):
+        return evaluate_segmenter(job.model, config, job.state["val"], log)
 
 
 def train_segmentation(config, run_dir, log=say, extra_callbacks=(), fault=None):
@@ -70,47 +87,8 @@ def train_segmentation(config, run_dir, log=say, extra_callbacks=(), fault=None)
         extra_callbacks: more Keras callbacks, after the run folder's own (tests interrupt runs with them).
         fault: the run folder's fault hook (tests simulate kills and full disks with it).
     """
-    with RunFolder(run_dir, fault=fault) as run:
-        run.claim(config)
-        completed = run.completed_metrics(f"kresnet transfer evaluate --checkpoint {run / FINAL_WEIGHTS}", log)
-        if completed is not None:
-            return completed
-        seed_run(config.train.seed)
-        set_precision(config.train.precision)
-        train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
-        run.write_json(CLASSES, train_samples.class_names)
-        steps_per_epoch = epoch_steps(len(train_samples), config.train.batch_size, config.train.steps_per_epoch)
-        model = build_segmenter(config.model, train_samples.num_classes, log=log)
-        compile_segmenter(model, config, steps_per_epoch)
-        train_skips = SkipCounter()  # unreadable training images, reported per epoch and in metrics.json
-        dataset = pipeline.train_dataset(
-            train_samples,
-            config.train.batch_size,
-            config.train.crop_size,
-            config.train.base_size,
-            config.train.scale_range,
-            seed=config.train.seed,
-            targets=tuple(model.output),
-            skip_counter=train_skips,
-        )
-        where = f"{config.data.source} {config.data.root}".strip()
-        log(run_header("segmentation", f"{config.model.backbone} FCN", f"{where}, "
-                       f"{len(train_samples)} images, {train_samples.num_classes} classes", config.train.epochs,
-                       steps_per_epoch, config.train.batch_size, run.path))
-        run.unfinish()
-        try:
-            fit = fit_run(run, model, dataset, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
-                          verbose=1 if sys.stdout.isatty() else 2, extra_callbacks=[*extra_callbacks, skipped_images_callback({"train": train_skips}, log)], log=log)
-        except UserError:
-            raise
-        except Exception as error:  # tf.data wraps a bad mask's UserError in its own error type.
-            pipeline.reraise_user_error(error)
-        run.save_weights(model, FINAL_WEIGHTS)
-        metrics = {**evaluate_segmenter(model, config, val_samples, log),
-                   **core_metrics("segmentation", fit, config.train.epochs, config.meta)}
-        metrics["skipped_images"]["train"] = train_skips.count
-        run.finish(metrics)
-    return metrics
+    return run_task(SegmentationTask(), config, run_dir, log=log, verbose=1 if sys.stdout.isatty() else 2,
+                    extra_callbacks=extra_callbacks, fault=fault)
 
 
 def evaluate_segmenter(model, config, samples, log=say):
@@ -121,7 +99,7 @@ def evaluate_segmenter(model, config, samples, log=say):
     try:
         matrix = evaluate(model, dataset, samples.num_classes, config.eval.scales, config.eval.flip, len(samples))
     except Exception as error:
-        pipeline.reraise_user_error(error)
+        reraise_as_user_error(error)
     if skip_report({"eval": skips.count}):
         log(skip_report({"eval": skips.count}))
     summary = matrix.summary(samples.class_names, config.eval.mean_iou)

@@ -9,6 +9,7 @@ import pytest
 from kresnet.errors import UserError
 from kresnet.transfer.detection.coco import read_coco
 from kresnet.transfer.detection.voc import parse_splits, read_voc
+from tests.conftest import PROJECT_ROOT
 
 
 def test_parse_splits_combines_years():
@@ -157,3 +158,51 @@ def test_difficult_and_crowd_objects_are_no_training_targets(testdata):
     coco = read_coco(testdata / "coco" / "instances.json", testdata / "coco" / "images")
     packed = pack_records(coco.records, max_boxes=64)
     assert packed["valid"].sum() == sum(len(r.boxes) for r in coco.records) - 3
+
+
+def test_labelme_coco_export_has_the_object_classes_of_its_voc_export(testdata, tmp_path):
+    """labelme2coco.py writes `_background_` as category 0; it is no object class, as in labelme2voc's class_names.txt."""
+    from kresnet.transfer.detection.coco_eval import coco_ground_truth
+    from kresnet.transfer.detection.voc import dataset_class_names
+
+    root = testdata / "labelme-coco"
+    dataset = read_coco(root / "annotations.json", root)  # file_name is "JPEGImages/<name>.jpg"
+    assert dataset.problems == []
+    assert dataset.class_names == ["cat", "dog"] and dataset.category_ids == [1, 2]
+    assert [r.labels.tolist() for r in dataset.records] == [[0, 1], [1, 1]]
+    np.testing.assert_allclose(dataset.records[0].boxes, [[4, 6, 31, 41], [34, 10, 61, 45]])
+    assert [c["name"] for c in coco_ground_truth(dataset)["categories"]] == ["cat", "dog"]
+    # labelme2voc.py writes the same labels.txt, less __ignore__, as class_names.txt.
+    labels = (root / "labels.txt").read_text().split()
+    (tmp_path / "class_names.txt").write_text("\n".join(name for name in labels if name != "__ignore__"))
+    assert dataset_class_names([tmp_path]) == dataset.class_names
+
+
+def test_coco_classes_come_from_the_recipe_when_it_names_them(testdata):
+    root = testdata / "labelme-coco"
+    named = read_coco(root / "annotations.json", root, class_names=["dog", "cat"])
+    assert named.class_names == ["dog", "cat"] and named.category_ids == [2, 1]
+    assert [r.labels.tolist() for r in named.records] == [[1, 0], [0, 0]]
+    dogs = read_coco(root / "annotations.json", root, class_names=["dog"])
+    assert dogs.class_names == ["dog"] and [r.labels.tolist() for r in dogs.records] == [[0], [0, 0]]
+    assert dogs.problems == [f"{root / 'annotations.json'}: 1 object(s) of category 'cat', not one of the 1 classes; "
+                             "skipped"]
+    truth = dogs.coco_truth  # what COCO AP is scored against: the named classes only
+    assert [c["name"] for c in truth["categories"]] == ["dog"] and {a["category_id"] for a in truth["annotations"]} == {2}
+    with pytest.raises(UserError, match=r"^data\.class_names: 'cow' is not a category of .*annotations\.json "
+                                        r"\(categories: cat, dog\)$"):
+        read_coco(root / "annotations.json", root, class_names=["dog", "cow"])
+
+
+def test_a_coco_recipe_honours_data_class_names(testdata):
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.runner import load_splits
+
+    demo = PROJECT_ROOT / "recipes" / "transfer" / "demo_detect.toml"
+    settings = ["data.source=coco", f"data.root={(testdata / 'labelme-coco').as_posix()}",
+                "data.coco_train_json=annotations.json", "data.coco_train_images=.",
+                "data.coco_test_json=annotations.json", "data.coco_test_images=."]
+    train, test = load_splits(load_detection_recipe(demo, settings))
+    assert train.class_names == test.class_names == ["cat", "dog"]
+    train, _ = load_splits(load_detection_recipe(demo, settings + ['data.class_names=["dog", "cat"]']))
+    assert train.class_names == ["dog", "cat"]

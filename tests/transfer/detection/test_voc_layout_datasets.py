@@ -1,18 +1,18 @@
 """VOC-layout exports (labelme, CVAT, Roboflow) with their own classes and split files, detection and segmentation."""
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from kresnet.bundled_recipes import BUNDLED_RECIPES
 from kresnet.errors import UserError
 from kresnet.transfer.detection.dataset import VOC_CLASSES
 from kresnet.transfer.detection.voc import read_voc
 from kresnet.transfer.segmentation.readers import voc_samples
 
-DEMO = pathlib.Path(__file__).resolve().parents[3] / "recipes" / "transfer" / "demo_detect.toml"
+DEMO = BUNDLED_RECIPES / "transfer" / "demo_detect.toml"
 OBJECT_XML = "<object><name>{name}</name><difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>" \
              "<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import shutil
 
 import keras
@@ -105,8 +106,8 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     assert len(_history(run)) == 2
     resumed = json.loads((run / "metrics.json").read_text())
     np.testing.assert_allclose(resumed["mean_iou"], metrics["mean_iou"], rtol=1e-6)
-    with pytest.raises(UserError, match="different recipe"):
-        _invoke("segment", recipe, "--out", run, "--set", "train.epochs=3")
+    with pytest.raises(UserError, match="started with train.seed = 0, now 5"):
+        _invoke("segment", recipe, "--out", run, "--set", "train.seed=5")
 
     _invoke("evaluate", recipe, "--out", run)
     evaluated = json.loads((run / "eval_metrics.json").read_text())
@@ -130,6 +131,14 @@ def test_segment_resume_evaluate_and_predict(recipe, tmp_path):
     colours = np.asarray(mask.getpalette()[: 3 * 3], np.float32).reshape(3, 3)[np.asarray(mask)]
     blended = np.round(0.5 * np.asarray(Image.open(photo).convert("RGB"), np.float32) + 0.5 * colours)
     np.testing.assert_allclose(np.asarray(overlay), blended, atol=1)
+
+    # A model.weights.h5 cut short: one line naming it, and how the run's intact checkpoint writes it again.
+    (tmp_path / "scenes_moved").rename(tmp_path / "scenes")
+    weights = run / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:3000])
+    with pytest.raises(UserError, match=rf"{re.escape(str(weights))}: not a readable \.weights\.h5 file .*"
+                                         r"is intact: delete .* and rerun `kresnet transfer segment <its recipe> --out "):
+        _invoke("evaluate", recipe, "--out", run)
 
 
 def test_dispatch_refuses_other_tasks_and_missing_weights(recipe, tmp_path):

@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 from PIL import Image
 
+from kresnet.data import imagenet_stats
 from kresnet.transfer.segmentation import pipeline, readers
 from kresnet.transfer.segmentation.evaluation import evaluate, predict_probabilities
 
@@ -68,8 +69,8 @@ def _grey_level_oracle():
     model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 1)])
     kernel = np.zeros((1, 1, 3, 3), np.float32)
     classes = np.arange(3, dtype=np.float32)
-    kernel[0, 0, 0] = classes * pipeline.STD_RGB[0]  # grey = normalized * std + mean
-    model.layers[0].set_weights([kernel, classes * pipeline.MEAN_RGB[0] - 30.0 * classes**2])
+    kernel[0, 0, 0] = classes * imagenet_stats.STD_RGB[0]  # grey = normalized * std + mean
+    model.layers[0].set_weights([kernel, classes * imagenet_stats.MEAN_RGB[0] - 30.0 * classes**2])
     return model
 
 

@@ -9,6 +9,7 @@ import kresnet
 from kresnet.data.synthetic import SceneGenerator
 from kresnet.transfer.segmentation.config import Model, SegmentationRecipe
 from kresnet.transfer.segmentation.fcn import AUX_OUTPUT, MAIN_OUTPUT, build_fcn, compile_losses, segmentation_loss
+from kresnet.runs.task import build_task_optimizer
 from kresnet.transfer.segmentation.train import build_segmenter, compile_segmenter
 
 TINY = dict(stage_depths=[1, 1, 1, 1], stage_widths=[8, 16, 32, 64])
@@ -42,7 +43,7 @@ def test_fcn_outputs_full_size_float32_logits_and_trains_under_mixed_precision()
     # One training step as a recipe runs it: the recipe's SGD (coupled L2), with Keras' loss scaling.
     config = SegmentationRecipe()
     config.train.batch_size = 2
-    compile_segmenter(model, config, steps_per_epoch=10)
+    compile_segmenter(model, build_task_optimizer(config, steps_per_epoch=10), config.model.aux_weight)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     images, masks = _scene_batch(2, size=24, num_classes=4)
     kernel_before = np.array(model.get_layer("head_classifier").kernel)

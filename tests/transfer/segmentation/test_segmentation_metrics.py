@@ -106,11 +106,10 @@ def test_all_classes_convention_equals_gluoncv_and_differs_when_a_class_is_absen
 
 
 def test_table9_recipes_score_as_gluoncv_and_others_as_mmsegmentation():
-    import pathlib
-
+    from kresnet.bundled_recipes import BUNDLED_RECIPES
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
 
-    recipes = pathlib.Path(__file__).resolve().parents[3] / "recipes" / "transfer"
+    recipes = BUNDLED_RECIPES / "transfer"
     table9 = sorted(recipes.glob("ade20k_*.toml"))
     assert len(table9) == 8  # the 7 rows of Table 9 and the start from resnet50d.gluon_in1k
     assert {load_segmentation_recipe(path).eval.mean_iou for path in table9} == {"all_classes"}

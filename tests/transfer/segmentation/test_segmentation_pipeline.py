@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kresnet.errors import UserError
+from kresnet.errors import UserError, reraise_as_user_error
+from kresnet.data import imagenet_stats
 from kresnet.transfer.segmentation import pipeline, readers
 
 
@@ -24,7 +25,7 @@ def _block_dataset(tmp_path, count=3, height=32, width=40):
 
 
 def _denormalize(image):
-    return image * np.array(pipeline.STD_RGB) + np.array(pipeline.MEAN_RGB)
+    return image * np.array(imagenet_stats.STD_RGB) + np.array(imagenet_stats.MEAN_RGB)
 
 
 def _uniform_neighbourhood(masks):
@@ -76,7 +77,7 @@ def test_bad_mask_inside_the_pipeline_becomes_a_user_error(tmp_path):
         try:
             next(iter(pipeline.eval_dataset(samples, eval_size=8)))
         except Exception as error:
-            pipeline.reraise_user_error(error)
+            reraise_as_user_error(error)
 
 
 def test_predict_preprocessing_matches_the_eval_pipeline(tmp_path):

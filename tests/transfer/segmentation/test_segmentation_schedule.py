@@ -6,7 +6,8 @@ import pytest
 from kresnet.bundled_recipes import BUNDLED_RECIPES
 from kresnet.errors import UserError
 from kresnet.transfer.segmentation.config import load_segmentation_recipe
-from kresnet.transfer.segmentation.schedule import WarmupPolyDecay, segmentation_schedule
+from kresnet.runs.task import learning_rate_schedule
+from kresnet.tricks.schedules import WarmupPolyDecay
 
 RECIPES = BUNDLED_RECIPES / "transfer"
 
@@ -19,8 +20,12 @@ def test_warmup_poly_matches_formula():
     assert WarmupPolyDecay.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
 
-def test_cosine_kind_uses_warmup_then_half_cosine():
-    schedule = segmentation_schedule("cosine", 0.1, steps_per_epoch=10, epochs=3, warmup_epochs=1)
+def test_a_recipe_schedule_is_poly_by_default_and_cosine_on_request():
+    config = load_segmentation_recipe(RECIPES / "demo_segment.toml", ["train.batch_size=256", "optimizer.lr_per_256=0.1",
+                                                                      "train.epochs=3", "schedule.warmup_epochs=1"])
+    assert isinstance(learning_rate_schedule(config, steps_per_epoch=10), WarmupPolyDecay)
+    config.schedule.kind = "cosine"
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
     np.testing.assert_allclose(float(schedule(5)), 0.05, rtol=1e-5)
     np.testing.assert_allclose(float(schedule(20)), 0.05, rtol=1e-5)  # halfway through the decay
     np.testing.assert_allclose(float(schedule(30)), 0.0, atol=1e-7)
