@@ -1,5 +1,5 @@
 #!/bin/bash
-# kresnet on SLURM: one process per node drives all of that node's GPUs (README, "Several hosts").
+# kresnet on SLURM: one process per node drives all of that node's GPUs (docs/scale.md, "Several hosts").
 # Submit with `sbatch examples/slurm_multi_host.sh`; submit it again to resume a stopped run.
 #SBATCH --job-name=kresnet-r50d
 #SBATCH --nodes=2

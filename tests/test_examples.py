@@ -1,4 +1,4 @@
-"""The SLURM script of the README ("Several hosts"), dry-run: fake `scontrol`, `srun` and `kresnet`
+"""The SLURM script of docs/scale.md ("Several hosts"), dry-run: fake `scontrol`, `srun` and `kresnet`
 print what the real ones would be given, so the environment each process gets is checked."""
 
 import re
@@ -59,7 +59,7 @@ def test_the_command_each_process_runs_is_a_valid_multi_host_recipe(tmp_path):
     assert (config.distribution.strategy, config.distribution.multi_host) == ("data_parallel", True)
 
 
-@pytest.mark.parametrize("document", ["README.md"])
+@pytest.mark.parametrize("document", ["docs/scale.md"])
 def test_the_documented_script_is_this_file(document):
     text = (PROJECT_ROOT / document).read_text()
     assert f"```bash\n{SCRIPT.read_text()}```" in text
