@@ -34,7 +34,13 @@ class DistributionPlan:
 
     backend: str
     num_replicas: int
-    scope: contextlib.AbstractContextManager
+    strategy: object = None  # the tf.distribute strategy on TensorFlow
+
+    @property
+    def scope(self):
+        """The context to build and compile the model in; a fresh one each time, as a TensorFlow
+        strategy's `scope()` can be entered only once."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def check_batch(self, global_batch):
         if global_batch % self.num_replicas:
@@ -58,7 +64,7 @@ def setup_distribution(strategy="none", multi_host=False, cpu_devices=0):
     if strategy not in STRATEGIES:
         raise UserError(f"distribution.strategy must be one of {list(STRATEGIES)}; got {strategy!r}")
     if strategy == "none":
-        return DistributionPlan(backend, 1, contextlib.nullcontext())
+        return DistributionPlan(backend, 1)
     if backend in ("jax", "tensorflow"):
         split_cpu(cpu_devices)
     if backend == "jax":
@@ -67,14 +73,14 @@ def setup_distribution(strategy="none", multi_host=False, cpu_devices=0):
         # kresnet shards the input itself (`input_shard`): every process already yields its own part of
         # each global batch, and Keras' auto-sharding cannot read the batch size of a padded pipeline.
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
-        return DistributionPlan("jax", len(devices), contextlib.nullcontext())
+        return DistributionPlan("jax", len(devices))
     if backend == "tensorflow":
         join_job(multi_host)
         import tensorflow as tf
 
         accelerators = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         strategy = tf.distribute.MirroredStrategy([device.name for device in accelerators])
-        return DistributionPlan("tensorflow", strategy.num_replicas_in_sync, strategy.scope())
+        return DistributionPlan("tensorflow", strategy.num_replicas_in_sync, strategy)
     raise UserError(
         f"distribution.strategy='data_parallel' is not supported on the {backend} backend "
         "(Keras has no data-parallel engine for it); use KERAS_BACKEND=jax or tensorflow, or strategy='none'"

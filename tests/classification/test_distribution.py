@@ -243,3 +243,14 @@ def test_cpu_devices_without_data_parallel_is_a_one_line_recipe_error():
 
     with pytest.raises(ValueError, match=r'^recipe: distribution.cpu_devices=2 needs distribution.strategy="data_parallel", got \'none\'$'):
         classification_recipe_from_dict({"distribution": {"cpu_devices": 2}})
+
+
+def test_cpu_devices_asked_after_the_backend_started_is_one_line():
+    from kresnet.runs.distribution import split_cpu
+
+    keras.ops.convert_to_numpy(keras.ops.ones(1))  # the backend has started its devices
+    if keras.config.backend() == "torch":
+        split_cpu(3)  # nothing to split: Keras has no data-parallel engine for torch (setup_distribution refuses)
+        return
+    with pytest.raises(ValueError, match=r"^distribution.cpu_devices=3: the \w+ backend had started its devices"):
+        split_cpu(3)
