@@ -156,7 +156,7 @@ def test_distillation_rows_train_with_the_teacher_run_and_a_finished_ablation_is
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr("kresnet.classification.data.build_training_data", no_training)
-    monkeypatch.setattr("kresnet.classification.trainer.fit_run", no_training)
+    monkeypatch.setattr("kresnet.runs.task.fit_run", no_training)
     assert run_cli(argv) == 0
     assert (out / "ablation.md").read_text() == table and "already complete" in capsys.readouterr().out
     assert json.loads((out / "plus-distill" / "seed0" / "metrics.json").read_text())["top1"] == pytest.approx(top1[("+distill", 0)], abs=1e-4)
