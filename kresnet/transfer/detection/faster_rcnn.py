@@ -33,8 +33,9 @@ DETECTION_OUTPUTS = ("boxes", "scores", "labels", "valid")
 class FasterRCNN(keras.Model):
     """Two-stage detector: FPN, RPN, RoIAlign and a two-fc box head (Detectron2's and torchvision's R50-FPN layout).
 
-    The defaults follow Detectron2 where the two references differ; `torchvision_faster_rcnn.TORCHVISION_SETTINGS`
-    lists the arguments that make it torchvision's `fasterrcnn_resnet50_fpn` number for number.
+    The defaults follow Detectron2 where the two references differ; the `[model]` table of the bundled recipe
+    `coco_faster_rcnn_resnet50_fpn_torchvision` holds the arguments that make it torchvision's
+    `fasterrcnn_resnet50_fpn` number for number (`config.detector_arguments` turns a recipe into them).
 
     Args:
         backbone: `kresnet.ResNetBackbone` with a static `input_shape` whose sides divide by 32.

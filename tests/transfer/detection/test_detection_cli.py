@@ -65,7 +65,7 @@ TABLE8 = {
 
 def test_all_table8_recipes_load():
     # voc_faster_rcnn_r50d_gluon starts from a pretrained tag, not a Table 6 run (tests/models/test_pretrained.py).
-    recipes = sorted(path for path in (BUNDLED_RECIPES / "transfer").glob("voc_*.toml") if not path.stem.endswith("_gluon"))
+    recipes = sorted(path for path in (BUNDLED_RECIPES / "transfer").glob("voc_faster_rcnn_*.toml") if not path.stem.endswith("_gluon"))
     assert sorted(path.stem for path in recipes) == sorted(TABLE8)
     for path in recipes:
         config = load_detection_recipe(path)
