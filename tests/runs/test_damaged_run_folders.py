@@ -98,3 +98,13 @@ def test_weights_holding_nan_are_refused_for_evaluation(run, error_line):
         kernels[0][0, 0, 0, 0] = np.nan
     err = error_line(["evaluate", run])
     assert f"{run / 'model.weights.h5'}: weight " in err and "holds NaN or infinite values" in err
+
+
+def test_weights_whose_outputs_overflow_report_the_nan_loss_rather_than_a_top1(run, error_line):
+    # Finite but huge: the logits overflow to inf and the loss is NaN; a top-1 of such a model means nothing.
+    with h5py.File(run / "model.weights.h5", "r+") as f:
+        kernels = []
+        f.visititems(lambda name, item: kernels.append(item) if getattr(item, "ndim", 0) == 4 else None)
+        kernels[0][...] = np.full(kernels[0].shape, 3e38, np.float32)
+    err = error_line(["evaluate", run])
+    assert f"{run / 'model.weights.h5'}: the evaluation loss is nan" in err and "top-1 and top-5 would mean nothing" in err
