@@ -83,7 +83,9 @@ def test_transfer_demos_take_the_classification_demos_backbone(tmp_path, monkeyp
 def test_a_trained_runs_file_with_optimizer_slots_loads(tmp_path):
     # `kresnet train` saves a compiled model: its .weights.h5 also holds the optimizer's kernel-shaped slots.
     classifier = kresnet.create_model("resnet18d", num_classes=10, **TINY)
-    classifier.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="sparse_categorical_crossentropy")
+    # The classifier ends in logits: a probability loss would turn its zero logits into NaN weights on JAX and PyTorch.
+    classifier.compile(optimizer=keras.optimizers.SGD(momentum=0.9),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     classifier.train_on_batch(np.zeros((2, 32, 32, 3), "float32"), np.zeros((2,), "int32"))
     path = tmp_path / "model.weights.h5"
     classifier.save_weights(path)
