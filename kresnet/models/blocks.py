@@ -10,6 +10,8 @@ import dataclasses
 
 from keras import layers
 
+from kresnet.models.fused_batch_norm import batch_normalization_layer
+
 # PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1 == Keras momentum 0.9); Keras'
 # default eps of 1e-3 would change the outputs of imported weights.
 BN_EPSILON = 1e-5
@@ -23,6 +25,7 @@ class BuildContext:
     data_format: str
     kernel_initializer: str
     dtype: object = None
+    fused_batch_norm: bool = True
 
     @property
     def channel_axis(self):
@@ -64,7 +67,7 @@ def conv_bn(x, filters, kernel_size, ctx, *, name, strides=1, dilation=1, activa
         dtype=ctx.dtype,
         name=name,
     )(x)
-    x = layers.BatchNormalization(
+    x = batch_normalization_layer(ctx.fused_batch_norm)(
         axis=ctx.channel_axis,
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,

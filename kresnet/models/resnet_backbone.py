@@ -53,6 +53,9 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
         data_format: str. `"channels_last"` or `"channels_first"`. Defaults to Keras'
             image data format.
         dtype: dtype policy for the layers. Defaults to the global policy.
+        fused_batch_norm: bool. compute BatchNorm with the backend's fused kernel on PyTorch and
+            TensorFlow (`FusedBatchNormalization`, same weights and results as Keras' generic layer,
+            faster); `False` builds `keras.layers.BatchNormalization`. Defaults to `True`.
 
     Example:
     ```python
@@ -77,6 +80,7 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
         input_shape=None,
         data_format=None,
         dtype=None,
+        fused_batch_norm=True,
         **kwargs,
     ):
         # === Validate arguments ===
@@ -106,7 +110,10 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
             raise UserError(f"input_shape must have 3 entries (no batch). Received: input_shape={input_shape}")
 
         # === Functional model ===
-        ctx = BuildContext(data_format=data_format, kernel_initializer=kernel_initializer, dtype=dtype)
+        ctx = BuildContext(
+            data_format=data_format, kernel_initializer=kernel_initializer, dtype=dtype,
+            fused_batch_norm=bool(fused_batch_norm),
+        )
         block_fn, expansion = BLOCKS[block_type]
         image_input = layers.Input(shape=input_shape, name="images")
         x = stem(image_input, ctx, deep=deep_stem, stem_width=stem_width)
@@ -153,6 +160,7 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
         self.kernel_initializer = kernel_initializer
         self.image_shape = input_shape
         self.data_format = data_format
+        self.fused_batch_norm = bool(fused_batch_norm)
 
     @property
     def pyramid_channels(self):
@@ -176,6 +184,7 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
                 "kernel_initializer": self.kernel_initializer,
                 "input_shape": self.image_shape,
                 "data_format": self.data_format,
+                "fused_batch_norm": self.fused_batch_norm,
             }
         )
         return config
