@@ -49,6 +49,7 @@ def build_classifier(model_config, input_size=None):
         stage_depths=model_config.stage_depths,
         stage_widths=model_config.stage_widths,
         data_format=model_config.data_format,
+        fused_batch_norm=model_config.fused_batch_norm,
     )
 
 
@@ -69,7 +70,7 @@ def load_starting_weights(model_config, shape):
     model = load_pretrained(
         model_config.name, weights, num_classes=model_config.num_classes, label="model.weights", input_shape=shape,
         stage_depths=model_config.stage_depths, stage_widths=model_config.stage_widths,
-        data_format=model_config.data_format,
+        data_format=model_config.data_format, fused_batch_norm=model_config.fused_batch_norm,
     )
     freeze(model, model_config.freeze_stages, model_config.freeze_bn)
     return model

@@ -1,4 +1,4 @@
-"""`FusedBatchNormalization`: Keras' BatchNormalization computed by the backend's fused kernel.
+"""`BatchNormalization`: Keras' BatchNormalization computed by the backend's fused kernel.
 
 Keras' generic layer computes BatchNorm as separate moments and normalise ops; on PyTorch and
 TensorFlow that is several passes over the activations forward and more backward, where
@@ -8,6 +8,11 @@ generic layer's variables, names, config and semantics and only replaces the ari
 weights and checkpoints move between the two and `isinstance(layer, keras.layers.BatchNormalization)`
 still finds it (zero-gamma, freeze_bn, weight import). The generic layer is its reference in
 tests/models/test_fused_batch_norm.py.
+
+The class is named `BatchNormalization`, as Keras' is, on purpose: a `.weights.h5` file keys each
+layer by its class name (snake_case, numbered: `batch_normalization_3`), not by the layer's name,
+so any other class name would make files saved by one layer unreadable by the other (and every
+file saved before this layer existed unreadable by today's models).
 
 Semantics kept from Keras (keras/src/layers/normalization/batch_normalization.py):
 - training (and `trainable`): normalise with the batch's mean and BIASED variance, and update
@@ -29,7 +34,7 @@ FUSED_BACKENDS = ("torch", "tensorflow")
 
 
 @keras.saving.register_keras_serializable(package="kresnet")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` on the fused kernel of PyTorch or TensorFlow (4-D inputs).
 
     Takes exactly the arguments of `keras.layers.BatchNormalization`; `axis` must be the channel
@@ -37,7 +42,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Example:
     ```python
-    bn = FusedBatchNormalization(axis=-1, momentum=0.9, epsilon=1e-5)
+    bn = kresnet.models.fused_batch_norm.BatchNormalization(axis=-1, momentum=0.9, epsilon=1e-5)
     y = bn(np.ones((2, 4, 4, 8), "float32"), training=True)
     ```
     """
@@ -130,4 +135,4 @@ def _tensorflow_batch_norm(layer, inputs, update_statistics):
 
 def batch_normalization_layer(fused):
     """The BatchNormalization class models build: the fused one, or Keras' generic one with `fused=False`."""
-    return FusedBatchNormalization if fused else keras.layers.BatchNormalization
+    return BatchNormalization if fused else keras.layers.BatchNormalization

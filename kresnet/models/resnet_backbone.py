@@ -54,7 +54,7 @@ class ResNetBackbone(keras_hub.models.FeaturePyramidBackbone):
             image data format.
         dtype: dtype policy for the layers. Defaults to the global policy.
         fused_batch_norm: bool. compute BatchNorm with the backend's fused kernel on PyTorch and
-            TensorFlow (`FusedBatchNormalization`, same weights and results as Keras' generic layer,
+            TensorFlow (`kresnet.models.fused_batch_norm.BatchNormalization`, same weights and results as Keras' generic layer,
             faster); `False` builds `keras.layers.BatchNormalization`. Defaults to `True`.
 
     Example:

@@ -64,7 +64,7 @@ def build_detector(config, num_classes, load_backbone=True, log=None):
     m = config.model
     weights = m.backbone_weights if load_backbone else ""
     backbone = build_backbone(m.backbone, weights, log=log, input_shape=[side, side, 3], stage_depths=m.stage_depths,
-                              stage_widths=m.stage_widths)
+                              stage_widths=m.stage_widths, fused_batch_norm=m.fused_batch_norm)
     return FasterRCNN(backbone, num_classes, **detector_arguments(m), seed=config.train.seed)
 
 

@@ -9,6 +9,7 @@ the dtype policy, so losses and metrics stay exact under mixed precision.
 import keras
 from keras import layers, ops
 
+from kresnet.models.fused_batch_norm import batch_normalization_layer
 from kresnet.transfer.segmentation.readers import IGNORE_LABEL
 
 MAIN_OUTPUT = "logits"
@@ -32,7 +33,7 @@ class ResizeLike(layers.Layer):
         return (features_shape[0], reference_shape[1], reference_shape[2], features_shape[-1])
 
 
-def fcn_head(features, num_classes, dropout=0.1, name="head"):
+def fcn_head(features, num_classes, dropout=0.1, name="head", fused_batch_norm=True):
     """GluonCV's `_FCNHead`: 3x3 conv to a quarter of the channels, BN, ReLU, dropout, 1x1 conv.
 
     Args:
@@ -40,16 +41,18 @@ def fcn_head(features, num_classes, dropout=0.1, name="head"):
         num_classes: int. Output channels of the classifier conv.
         dropout: float. Dropout rate before the classifier. Defaults to 0.1.
         name: str. Prefix of the layer names.
+        fused_batch_norm: bool. BatchNorm on the backend's fused kernel (see `kresnet.models.fused_batch_norm`).
+            Defaults to `True`.
     """
     channels = features.shape[-1] // 4
     x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
-    x = layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn")(x)
+    x = batch_normalization_layer(fused_batch_norm)(epsilon=1e-5, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
 
 
-def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn"):
+def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn", fused_batch_norm=True):
     """An FCN segmenter: backbone pyramid -> FCN head(s) -> float32 logits at input size.
 
     Args:
@@ -59,6 +62,7 @@ def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn"):
         aux: bool. Add the auxiliary head on "P4" (used in training with weight 0.2).
         dropout: float. Dropout rate in the heads. Defaults to 0.1.
         name: str. Model name.
+        fused_batch_norm: bool. The heads' BatchNorm on the backend's fused kernel. Defaults to `True`.
 
     Returns:
         A functional `keras.Model` mapping images to `{"logits": ...}` and, with `aux`,
@@ -66,9 +70,9 @@ def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn"):
     """
     images = backbone.inputs[0]
     pyramid = backbone.pyramid_outputs
-    outputs = {MAIN_OUTPUT: _full_size(fcn_head(pyramid["P5"], num_classes, dropout, "head"), images, MAIN_OUTPUT)}
+    outputs = {MAIN_OUTPUT: _full_size(fcn_head(pyramid["P5"], num_classes, dropout, "head", fused_batch_norm), images, MAIN_OUTPUT)}
     if aux:
-        aux_logits = fcn_head(pyramid["P4"], num_classes, dropout, "aux_head")
+        aux_logits = fcn_head(pyramid["P4"], num_classes, dropout, "aux_head", fused_batch_norm)
         outputs[AUX_OUTPUT] = _full_size(aux_logits, images, AUX_OUTPUT)
     return keras.Model(images, outputs, name=name)
 

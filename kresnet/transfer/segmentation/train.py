@@ -35,8 +35,12 @@ def build_segmenter(model_config, num_classes, log=None):
         output_stride=model_config.output_stride,
         stage_depths=model_config.stage_depths,
         stage_widths=model_config.stage_widths,
+        fused_batch_norm=model_config.fused_batch_norm,
     )
-    return build_fcn(backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout)
+    return build_fcn(
+        backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout,
+        fused_batch_norm=model_config.fused_batch_norm,
+    )
 
 
 def compile_segmenter(model, optimizer, aux_weight):
