@@ -17,6 +17,9 @@ import time
 
 import numpy as np
 
+# The `--vs` peer that is the measured model itself built with Keras' generic BatchNorm (`fused_batch_norm=False`).
+GENERIC_BATCH_NORM = "generic-bn"
+
 
 @dataclasses.dataclass
 class SpeedResult:
@@ -153,7 +156,8 @@ def benchmark(
         name: str. The kresnet model of the first row.
         peers: sequence of str. "keras-hub" (its ResNet-vd of the same depth), "timm" (timm's
             model of the same name, channels_last, in a worker process run by `timm_python`)
-            or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
+            "generic-bn" (`name` on Keras' generic BatchNorm, `fused_batch_norm=False`, to measure the
+            fused kernel) or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
         timm_python: str or None. The Python that runs timm; None: this one, if it has timm.
         data_format: the Keras models' layout ("channels_last" or "channels_first"); timm always
             runs channels_last, its fastest layout on CPU and GPU.
@@ -180,8 +184,10 @@ def benchmark(
                 external[f"timm {name}"] = _timm_peer(name, stage_depths, timm_python, batch, size, num_classes, warmup)
             else:
                 shape = [3, size, size] if data_format == "channels_first" else [size, size, 3]
-                models[label] = create_model(
-                    label, num_classes=num_classes, input_shape=shape, stage_depths=depths, data_format=data_format
+                generic = label == GENERIC_BATCH_NORM
+                models[f"{name}/{label}" if generic else label] = create_model(
+                    name if generic else label, num_classes=num_classes, input_shape=shape, stage_depths=depths,
+                    data_format=data_format, fused_batch_norm=not generic,
                 )
         return measure(
             models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes, external=external,

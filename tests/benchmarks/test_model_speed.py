@@ -29,7 +29,19 @@ def test_bench_model_times_kresnet_peers_in_the_same_process(run_cli, capsys):
     rows = _rows(capsys.readouterr().out)
     assert [row[1] for row in rows] == ["resnet50d", "resnet50b"]
     assert run_cli(["bench", "model", *TINY, "--vs", "keras-hub,resnet99"]) == 2
-    assert "--vs expects keras-hub, timm or kresnet model names" in capsys.readouterr().err
+    assert "--vs expects keras-hub, timm, generic-bn or kresnet model names" in capsys.readouterr().err
+
+
+def test_bench_model_times_the_generic_batch_norm_twin(run_cli, capsys, monkeypatch):
+    import kresnet.models.factory
+
+    built = []
+    original = kresnet.models.factory.create_model
+    monkeypatch.setattr(kresnet.models.factory, "create_model", lambda name, **kw: (built.append((name, kw["fused_batch_norm"])), original(name, **kw))[1])
+    assert run_cli(["bench", "model", *TINY, "--vs", "generic-bn"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert [row[1] for row in rows] == ["resnet50d", "resnet50d/generic-bn"]
+    assert built == [("resnet50d", True), ("resnet50d", False)]
 
 
 def test_bench_model_runs_a_backend_in_its_own_process(run_cli, capsys):
