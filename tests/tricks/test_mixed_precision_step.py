@@ -1,8 +1,10 @@
 """Audit of a `mixed_bfloat16` training step, in the program each backend actually runs.
 
 Counts every convolution of the step (forward and gradients) by dtype, and the BatchNorm
-batch statistics (the mean reductions over batch, height and width) by dtype: convolutions
-must run in bfloat16 and the statistics in float32, as the policy promises.
+batch statistics by dtype: the mean reductions over batch, height and width of Keras' generic
+layer (JAX), or the batch mean and variance outputs of the fused kernel (PyTorch's
+`native_batch_norm`, TensorFlow's `FusedBatchNormV3`; see kresnet/models/fused_batch_norm.py).
+Convolutions must run in bfloat16 and the statistics in float32, as the policy promises.
 JAX: the jaxpr of `train_step`; TensorFlow: the ops of `train_step`'s concrete graph;
 PyTorch: the aten ops dispatched while one step runs (autograd's backward included).
 """
@@ -49,6 +51,8 @@ def _tensorflow_ops(model, x, y):
     for op in graph.get_operations():
         if op.type in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"):
             found.append(("conv", op.get_attr("T").name))
+        elif op.type == "FusedBatchNormV3" and op.get_attr("is_training"):
+            found += [("statistic", output.dtype.name) for output in op.outputs[1:3]]
         elif op.type in ("Mean", "Sum") and op.inputs[0].shape.rank == 4 and op.inputs[1].op.type == "Const":
             axes = tuple(tf.make_ndarray(op.inputs[1].op.get_attr("value")).reshape(-1).tolist())
             if axes == STATISTICS_AXES:
@@ -65,6 +69,10 @@ def _torch_ops(model, x, y):
     class Record(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             name, operand = func.overloadpacket.__name__, args[0] if args else None
+            if name == "native_batch_norm" and (kwargs or {}).get("training", args[5] if len(args) > 5 else False):
+                outputs = func(*args, **(kwargs or {}))
+                found.extend(("statistic", str(output.dtype).removeprefix("torch.")) for output in outputs[1:3])
+                return outputs
             if name in ("convolution", "convolution_backward"):
                 found.append(("conv", str(operand.dtype).removeprefix("torch.")))
             elif name in ("mean", "sum") and isinstance(operand, torch.Tensor) and operand.ndim == 4 and len(args) > 1:
@@ -101,6 +109,6 @@ def test_a_mixed_bfloat16_step_convolves_in_bfloat16_with_float32_batch_statisti
     # Forward, plus the weight gradient of every convolution (input gradients: all but the stem's).
     assert len(conv_dtypes) >= 2 * convolutions, (len(conv_dtypes), convolutions)
     assert set(conv_dtypes) == {"bfloat16"}, sorted(set(conv_dtypes))
-    # Mean and mean of squares per BatchNorm in the forward pass.
+    # Mean and mean of squares (generic), or mean and variance (fused), per BatchNorm in the forward pass.
     assert len(statistic_dtypes) >= 2 * batch_norms, (len(statistic_dtypes), batch_norms)
     assert set(statistic_dtypes) == {"float32"}, sorted(set(statistic_dtypes))
