@@ -27,6 +27,8 @@ JAX keeps the generic layer: XLA fuses its ops already (measured in docs/speed.m
 the fused kernels do not cover (not 4-D, a mask, renorm, synchronized, one value per channel).
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -70,10 +72,11 @@ class BatchNormalization(keras.layers.BatchNormalization):
         shape = inputs.shape
         if len(shape) != 4 or self.axis not in (1, 3, -1):
             return False
-        # The kernels refuse a batch of one value per channel in training; Keras gives variance 0.
-        values_per_channel = [size for axis, size in enumerate(shape) if axis != self.axis % 4]
-        return not (training and self.trainable and None not in values_per_channel
-                    and values_per_channel[0] * values_per_channel[1] * values_per_channel[2] == 1)
+        # PyTorch refuses one value per channel in training, where Keras gives variance 0. (With a
+        # batch size unknown when traced, TensorFlow's kernel gives 0 too.)
+        other_sizes = [size for axis, size in enumerate(shape) if axis != self.axis % 4]
+        one_value_per_channel = None not in other_sizes and math.prod(other_sizes) == 1
+        return not (training and self.trainable and one_value_per_channel)
 
     def _scale_and_offset(self, channels):
         scale = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,), "float32")
