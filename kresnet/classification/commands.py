@@ -62,7 +62,7 @@ def evaluate(
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
     widths: Optional[str] = typer.Option(None, help="Stage widths when they differ from 64,128,256,512 (narrow imported weights)."),
     pretrained: Optional[str] = typer.Option(
-        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
+        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --pretrained`), with its own eval transform."
     ),
 ):
     """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""

@@ -179,11 +179,18 @@ def test_preset_table_covers_timm_tags():
     assert not presets.presets_of("resnet50")
 
 
-def test_models_weights_prints_the_table(run_cli, capsys):
-    assert run_cli(["models", "--weights", "--match", "resnet50d."]) == 0
+def test_models_pretrained_prints_the_table(run_cli, capsys):
+    # `--pretrained`, not `--weights`: elsewhere (`evaluate --weights TAG`) --weights takes a value.
+    assert run_cli(["models", "--pretrained", "--match", "resnet50d."]) == 0
     out = capsys.readouterr().out
     assert "gluon_in1k" in out and "79.08" in out and "GluonCV" in out and "timm/resnet50d.gluon_in1k" in out
     assert "resnet50b" not in out
+    assert run_cli(["models", "--weights", "--match", "resnet50d."]) == 0  # the old name, hidden, still works
+    captured = capsys.readouterr()
+    assert "gluon_in1k" in captured.out and captured.err == "kresnet models --weights is now --pretrained\n"
+    assert run_cli(["models", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "--pretrained" in help_text and "--weights" not in help_text
 
 
 def test_transfer_tasks_and_the_teacher_start_from_a_tag_through_the_one_loader(hub, reference, tmp_path):
