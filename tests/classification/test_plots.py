@@ -4,6 +4,7 @@ import csv
 import math
 
 import numpy as np
+import pytest
 from matplotlib.container import ErrorbarContainer
 
 from PIL import Image
