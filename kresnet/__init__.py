@@ -5,6 +5,8 @@ Public names are imported lazily so that `kresnet --help` does not pay for a
 deep-learning backend import.
 """
 
+from kresnet.lazy_names import lazy_exports
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -31,15 +33,6 @@ _LAZY.update({name: "kresnet.tricks" for name in _TRICKS})
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
+_LAZY["tricks"] = "kresnet.tricks"
 
-def __getattr__(name):
-    import importlib
-
-    if name == "tricks":
-        return importlib.import_module("kresnet.tricks")
-    if name not in _LAZY:
-        raise AttributeError(f"module 'kresnet' has no attribute {name!r}")
-
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

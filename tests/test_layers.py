@@ -11,7 +11,7 @@ import pathlib
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "kresnet"
 
 LAYERS = {
-    "errors": 0, "console": 0, "atomic_files": 0, "recipe": 0, "bundled_recipes": 0,
+    "errors": 0, "console": 0, "lazy_names": 0, "atomic_files": 0, "recipe": 0, "bundled_recipes": 0,
     "models": 1, "data": 1,
     "tricks": 2,
     "runs": 3,

@@ -14,13 +14,16 @@ Table 6's distillation rows branch off: "+distill" adds distillation (T=20) to
 need a teacher, a finished `kresnet train` run on the same classes (`--teacher RUN_FOLDER`):
 its recipe gives the teacher's model, depths and widths, its `model.weights.h5` the weights.
 Each row's paired difference is taken against its nearest ancestor among the rows run.
+
+A base recipe with a manifest beside it (`<recipe>.images.csv`, see `kresnet.data.image_manifest`)
+was measured on exactly those image files: the dataset is checked against it before anything trains.
 """
 
 import csv
 import os
 import pathlib
-import statistics
 
+from kresnet.classification.seed_statistics import format_interval, format_per_seed
 from kresnet.errors import UserError
 
 _PROCEDURE = [
@@ -145,7 +148,20 @@ def folder_dataset_overrides(root):
     return ["data.source='imagenet'", f"data.root='{root.as_posix()}'", f"model.num_classes={len(classes)}"]
 
 
-def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
+def recipe_manifest(recipe, manifest=None):
+    """The manifest the dataset is checked against: `manifest` ("none": no check), else the recipe's own, if it has one.
+
+    Args:
+        recipe: the base recipe's path.
+        manifest: `--manifest`: a path, "none", or None for the recipe's own (`<recipe stem>.images.csv` beside it).
+    """
+    if manifest is not None:
+        return None if str(manifest) == "none" else pathlib.Path(manifest)
+    own = pathlib.Path(recipe).with_suffix(".images.csv")
+    return own if own.is_file() else None
+
+
+def run_ablation(recipe, rows, seeds, overrides, out, teacher=None, manifest=None):
     """Train every row with every seed (each run resumable in out/row/seedN) and return the table.
 
     A finished run returns its stored metrics (as `kresnet train` does), so a rerun trains only what is missing. Writes `ablation.csv`,
@@ -158,8 +174,11 @@ def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
         overrides: `--set` strings applied to every run after the row's own.
         out: folder for the runs and the results.
         teacher: the run folder of the distillation rows' teacher (see `teacher_overrides`), or None.
+        manifest: a manifest the dataset must match before anything trains (see `recipe_manifest`), or None.
     """
     import keras
+
+    from kresnet.data.image_manifest import check_manifest
 
     from kresnet.recipe import load_recipe
     from kresnet.classification.config import ClassificationRecipe, load_classification_recipe
@@ -176,13 +195,16 @@ def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
         )
     # Only the epoch count, before the rows make the recipe consistent (e.g. mixup's last epochs).
     base = load_recipe(recipe, ClassificationRecipe, list(overrides))
+    if manifest is not None:
+        count = check_manifest(base.data.root, manifest, option="data")
+        print(f"data {base.data.root}: the {count} images of {manifest}", flush=True)
     distill = []
     if needs_teacher:
         distill, teacher_classes = teacher_overrides(teacher)
         if teacher_classes != base.model.num_classes:
             raise UserError(f"--teacher {teacher}: the teacher has {teacher_classes} classes, the rows {base.model.num_classes}")
     steps = f"schedule.step_epochs={step_epochs_for(base.train.epochs, base.schedule.step_epochs)}"
-    results = {}
+    results, runs = {}, {}
     for row in rows:
         for seed in seeds:
             title = f"meta.title='{row}, seed {seed}'"
@@ -194,8 +216,9 @@ def run_ablation(recipe, rows, seeds, overrides, out, teacher=None):
             # A finished run returns its stored metrics without building data or training.
             metrics = train(config, folder, verbose=2)
             results.setdefault(row, {})[seed] = metrics["top1"]
-    table = format_table(results)
-    _write(out, results, table)
+            runs[row, seed] = metrics
+    table = f"{format_table(results)}\n\n{measured_with(runs.values())}"
+    _write(out, results, runs, table)
     return table
 
 
@@ -223,52 +246,78 @@ def paired_differences(results, row, against):
 
 
 def format_table(results):
-    """Markdown table: mean +- std top-1 per row and the paired difference to the row it extends, beside the paper's.
+    """Markdown table: top-1 per seed and its mean, the paired difference per seed to the row it extends and its
+    mean, each mean with its 95% confidence interval over the seeds, beside the paper's difference.
 
-    Std is over seeds (sample std, 0 for a single seed). The "against" column names the row each
-    difference is taken against (`compared_to`): the distillation rows against the row without distillation.
+    The interval is the t interval of `seed_statistics.t_interval` (with 3 seeds: mean +- 4.30 s / sqrt(3)).
+    The "against" column names the row each difference is taken against (`compared_to`): the distillation
+    rows against the row without distillation.
 
     Args:
         results: {row: {seed: top-1}}, rows in table order.
     """
     lines = [
-        "| row | top-1 (%) mean +- std | paired diff., mean +- std | against | paper diff. (ImageNet) | seeds |",
-        "|---|---|---|---|---|---|",
+        "| row | top-1 (%) per seed | mean [95% CI] | paired diff. per seed | mean [95% CI] | against | paper diff. (ImageNet) | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row, by_seed in results.items():
         values = list(by_seed.values())
-        diff = paper = ""
+        per_seed = diff = paper = ""
         against = compared_to(row, results)
         if against is not None:
             diffs = paired_differences(results, row, against)
-            diff = f"{_mean_std(diffs)}" if diffs else "(no common seed)"
+            per_seed = format_per_seed(diffs, signed=True) if diffs else "(no common seed)"
+            diff = format_interval(diffs, signed=True) if diffs else ""
             if row in PAPER_TOP1 and against in PAPER_TOP1:
                 paper = f"{PAPER_TOP1[row] - PAPER_TOP1[against]:+.2f}"
         seeds = ",".join(str(seed) for seed in by_seed)
-        lines.append(f"| {row} | {_mean_std(values, signed=False)} | {diff} | {against or ''} | {paper} | {seeds} |")
+        lines.append(f"| {row} | {format_per_seed(values)} | {format_interval(values)} | {per_seed} | {diff} | {against or ''} "
+                     f"| {paper} | {seeds} |")
     return "\n".join(lines)
-
-
-def _mean_std(values, signed=True):
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    value = statistics.mean(values) + 0.0  # -0.0 + 0.0 is 0.0: a zero difference prints as +0.00
-    mean = f"{value:+.2f}" if signed else f"{value:.2f}"
-    return f"{mean} +- {std:.2f}"
 
 
 def _folder(row):
     return row.replace("+", "plus-")
 
 
-def _write(out, results, table):
+def measured_with(metrics):
+    """One line naming the backend and the versions the runs recorded in their metrics.json (each distinct set once).
+
+    Args:
+        metrics: the runs' metrics dicts.
+    """
+    described = []
+    for run in metrics:
+        versions, backend = run.get("versions"), run.get("backend", "?")
+        if not versions:
+            text = f"{backend} backend, versions not recorded"
+        else:
+            others = ", ".join(f"{name} {version}" for name, version in versions.items() if name != backend)
+            text = f"{backend} {versions.get(backend, '?')} backend, {others}"
+        if text not in described:
+            described.append(text)
+    return "Measured with " + "; ".join(described) + ". Intervals: 95%, t distribution over the seeds."
+
+
+# ablation.csv: a run's versions are those its metrics.json recorded (empty for runs from before they were).
+CSV_COLUMNS = ["row", "seed", "top1", "against", "paired_diff", "backend", "backend_version", "tensorflow", "keras", "numpy", "python"]
+
+
+def _write(out, results, runs, table):
     from kresnet.classification.plots import save_ablation_chart
 
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "ablation.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "seed", "top1"])
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
         for row, by_seed in results.items():
+            against = compared_to(row, results)
             for seed, value in by_seed.items():
-                writer.writerow([row, seed, f"{value:.4f}"])
+                metrics = runs[row, seed]
+                versions, backend = metrics.get("versions", {}), metrics.get("backend", "")
+                diff = f"{value - results[against][seed]:.4f}" if against and seed in results[against] else ""
+                writer.writerow([row, seed, f"{value:.4f}", against or "", diff, backend, versions.get(backend, ""),
+                                 versions.get("tensorflow", ""), versions.get("keras", ""), versions.get("numpy", ""),
+                                 versions.get("python", "")])
     (out / "ablation.md").write_text(table + "\n")
     save_ablation_chart(results, out / "ablation.png")

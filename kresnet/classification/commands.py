@@ -62,7 +62,7 @@ def evaluate(
     depths: Optional[str] = typer.Option(None, help="Blocks per stage when they differ from the name's, e.g. 1,1,1,1."),
     widths: Optional[str] = typer.Option(None, help="Stage widths when they differ from 64,128,256,512 (narrow imported weights)."),
     pretrained: Optional[str] = typer.Option(
-        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --weights`), with its own eval transform."
+        None, "--weights", help="Instead: a pretrained tag, e.g. resnet50d.gluon_in1k (see `kresnet models --pretrained`), with its own eval transform."
     ),
 ):
     """Top-1/top-5 of trained or imported weights with the paper's eval transform (resize, centre crop)."""
@@ -160,9 +160,12 @@ def ablate(
     teacher: Optional[pathlib.Path] = typer.Option(
         None, "--teacher", help="A finished `kresnet train` run folder: the teacher of the distillation rows (which run only with one)."
     ),
+    manifest: Optional[str] = typer.Option(
+        None, "--manifest", help="A manifest.csv (`kresnet data cifar10` writes one) the dataset must match before training; "
+        "none: no check [default: the recipe's own <recipe>.images.csv, if any]."),
     list_rows: bool = typer.Option(False, "--list", help="Print the rows and what they change, then exit."),
 ):
-    """Run recipe rows x paired seeds; print mean +- std top-1 per row and the paired difference to the row it extends."""
+    """Run recipe rows x paired seeds; print top-1 per seed and the paired difference to the row it extends, with 95% intervals."""
     from kresnet.classification import ablation
 
     if list_rows:
@@ -172,9 +175,11 @@ def ablate(
             typer.echo(f"{name:18s} {extends}{' '.join(overrides)}{distils}")
         return
     overrides = (ablation.folder_dataset_overrides(data) if data else []) + list(set_ or [])
+    recipe_path = resolve_recipe(recipe)
     table = ablation.run_ablation(
-        resolve_recipe(recipe), ablation.parse_rows(rows, with_teacher=teacher is not None),
+        recipe_path, ablation.parse_rows(rows, with_teacher=teacher is not None),
         [_int(s, "--seeds") for s in seeds.split(",")], overrides, out, teacher=teacher,
+        manifest=ablation.recipe_manifest(recipe_path, manifest),
     )
     typer.echo(table)
 

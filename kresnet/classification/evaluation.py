@@ -31,7 +31,7 @@ def evaluate_weights(
     if pretrained is not None:
         return _evaluate_pretrained(pretrained, model_name, data, batch_size, stage_depths, image_size, resize)
     if weights is None:
-        raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --weights`)")
+        raise UserError("evaluate: pass a run folder or .weights.h5, or --weights TAG (see `kresnet models --pretrained`)")
     weights = pathlib.Path(weights)
     config, eval_preset = None, None
     if weights.is_dir():

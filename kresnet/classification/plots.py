@@ -9,10 +9,10 @@ schedule evaluated at the end of each epoch.
 
 import csv
 import pathlib
-import statistics
 
 import typer
 
+from kresnet.classification.seed_statistics import t_interval
 from kresnet.errors import UserError
 from kresnet.runs.folder import HISTORY, open_run
 
@@ -103,7 +103,7 @@ def history_figure(runs):
 
 
 def ablation_figure(results):
-    """Bar chart of mean top-1 per row with +-1 std error bars and each seed as a dot.
+    """Bar chart of mean top-1 per row with its 95% t interval over the seeds as error bars and each seed as a dot.
 
     Args:
         results: {row: {seed: top-1 (%)}}, rows in table order.
@@ -113,18 +113,20 @@ def ablation_figure(results):
     """
     plt = _pyplot()
     rows = list(results)
-    means = [statistics.mean(results[row].values()) for row in rows]
-    stds = [statistics.stdev(results[row].values()) if len(results[row]) > 1 else 0.0 for row in rows]
+    intervals = [t_interval(results[row].values()) for row in rows]
+    means = [mean for mean, _ in intervals]
+    halves = [half or 0.0 for _, half in intervals]
     figure, axes = plt.subplots(figsize=(1.0 + 0.9 * len(rows), 3.4), layout="constrained")
     positions = list(range(len(rows)))
-    axes.bar(positions, means, yerr=stds, capsize=4, color="#8fb3d9", edgecolor="#2b5d8c")
+    axes.bar(positions, means, yerr=halves, capsize=4, color="#8fb3d9", edgecolor="#2b5d8c")
     for position, row in zip(positions, rows):
         values = list(results[row].values())
         axes.plot([position] * len(values), values, "o", color="#1f3b57", markersize=3)
     axes.set_xticks(positions, rows, rotation=30, ha="right")
     axes.set_ylabel("validation top-1 (%)")
     low = min(min(values.values()) for values in results.values())
-    high = max(m + s for m, s in zip(means, stds))
+    high = max(max(values.values()) for values in results.values())
+    high = max(high, *(m + h for m, h in zip(means, halves)))
     axes.set_ylim(max(0.0, low - 5), high + 2)
     axes.grid(axis="y", alpha=0.3)
     return figure

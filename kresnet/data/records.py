@@ -88,7 +88,16 @@ def tfrecord_records(pattern, *, seed, shuffle_buffer, num_classes, label_offset
     training_files = files[shard_index::num_shards] if num_shards > 1 and sharded else files
     metadata = sources.read_tfrecord_metadata(all_files) or {}
     names = metadata.get("class_names") or (sources.imagenet_synsets() if sources.imagenet_indexed(num_classes) else [])
-    num_classes = num_classes or metadata.get("num_classes") or len(names)
+    label_map = None
+    if metadata.get("class_names"):
+        # The folder reader's rule: a synset subset takes ImageNet's indices for a 1000-class model.
+        indexed = sources.folder_class_names(names, num_classes)
+        if indexed != names:
+            position = {name: index for index, name in enumerate(indexed)}
+            label_map, names = [position[name] for name in names], indexed
+    if num_classes is not None and num_classes < len(names):
+        raise UserError(f"num_classes={num_classes} is smaller than the {len(names)} classes of {pattern}")
+    num_classes = num_classes or (len(names) if label_map else metadata.get("num_classes")) or len(names)
     if label_offset is None:
         label_offset = int(metadata.get("label_offset", 1))
     info = {"num_classes": int(num_classes), "num_examples": sources.tfrecord_example_count(all_files, metadata),
@@ -119,21 +128,23 @@ def tfrecord_records(pattern, *, seed, shuffle_buffer, num_classes, label_offset
         return tf.data.Dataset.zip(records, elements).map(
             lambda serialized, element: (serialized, tf.constant(0, tf.int64), order.element_seed(seed, element)))
 
-    return Records(in_order, training, info, _tfrecord_parser(label_offset), sharded)
+    return Records(in_order, training, info, _tfrecord_parser(label_offset, label_map), sharded)
 
 
 def _read_file(path, label):
     return tf.io.read_file(path), label
 
 
-def _tfrecord_parser(label_offset):
+def _tfrecord_parser(label_offset, label_map=None):
     features = {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
     }
+    label_map = None if label_map is None else tf.constant(label_map, tf.int64)
 
     def parse(serialized, _unused_label):
         example = tf.io.parse_single_example(serialized, features)
-        return example["image/encoded"], example["image/class/label"] - label_offset
+        label = example["image/class/label"] - label_offset
+        return example["image/encoded"], label if label_map is None else tf.gather(label_map, label)
 
     return parse

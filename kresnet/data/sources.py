@@ -74,7 +74,8 @@ def resolve_split(root, split):
     return root
 
 
-def _class_folders(root):
+def class_folders(root):
+    """The sorted class folder names of a class-per-folder tree; a one-line error when there are none."""
     root = pathlib.Path(root)
     if not root.is_dir():
         raise UserError(f"dataset folder not found: {root} (expected {root}/<class>/<image>.JPEG; kresnet never downloads data)")
@@ -134,10 +135,10 @@ def list_image_folder(root, class_names=None, num_classes=None):
             missing or extra compared with `train/`.
     """
     root = pathlib.Path(root)
-    folders = _class_folders(root)
+    folders = class_folders(root)
     train = _training_sibling(root) if class_names is None else None
     if train is not None:
-        train_folders = _class_folders(train)
+        train_folders = class_folders(train)
         extra = sorted(set(folders) - set(train_folders))
         if extra:
             raise UserError(f"class folder {root / extra[0]} has no counterpart in {train}: "

@@ -113,7 +113,10 @@ def convert_folder(root, out_dir, images_per_shard=1250, workers=None, progress=
 
     root, out_dir = pathlib.Path(root), pathlib.Path(out_dir)
     splits = {split: root / split for split in ("train", "val") if (root / split).is_dir()} or {"train": root}
-    listed = {split: sources.list_image_folder(folder) for split, folder in splits.items()}
+    # The tree's own classes in sorted order (ImageNet's order for all 1000 synsets, which is sorted):
+    # the reader numbers a synset subset as ImageNet's only when the model has 1000 classes.
+    own_count = len(sources.class_folders(next(iter(splits.values()))))
+    listed = {split: sources.list_image_folder(folder, num_classes=own_count) for split, folder in splits.items()}
     class_names = next(iter(listed.values()))[2]
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []

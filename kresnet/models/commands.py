@@ -11,17 +11,21 @@ from kresnet.errors import UserError
 def models(
     image_size: int = typer.Option(224, help="Input size at which multiply-accumulates are counted."),
     match: Optional[str] = typer.Option(None, "--match", help="Only names containing this text, e.g. 50."),
-    weights: bool = typer.Option(False, "--weights", help="Print the pretrained weights instead: tag, origin, published accuracy, eval transform."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Print the pretrained checkpoints instead: tag, origin, published accuracy, eval transform."),
+    # The flag's old name, which elsewhere (`evaluate --weights TAG`) takes a value.
+    old_flag: bool = typer.Option(False, "--weights", hidden=True),
 ):
-    """Print every model: name, variant, trainable parameters and GMACs per image (or, with --weights, its pretrained tags)."""
+    """Print every model: name, variant, trainable parameters and GMACs per image (or, with --pretrained, its pretrained tags)."""
     from kresnet.models import registry
 
-    if weights:
+    if old_flag:
+        typer.echo("kresnet models --weights is now --pretrained", err=True)
+    if pretrained or old_flag:
         from kresnet.models.presets import format_table
 
         rows = format_table(match)
         if len(rows) == 1:
-            raise UserError(f"no pretrained weights match {match!r}; see `kresnet models --weights`")
+            raise UserError(f"no pretrained weights match {match!r}; see `kresnet models --pretrained`")
         for row in rows:
             typer.echo(row)
         typer.echo("top-1/top-5: ImageNet val as published by timm (results-imagenet.csv) at size/crop/interp; "

@@ -15,7 +15,7 @@ def create_backbone(name, output_stride=32, weights=None, **kwargs):
     Args:
         name: str. one of `list_models()`.
         output_stride: int. 32, 16 or 8 (dilated last stages, for segmentation).
-        weights: None, a tag of `name` (`"gluon_in1k"`, see `kresnet models --weights`), a full name,
+        weights: None, a tag of `name` (`"gluon_in1k"`, see `kresnet models --pretrained`), a full name,
             kresnet's or timm's (`"resnet50d.gluon_in1k"`, `"resnet50.a1_in1k"`), a Hub id
             (`"hf-hub:timm/resnet50d.gluon_in1k"`), or a local `.safetensors`, `.pth`, `.weights.h5`,
             `.keras` file or keras-hub preset folder. Defaults to `None` (random init).

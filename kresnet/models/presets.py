@@ -146,7 +146,7 @@ def preset_named(text):
     if same_tag:
         raise UserError(f"{text!r} is a tag, not a full name; give one of: {', '.join(same_tag)}")
     hint = _did_you_mean(text, _full_names()) or _did_you_mean(text, [p.tag for p in all_presets()])
-    raise UserError(f"{text!r} is not a pretrained checkpoint{hint} (all: `kresnet models --weights`)")
+    raise UserError(f"{text!r} is not a pretrained checkpoint{hint} (all: `kresnet models --pretrained`)")
 
 
 def check_layout(name, preset):
@@ -160,7 +160,7 @@ def check_layout(name, preset):
 
 
 def format_table(match=None):
-    """`kresnet models --weights`: one row per tag."""
+    """`kresnet models --pretrained`: one row per tag."""
     header = f"{'model':<12}{'tag':<26}{'origin':<22}{'top-1':>7}{'top-5':>7}{'size':>6}{'crop':>7}  {'interp':<9}{'licence':<14}hub id"
     rows = [header]
     for p in all_presets():

@@ -12,10 +12,12 @@ included) and the optimizer state are checked finite: a diverged state is never 
 checks run at checkpoints only, not after every batch: a per-batch check would copy the loss
 to the host each step and serialise the training loop on an accelerator.
 
-A save inside an epoch also records the running sums of the epoch's loss and metrics
-(`model.metrics_variables`, which `save_weights` leaves out) in `state.json`; a run
-resumed there puts them back as its partial epoch begins, so that epoch's history row
-averages the whole epoch, as an unkilled run's does.
+`state.json` also records the model state that `save_weights` leaves out: the states of the
+random-number generators (dropout's, `keras.random.SeedGenerator`), restored with the weights,
+and, for a save inside an epoch, the running sums of the epoch's loss and metrics
+(`model.metrics_variables`), put back as the resumed partial epoch begins, so that its
+history row averages the whole epoch. A resumed run then draws the dropout masks and writes
+the history row of a run never killed.
 """
 
 import json
@@ -106,6 +108,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             log(f"{path} is missing: resuming from the previous checkpoint ({describe_position(previous['epoch'], previous['step'])})")
             state, path, previous = {**previous, "backends": state.get("backends", [])}, self.directory / previous["weights"], None
         self._load(model, path, previous)
+        restore_variable_state(random_state_variables(model), state.get("random_state", []))
         iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         if iterations != state["iterations"]:
             raise UserError(f"{path}: holds optimizer step {iterations}, {self.directory / STATE_FILE} says "
@@ -147,11 +150,16 @@ class RunCheckpoint(keras.callbacks.Callback):
             "lower optimizer.lr_per_256, add warmup or use float32 / mixed_bfloat16"
         )
 
+    @property
+    def resumes_metrics(self):
+        """Whether the next epoch begins a resumed partial epoch whose running sums are to be restored."""
+        return self._resumed_metrics is not None and self.step_offset > 0
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        if self._resumed_metrics is not None and self.step_offset:
+        if self.resumes_metrics:
             # Keras has just reset the metrics; on JAX the first batch reads them from the variables.
-            restore_metric_state(self.model, self._resumed_metrics)
+            restore_variable_state(self.model.metrics_variables, self._resumed_metrics)
         self._resumed_metrics = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -197,9 +205,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         save_weights_atomically(self.model, self.directory / name, self.fault, writer=self.writer)
         if not self.writer:
             return True
-        state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name}
+        state = {"epoch": epoch, "step": step, "iterations": iterations, "weights": name,
+                 "random_state": variable_state(random_state_variables(self.model))}
         if step:
-            state["metrics"] = metric_state(self.model)
+            state["metrics"] = variable_state(self.model.metrics_variables)
         # The previous state stays, one level deep: a damaged newest file still leaves one to resume from.
         previous = {key: value for key, value in (self._current or {}).items() if key not in ("previous", "backends")}
         write_text_atomically(self.directory / STATE_FILE,
@@ -243,15 +252,28 @@ def describe_position(epoch, step):
     return f"end of epoch {epoch}" if step == 0 else f"epoch {epoch + 1}, step {step}"
 
 
-def metric_state(model):
-    """[[path, value], ...] of the model's metric variables (the running sums of the epoch's loss and
-    metrics), exact in JSON: float32 and int values round-trip through Python floats and ints."""
-    return [[variable.path, np.asarray(keras.ops.convert_to_numpy(variable)).tolist()]
-            for variable in model.metrics_variables]
+def random_state_variables(model):
+    """The states of the model's random-number generators (`keras.random.SeedGenerator`: dropout's),
+    which `save_weights` leaves out; Keras names each `seed_generator_state`."""
+    return [variable for variable in model.non_trainable_variables if variable.name == "seed_generator_state"]
 
 
-def restore_metric_state(model, state):
-    """Assign the values of `metric_state` to the model's metric variables (in order, where the paths agree)."""
-    for variable, (path, value) in zip(model.metrics_variables, state):
+def variable_state(variables):
+    """[[path, value], ...] of `variables`, exact in JSON: float32 and integer values round-trip
+    through Python floats and ints."""
+    return [[variable.path, np.asarray(keras.ops.convert_to_numpy(variable)).tolist()] for variable in variables]
+
+
+def restore_variable_state(variables, state):
+    """Assign the values of `variable_state` to `variables` (in order, where the paths agree)."""
+    for variable, (path, value) in zip(variables, state or []):
         if variable.path == path:
             variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
+
+
+def build_metric_variables(model, stream):
+    """Create the compiled metrics' and per-output loss trackers' variables before `fit`, so that a
+    resumed partial epoch can put its running sums back into them: TensorFlow otherwise creates them
+    only when it traces the first step (JAX and PyTorch create them as `fit` starts, through the same
+    Keras routine, which builds only what is not built yet)."""
+    model._symbolic_build(data_batch=stream.element_spec)

@@ -18,7 +18,7 @@ import keras
 
 from kresnet.console import progress_line_open, say
 from kresnet.runs.folder import CHECKPOINTS, FINAL_WEIGHTS, HISTORY, LOGS
-from kresnet.runs.checkpoint import RunCheckpoint, StepCheckpoint
+from kresnet.runs.checkpoint import RunCheckpoint, StepCheckpoint, build_metric_variables
 from kresnet.runs.distribution import same_on_every_process
 from kresnet.runs.history import HistoryCSV, trim_history
 from kresnet.runs.tensorboard_log import ScalarEventLog
@@ -194,6 +194,8 @@ def fit_run(run, model, train, *, epochs, steps_per_epoch, every_steps=0, steps_
         stream = train(first_step)
         if mixup is not None:
             stream = mixup.apply(stream, initial_step=first_step).prefetch(-1)
+        if checkpoint.resumes_metrics:
+            build_metric_variables(model, stream)
         model.fit(
             stream,
             initial_epoch=segment.start,

@@ -46,13 +46,30 @@ def core_metrics(task, fit, epochs, meta, skipped_images=None):
 
 def evaluation_context(meta):
     """What an evaluation records beside its numbers (metrics.json and eval_metrics.json): backend, precision,
-    and the recipe's paper row with its expected numbers.
+    the software versions, and the recipe's paper row with its expected numbers.
 
     Args:
         meta: the recipe's `[meta]` table.
     """
-    context = {"backend": keras.backend.backend(), "precision": keras.config.dtype_policy().name}
+    context = {"backend": keras.backend.backend(), "precision": keras.config.dtype_policy().name, "versions": software_versions()}
     for key, value in vars(meta).items():
         if key.startswith(("paper_", "expected_")):
             context[key] = value
     return context
+
+
+def software_versions():
+    """{"python", "numpy", "keras", "<backend framework>"}: version strings of what a number was measured with.
+
+    The backend framework is the one Keras runs on (`jax`, `torch` or `tensorflow`), plus TensorFlow
+    whatever the backend, since it runs the input pipeline.
+    """
+    import platform
+
+    import numpy
+
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__, "keras": keras.__version__}
+    for framework in dict.fromkeys((keras.backend.backend(), "tensorflow")):
+        module = __import__(framework)
+        versions[framework] = module.__version__
+    return versions

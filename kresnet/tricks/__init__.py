@@ -16,6 +16,8 @@ Each name's docstring states its formula. The learning rate is computed per opti
 from the optimizer's own counter, so `fit` needs no learning-rate callback.
 """
 
+from kresnet.lazy_names import lazy_exports
+
 # Where each public name lives. Imported on first use, so that a recipe schema can read
 # `kresnet.tricks.low_precision.PRECISIONS` without loading Keras or TensorFlow.
 _HOMES = {
@@ -36,15 +38,4 @@ _HOMES = {
 __all__ = sorted(_HOMES)
 
 
-def __getattr__(name):
-    import importlib
-
-    if name not in _HOMES:
-        raise AttributeError(f"module 'kresnet.tricks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,6 +11,7 @@ from PIL import Image
 from kresnet.errors import UserError
 from kresnet.recipe import load_recipe, write_recipe
 from kresnet.classification import ablation
+from kresnet.classification.seed_statistics import format_interval, t_interval
 from kresnet.classification.config import ClassificationRecipe
 from tests.training_helpers import tiny_recipe
 
@@ -54,8 +56,18 @@ def test_ablate_on_a_folder_dataset_writes_paired_table_and_chart(run_cli, capsy
     top1 = _top1_by_row_and_seed(out)
     assert sorted(top1) == [("resnet", 3), ("resnet", 5), ("resnet-d", 3), ("resnet-d", 5)]
     diffs = [top1[("resnet-d", s)] - top1[("resnet", s)] for s in (3, 5)]
+    # The 95% t interval of two seeds: mean +- t.ppf(0.975, 1) s / sqrt(2), t.ppf(0.975, 1) = 12.7062...
+    mean, half = np.mean(diffs) + 0.0, 12.706204736174694 * np.std(diffs, ddof=1) / np.sqrt(2)
+    per_seed = f"{diffs[0] + 0.0:+.2f} / {diffs[1] + 0.0:+.2f}"
     table = (out / "ablation.md").read_text()
-    assert f"| {np.mean(diffs) + 0.0:+.2f} +- {np.std(diffs, ddof=1):.2f} | resnet | +0.95 | 3,5 |" in table and table.strip() in printed
+    assert f"| {per_seed} | {mean:+.2f} [{mean - half + 0.0:+.2f}, {mean + half + 0.0:+.2f}] | resnet | +0.95 | 3,5 |" in table
+    assert table.strip() in printed
+    assert f"Measured with {keras.backend.backend()} " in table and f"keras {keras.__version__}" in table
+    with open(out / "ablation.csv", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [(r["row"], r["against"]) for r in csv_rows] == [("resnet", ""), ("resnet", ""), ("resnet-d", "resnet"), ("resnet-d", "resnet")]
+    assert [float(r["paired_diff"]) for r in csv_rows[2:]] == pytest.approx(diffs, abs=1e-3)
+    assert {(r["backend"], r["keras"], r["numpy"]) for r in csv_rows} == {(keras.backend.backend(), keras.__version__, np.__version__)}
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -63,8 +75,10 @@ def test_paired_difference_is_per_seed_and_paper_deltas_sit_beside_it():
     results = {"resnet-c": {0: 50.0, 1: 60.0, 2: 70.0}, "resnet-d": {0: 52.0, 1: 61.0, 2: 73.0}}
     assert ablation.paired_differences(results, "resnet-d", "resnet-c") == [2.0, 1.0, 3.0]
     table = ablation.format_table(results)
-    assert "| resnet-c | 60.00 +- 10.00 |  |  |  | 0,1,2 |" in table
-    assert "| resnet-d | 62.00 +- 10.54 | +2.00 +- 1.00 | resnet-c | +0.29 | 0,1,2 |" in table
+    # By hand: t.ppf(0.975, 2) / sqrt(3) = 4.302653 / 1.732051 = 2.484137; the sample stds are 10, sqrt(111) and 1.
+    assert "| resnet-c | 50.00 / 60.00 / 70.00 | 60.00 [35.16, 84.84] |  |  |  |  | 0,1,2 |" in table
+    assert ("| resnet-d | 52.00 / 61.00 / 73.00 | 62.00 [35.83, 88.17] | +2.00 / +1.00 / +3.00 | +2.00 [-0.48, +4.48] "
+            "| resnet-c | +0.29 | 0,1,2 |") in table
 
 
 def test_distillation_rows_are_compared_with_the_row_they_add_distillation_to():
@@ -73,9 +87,10 @@ def test_distillation_rows_are_compared_with_the_row_they_add_distillation_to():
     assert [ablation.compared_to(row, results) for row in results] == [None, "+label-smoothing", "+label-smoothing", "+mixup"]
     table = ablation.format_table(results)
     # Not "the row above": +mixup is against +label-smoothing, each distillation row against its row without it.
-    assert "| +distill | 43.00 +- 2.83 | +2.00 +- 1.41 | +label-smoothing | +0.36 | 0,1 |" in table
-    assert "| +mixup | 39.50 +- 0.71 | -1.50 +- 0.71 | +label-smoothing | +0.84 | 0,1 |" in table
-    assert "| +distill-w-mixup | 40.25 +- 1.06 | +0.75 +- 0.35 | +mixup | +0.14 | 0,1 |" in table
+    # Two seeds: half-width t.ppf(0.975, 1) s / sqrt(2) = 12.706205 |d1 - d2| / 2.
+    assert "| +distill | 41.00 / 45.00 | 43.00 [17.59, 68.41] | +1.00 / +3.00 | +2.00 [-10.71, +14.71] | +label-smoothing | +0.36 | 0,1 |" in table
+    assert "| +mixup | 39.00 / 40.00 | 39.50 [33.15, 45.85] | -1.00 / -2.00 | -1.50 [-7.85, +4.85] | +label-smoothing | +0.84 | 0,1 |" in table
+    assert "| +distill-w-mixup | 39.50 / 41.00 | 40.25 [30.72, 49.78] | +0.50 / +1.00 | +0.75 [-2.43, +3.93] | +mixup | +0.14 | 0,1 |" in table
     # With only some rows measured, the difference is to the nearest ancestor that was.
     assert ablation.compared_to("+distill-w-mixup", ["resnet-d", "+distill-w-mixup"]) == "resnet-d"
 
@@ -148,7 +163,8 @@ def test_distillation_rows_train_with_the_teacher_run_and_a_finished_ablation_is
     table = (out / "ablation.md").read_text()
     for row, against, paper in (("+distill", "+label-smoothing", "+0.36"), ("+mixup", "+label-smoothing", "+0.84"),
                                 ("+distill-w-mixup", "+mixup", "+0.14")):
-        assert f"| {top1[(row, 0)] - top1[(against, 0)] + 0.0:+.2f} +- 0.00 | {against} | {paper} | 0 |" in table
+        diff = f"{top1[(row, 0)] - top1[(against, 0)] + 0.0:+.2f}"
+        assert f"| {diff} | {diff} (1 seed) | {against} | {paper} | 0 |" in table
     assert table.strip() in printed
 
     # Rerun: every run is finished with the same recipe, so it is read back, not trained.
@@ -171,3 +187,15 @@ def test_data_without_class_folders_is_a_one_line_error(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
     with pytest.raises(UserError, match=r"^--data: expected class folders in .*train and .*val"):
         ablation.folder_dataset_overrides(tmp_path)
+
+
+def test_t_interval_matches_a_hand_computed_case():
+    # scipy.stats.t.ppf(0.975, df) for df = 2 and 4, hard-coded: the formula, not scipy, is under test.
+    mean, half = t_interval([40.0, 41.0, 42.5])
+    sample_std = ((1.1666666666666667 ** 2 + 0.16666666666666666 ** 2 + 1.3333333333333333 ** 2) / 2) ** 0.5
+    assert mean == pytest.approx(41.166666666666664) and half == pytest.approx(4.302652729749462 * sample_std / 3 ** 0.5)
+    assert half == pytest.approx(3.1258, abs=1e-4)
+    assert t_interval([1.0, 2.0, 3.0, 4.0, 5.0])[1] == pytest.approx(2.7764451051977934 * 2.5 ** 0.5 / 5 ** 0.5)
+    assert t_interval([2.5]) == (2.5, None)
+    assert format_interval([2.5], signed=True) == "+2.50 (1 seed)"
+    assert format_interval([-1.0, 1.0], signed=True) == "+0.00 [-12.71, +12.71]"

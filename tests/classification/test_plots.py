@@ -4,6 +4,7 @@ import csv
 import math
 
 import numpy as np
+import pytest
 from matplotlib.container import ErrorbarContainer
 
 from PIL import Image
@@ -68,7 +69,7 @@ def test_plot_command_writes_a_png_and_rejects_a_folder_without_history(run_cli,
     assert not (tmp_path / "x.png").exists()
 
 
-def test_ablation_chart_bars_are_row_means_with_std_error_bars(tmp_path):
+def test_ablation_chart_bars_are_row_means_with_95_percent_interval_error_bars(tmp_path):
     results = {"resnet": {0: 50.0, 1: 60.0, 2: 70.0}, "+cosine": {0: 80.0, 1: 80.0, 2: 80.0}}
     figure = plots.ablation_figure(results)
     (axes,) = figure.axes
@@ -76,6 +77,8 @@ def test_ablation_chart_bars_are_row_means_with_std_error_bars(tmp_path):
     assert [label.get_text() for label in axes.get_xticklabels()] == ["resnet", "+cosine"]
     (error_bars,) = [c for c in axes.containers if isinstance(c, ErrorbarContainer)]
     segments = error_bars.lines[2][0].get_segments()
-    assert [list(segment[:, 1]) for segment in segments] == [[50.0, 70.0], [80.0, 80.0]]
+    # mean +- t.ppf(0.975, 2) s / sqrt(3), with s = 10 and 0.
+    half = 4.302652729749462 * 10 / 3 ** 0.5
+    assert [list(segment[:, 1]) for segment in segments] == [pytest.approx([60 - half, 60 + half]), [80.0, 80.0]]
     out = plots.save_figure(figure, tmp_path / "ablation.png")
     assert out.read_bytes()[:8] == PNG_SIGNATURE

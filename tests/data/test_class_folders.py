@@ -1,6 +1,7 @@
 """Class-per-folder data: train/ sets the class list for val/ and for TFRecord conversion; mismatches are errors."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -83,3 +84,30 @@ def test_an_imagenet_subset_in_synset_folders_trains_with_its_own_class_count(tm
     assert names == synsets and labels == [0] * 4 + [217] * 4 + [482] * 4 + [999] * 4
     with pytest.raises(UserError, match=r"num_classes=3 is smaller than the 4 classes of .*train$"):
         build_training_data(tiny_recipe(data={"root": str(tmp_path)}, model={"num_classes": 3}))
+
+
+def test_tfrecords_converted_from_synset_folders_number_their_classes_like_the_folders(tmp_path, run_cli):
+    # Before: `kresnet data convert` wrote all 1000 synsets as the classes and ImageNet's indices as
+    # labels, so a 4-class model read labels 217, 482, 999 (out of range: skipped) from 4 folders.
+    from tests.training_helpers import tiny_recipe
+
+    from kresnet.classification.data import build_training_data
+
+    synsets = sources.imagenet_synsets()
+    subset = [synsets[0], synsets[217], synsets[482], synsets[999]]
+    for split in ("train", "val"):
+        _image_tree(tmp_path / "folders", split, subset, per_class=4)
+    assert run_cli(["data", "convert", tmp_path / "folders", tmp_path / "records", "--workers", "1"]) == 0
+    metadata = json.loads((tmp_path / "records" / "dataset.json").read_text())
+    assert metadata["class_names"] == subset and metadata["num_classes"] == 4
+    data = build_training_data(tiny_recipe(data={"root": str(tmp_path / "records")}, model={"num_classes": 4}))
+    assert data.num_classes == 4 and data.class_names == subset
+    for num_classes, expected in ((4, [0, 1, 2, 3]), (1000, [0, 217, 482, 999]), (None, [0, 217, 482, 999])):
+        dataset, info = build_dataset(tmp_path / "records" / "validation-*", training=False, batch_size=16,
+                                      image_size=8, one_hot=False, num_classes=num_classes)
+        assert info.num_classes == (num_classes or 1000)
+        assert info.class_names == (subset if num_classes == 4 else synsets)
+        assert sorted(set(next(iter(dataset))[1].numpy().tolist())) == expected
+        assert info.skipped.count == 0
+    with pytest.raises(UserError, match=r"^num_classes=3 is smaller than the 4 classes of .*validation-\*$"):
+        build_dataset(tmp_path / "records" / "validation-*", training=False, batch_size=16, num_classes=3)

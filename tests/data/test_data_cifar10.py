@@ -1,5 +1,8 @@
 """`kresnet data cifar10`: CIFAR-10 arrays -> JPEG class folders train/ and val/ (the loader is replaced: tests never download)."""
 
+import csv
+import hashlib
+
 import numpy as np
 from PIL import Image
 
@@ -29,6 +32,11 @@ def test_cifar10_command_writes_class_folders_kresnet_reads(run_cli, capsys, mon
     (train, _), _ = _tiny_cifar()
     written = np.asarray(Image.open(out / "train" / "cat" / "00003.jpg"), dtype=np.float32)
     assert written.shape == (32, 32, 3) and np.abs(written - train[3]).max() <= 3
+    # The manifest lists every file written, its SHA-256 and its index in the arrays.
+    with open(out / "manifest.csv", newline="") as f:
+        manifest = {row["file"]: row for row in csv.DictReader(f)}
+    assert len(manifest) == 40 and manifest["train/cat/00013.jpg"]["cifar10_index"] == "13"
+    assert manifest["val/truck/00010.jpg"]["sha256"] == hashlib.sha256((out / "val" / "truck" / "00010.jpg").read_bytes()).hexdigest()
     val = list_image_folder(out / "val")[0]
     assert len(val) == 20 and sorted(p.name for p in (out / "val" / "truck").iterdir()) == ["00000.jpg", "00010.jpg"]
 

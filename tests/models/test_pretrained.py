@@ -179,11 +179,18 @@ def test_preset_table_covers_timm_tags():
     assert not presets.presets_of("resnet50")
 
 
-def test_models_weights_prints_the_table(run_cli, capsys):
-    assert run_cli(["models", "--weights", "--match", "resnet50d."]) == 0
+def test_models_pretrained_prints_the_table(run_cli, capsys):
+    # `--pretrained`, not `--weights`: elsewhere (`evaluate --weights TAG`) --weights takes a value.
+    assert run_cli(["models", "--pretrained", "--match", "resnet50d."]) == 0
     out = capsys.readouterr().out
     assert "gluon_in1k" in out and "79.08" in out and "GluonCV" in out and "timm/resnet50d.gluon_in1k" in out
     assert "resnet50b" not in out
+    assert run_cli(["models", "--weights", "--match", "resnet50d."]) == 0  # the old name, hidden, still works
+    captured = capsys.readouterr()
+    assert "gluon_in1k" in captured.out and captured.err == "kresnet models --weights is now --pretrained\n"
+    assert run_cli(["models", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "--pretrained" in help_text and "--weights" not in help_text
 
 
 def test_transfer_tasks_and_the_teacher_start_from_a_tag_through_the_one_loader(hub, reference, tmp_path):
@@ -242,7 +249,7 @@ def test_a_fresh_process_loads_a_preset_folder_with_keras_hub(tmp_path):
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "preset")], check=True, env=env)
 
 
-def test_a_keras_file_holding_python_code_is_one_line_wherever_it_is_given(tmp_path, run_cli, capsys):
+def test_a_keras_file_holding_python_code_is_one_line_wherever_it_is_given(tmp_path, run_cli, capsys, monkeypatch):
     # A .keras file whose model has a Lambda layer: Keras' safe mode refuses to run its code, as it should.
     inputs = keras.Input((8, 8, 3))
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs)).save(tmp_path / "lambda.keras")
@@ -255,5 +262,14 @@ def test_a_keras_file_holding_python_code_is_one_line_wherever_it_is_given(tmp_p
 
     _one_line_error(lambda: build_backbone("resnet18d", str(tmp_path / "lambda.keras")), "model.backbone_weights=",
                     "holds Python code (a Lambda layer)")
+    # And as a transfer recipe's model.backbone_weights, from the command a user types.
+    monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "cache"))
+    assert run_cli(["transfer", "detect", "demo_detect", "--out", tmp_path / "run", "--set",
+                    f"model.backbone_weights={tmp_path / 'lambda.keras'}", "--set", "data.synthetic_train_images=2",
+                    "--set", "data.synthetic_test_images=1"]) == 2
+    err = capsys.readouterr().err.strip()  # after the progress line "preparing the synthetic VOC scenes"
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("error: ")
+    err = err.splitlines()[-1]
+    assert f"model.backbone_weights='{tmp_path / 'lambda.keras'}': " in err and "holds Python code (a Lambda layer)" in err
     (tmp_path / "cut.keras").write_bytes((tmp_path / "lambda.keras").read_bytes()[:200])
     _one_line_error(lambda: kresnet.create_model("resnet18d", weights=tmp_path / "cut.keras"), "cut.keras: not a loadable .keras file")

@@ -37,3 +37,32 @@ def test_segmentation_scenes_follow_synthetic_seed(tmp_path):
     masks = _segmentation_masks(tmp_path / "seed0", [])
     assert all(np.array_equal(a, b) for a, b in zip(masks, _segmentation_masks(tmp_path / "seed0-again", ["train.seed=1"])))
     assert not all(np.array_equal(a, b) for a, b in zip(masks, _segmentation_masks(tmp_path / "seed1", ["data.synthetic_seed=1"])))
+
+
+def test_both_tasks_declare_the_synthetic_keys_once_with_their_own_defaults():
+    import dataclasses
+
+    import pytest
+
+    from kresnet.errors import UserError
+    from kresnet.transfer.detection.config import Data as DetectionData
+    from kresnet.transfer.segmentation.config import Data as SegmentationData
+    from kresnet.transfer.synthetic_data import SyntheticScenes
+
+    shared = {field.name for field in dataclasses.fields(SyntheticScenes)}
+    assert shared == {"synthetic_classes", "synthetic_image_size", "synthetic_train_images", "synthetic_seed"}
+    detection, segmentation = DetectionData(), SegmentationData()
+    assert {key: getattr(detection, key) for key in shared} == {
+        "synthetic_classes": 4, "synthetic_image_size": 64, "synthetic_train_images": 200, "synthetic_seed": 0}
+    assert {key: getattr(segmentation, key) for key in shared} == {
+        "synthetic_classes": 4, "synthetic_image_size": 64, "synthetic_train_images": 400, "synthetic_seed": 0}
+    assert (detection.synthetic_test_images, detection.synthetic_max_objects, segmentation.synthetic_val_images) == (
+        50, 3, 100)
+    # The task's own limits stay: detection scenes need 32 px, segmentation ones 16.
+    with pytest.raises(UserError, match="synthetic_image_size"):
+        load_detection_recipe(RECIPES / "demo_detect.toml", ["data.synthetic_image_size=16"])
+    assert load_segmentation_recipe(RECIPES / "demo_segment.toml",
+                                    ["data.synthetic_image_size=16"]).data.synthetic_image_size == 16
+    # The resolved recipe lists a task's own [data] keys before the shared ones.
+    keys = [field.name for field in dataclasses.fields(DetectionData)]
+    assert keys.index("max_boxes") < keys.index("synthetic_classes")

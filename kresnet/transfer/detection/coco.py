@@ -21,7 +21,8 @@ def read_coco(annotation_file, image_dir, skip_empty=False, class_names=None):
     entry, a missing image or a box outside its image is reported in
     `problems`; the rest loads. A file that is not valid JSON is a `UserError`.
     Boxes are clipped to the image in the records (training targets); COCO AP
-    is scored on `coco_truth`, the file's own unclipped entries with their ids.
+    is scored on `coco_truth`, the file's own unclipped entries, their annotations
+    numbered 1..N for pycocotools (messages name the file's own annotation ids).
 
     Args:
         annotation_file: path to the `instances_*.json`.
@@ -55,7 +56,7 @@ def read_coco(annotation_file, image_dir, skip_empty=False, class_names=None):
                  bool(annotation.get("iscrowd", 0)), float(annotation.get("area", w * h))))
             # pycocotools needs these keys; a file without them gets the reader's defaults.
             source_annotations.setdefault(annotation["image_id"], []).append(
-                {"id": number, "area": w * h, "iscrowd": 0, **annotation})
+                {"area": w * h, "iscrowd": 0, **annotation})
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"{annotation_file} annotation {number}: malformed ({error!r}); skipped")
     problems += [f"{annotation_file}: {count} object(s) of category {category_names[category]!r}, not one of the "
@@ -87,6 +88,9 @@ def read_coco(annotation_file, image_dir, skip_empty=False, class_names=None):
         records.append(make_record(image_id, image_path, width, height, boxes, labels, crowd, areas))
         truth_images.append(image)
         truth_annotations += source_annotations.get(image_id, [])
+    # pycocotools takes a match with annotation id 0 for no match (labelme numbers from 0) and
+    # indexes annotations by id (a repeated id loses one): it scores ids 1..N in file order.
+    truth_annotations = [{**annotation, "id": number} for number, annotation in enumerate(truth_annotations, 1)]
     coco_truth = {"images": truth_images, "annotations": truth_annotations, "categories": chosen}
     return DetectionDataset(records=records, class_names=[c["name"] for c in chosen],
                             problems=problems, category_ids=[c["id"] for c in chosen], coco_truth=coco_truth)

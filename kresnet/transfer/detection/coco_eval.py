@@ -1,10 +1,12 @@
 """COCO box mAP through pycocotools, for COCO-format data (and for any `DetectionDataset`).
 
 For data read from a COCO JSON the numbers equal pycocotools run on that
-file: the ground truth is the file's own entries (original image and
-annotation ids, unclipped boxes, its areas), so tied scores rank across
-images as there, and -1 ("no ground truth in this area range") stays -1,
-reported as None.
+file with its annotations numbered 1..N: the ground truth is the file's own
+entries (original image ids, unclipped boxes, its areas), so tied scores rank
+across images as there, and -1 ("no ground truth in this area range") stays
+-1, reported as None. The renumbering matters for labelme exports, whose
+annotation ids start at 0: pycocotools takes a match with id 0 for no match
+and would score perfect detections 0.5.
 """
 
 import contextlib

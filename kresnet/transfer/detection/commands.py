@@ -188,7 +188,7 @@ def import_weights_command(recipe, path, overrides=(), out=None):
         out: folder to write to; default `runs/<recipe name>`.
     """
     from kresnet.models.weight_import import load_state_dict
-    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
+    from kresnet.transfer.imported_weights import write_imported_model
     from kresnet.transfer.detection.config import load_detection_recipe
     from kresnet.transfer.detection.runner import build_detector
     from kresnet.transfer.detection.torchvision_faster_rcnn import import_torchvision_faster_rcnn
@@ -198,9 +198,4 @@ def import_weights_command(recipe, path, overrides=(), out=None):
     names, label_ids = _object_classes(config)
     model = build_detector(config, len(names), load_backbone=False)
     import_torchvision_faster_rcnn(model, state, label_ids)
-    run = _run_dir(recipe, out)
-    run.mkdir(parents=True, exist_ok=True)
-    save_weights_atomically(model, run / FINAL_WEIGHTS)
-    write_json_atomically(run / CLASSES, names)
-    typer.echo(f"{path} -> {run / FINAL_WEIGHTS} ({len(names)} classes); next: kresnet transfer evaluate {recipe} --out {run}")
-    return run / FINAL_WEIGHTS
+    return write_imported_model(model, names, recipe, path, out)

@@ -14,6 +14,7 @@ from kresnet.recipe import load_recipe, setting
 from kresnet.runs import sections
 from kresnet.transfer.detection.anchors import GRID_STRIDES
 from kresnet.transfer.detection.roi_align import LEVEL_RULES
+from kresnet.transfer.synthetic_data import with_synthetic_scenes
 
 # [model] keys that are `FasterRCNN` arguments of the same name.
 DETECTOR_KEYS = (
@@ -104,12 +105,11 @@ class Data:
     max_side: int = setting(1000, minimum=16)
     flip: bool = setting(True)
     max_boxes: int = setting(100, minimum=1, help="ground-truth slots per image")
-    synthetic_classes: int = setting(4, minimum=1)
-    synthetic_image_size: int = setting(64, minimum=32)
-    synthetic_train_images: int = setting(200, minimum=1)
     synthetic_test_images: int = setting(50, minimum=1)
     synthetic_max_objects: int = setting(3, minimum=1)
-    synthetic_seed: int = setting(0, minimum=0, help="generator seed of the synthetic scenes (train.seed leaves them alone)")
+
+
+Data = with_synthetic_scenes(Data, synthetic_image_size=setting(64, minimum=32, help="side of the square scenes (px)"))
 
 
 @dataclasses.dataclass

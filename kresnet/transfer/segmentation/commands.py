@@ -8,7 +8,7 @@ import pathlib
 
 from kresnet.errors import UserError
 from kresnet.data.image_files import image_files
-from kresnet.runs.folder import (CLASSES, EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
+from kresnet.runs.folder import (EVAL_METRICS, FINAL_WEIGHTS, METRICS, PREDICTIONS, default_run_dir,
                                 load_run_weights, read_class_names, refuse_if_busy)
 
 
@@ -167,7 +167,7 @@ def import_weights_command(recipe, path, overrides=(), out=None):
         out: folder to write to; default `runs/<recipe name>`.
     """
     from kresnet.models.weight_import import load_state_dict
-    from kresnet.atomic_files import save_weights_atomically, write_json_atomically
+    from kresnet.transfer.imported_weights import write_imported_model
     from kresnet.transfer.segmentation.config import load_segmentation_recipe
     from kresnet.transfer.segmentation.torchvision_fcn import import_torchvision_fcn, torchvision_fcn_classes
     from kresnet.transfer.segmentation.train import build_segmenter
@@ -181,9 +181,4 @@ def import_weights_command(recipe, path, overrides=(), out=None):
                         f"{len(names)} ({', '.join(names[:4])}, ...); set data.class_names to the file's classes")
     config.model.backbone_weights = ""  # the FCN's own weights carry the backbone
     model = import_torchvision_fcn(build_segmenter(config.model, len(names)), state)
-    run = pathlib.Path(out or default_run_dir(recipe))
-    run.mkdir(parents=True, exist_ok=True)
-    save_weights_atomically(model, run / FINAL_WEIGHTS)
-    write_json_atomically(run / CLASSES, names)
-    print(f"{path} -> {run / FINAL_WEIGHTS} ({len(names)} classes); next: kresnet transfer evaluate {recipe} --out {run}")
-    return run / FINAL_WEIGHTS
+    return write_imported_model(model, names, recipe, path, out)

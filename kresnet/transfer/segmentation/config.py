@@ -12,6 +12,7 @@ from kresnet.errors import UserError
 from kresnet.models.registry import list_models
 from kresnet.recipe import load_recipe, setting
 from kresnet.runs import sections
+from kresnet.transfer.synthetic_data import with_synthetic_scenes
 
 
 Meta = sections.paper_reference("Meta", pixel_accuracy="the paper's pixAcc (%)", mean_iou="the paper's mIoU (%)")
@@ -53,11 +54,12 @@ class Data:
     image_suffix: str = setting(".jpg", help="folder format: image file name after the id")
     mask_suffix: str = setting(".png", help="folder format: mask file name after the id")
     reduce_zero_label: bool = setting(False, help="folder format: stored 0 is ignored, k is class k-1")
-    synthetic_classes: int = setting(4, minimum=1, help="object classes (plus background) of generated scenes")
-    synthetic_train_images: int = setting(400, minimum=1)
     synthetic_val_images: int = setting(100, minimum=1)
-    synthetic_image_size: int = setting(64, minimum=16)
-    synthetic_seed: int = setting(0, minimum=0, help="generator seed of the synthetic scenes (train.seed leaves them alone)")
+
+
+Data = with_synthetic_scenes(Data, synthetic_classes=setting(4, minimum=1, help="object classes (plus background) "
+                                                                                "of generated scenes"),
+                             synthetic_train_images=400)
 
 
 @dataclasses.dataclass

@@ -33,13 +33,14 @@ class ResizeLike(layers.Layer):
         return (features_shape[0], reference_shape[1], reference_shape[2], features_shape[-1])
 
 
-def fcn_head(features, num_classes, dropout=0.1, name="head", fused_batch_norm=True):
+def fcn_head(features, num_classes, dropout=0.1, name="head", seed=0, fused_batch_norm=True):
     """GluonCV's `_FCNHead`: 3x3 conv to a quarter of the channels, BN, ReLU, dropout, 1x1 conv.
 
     Args:
         features: symbolic tensor (batch, h, w, channels) from the backbone.
         num_classes: int. Output channels of the classifier conv.
         dropout: float. Dropout rate before the classifier. Defaults to 0.1.
+        seed: int. Seed of the dropout masks (see `build_fcn`).
         name: str. Prefix of the layer names.
         fused_batch_norm: bool. BatchNorm on the backend's fused kernel (see `kresnet.models.fused_batch_norm`).
             Defaults to `True`.
@@ -48,11 +49,11 @@ def fcn_head(features, num_classes, dropout=0.1, name="head", fused_batch_norm=T
     x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
     x = batch_normalization_layer(fused_batch_norm)(epsilon=1e-5, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
-    x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = layers.Dropout(dropout, seed=seed, name=f"{name}_dropout")(x)
     return layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
 
 
-def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn", fused_batch_norm=True):
+def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn", seed=0, fused_batch_norm=True):
     """An FCN segmenter: backbone pyramid -> FCN head(s) -> float32 logits at input size.
 
     Args:
@@ -62,6 +63,10 @@ def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn", fused_ba
         aux: bool. Add the auxiliary head on "P4" (used in training with weight 0.2).
         dropout: float. Dropout rate in the heads. Defaults to 0.1.
         name: str. Model name.
+        seed: int. Seed of the heads' dropout masks (the auxiliary head's is `seed + 1`). A seeded
+            Dropout draws from its own generator state, which a checkpoint restores; an unseeded one
+            draws from PyTorch's process-wide generator on that backend, so a resumed run would draw
+            other masks than a run never stopped.
         fused_batch_norm: bool. The heads' BatchNorm on the backend's fused kernel. Defaults to `True`.
 
     Returns:
@@ -70,9 +75,10 @@ def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn", fused_ba
     """
     images = backbone.inputs[0]
     pyramid = backbone.pyramid_outputs
-    outputs = {MAIN_OUTPUT: _full_size(fcn_head(pyramid["P5"], num_classes, dropout, "head", fused_batch_norm), images, MAIN_OUTPUT)}
+    main_logits = fcn_head(pyramid["P5"], num_classes, dropout, "head", seed, fused_batch_norm)
+    outputs = {MAIN_OUTPUT: _full_size(main_logits, images, MAIN_OUTPUT)}
     if aux:
-        aux_logits = fcn_head(pyramid["P4"], num_classes, dropout, "aux_head", fused_batch_norm)
+        aux_logits = fcn_head(pyramid["P4"], num_classes, dropout, "aux_head", seed + 1, fused_batch_norm)
         outputs[AUX_OUTPUT] = _full_size(aux_logits, images, AUX_OUTPUT)
     return keras.Model(images, outputs, name=name)
 

@@ -18,13 +18,14 @@ from kresnet.transfer.segmentation.evaluation import evaluate
 from kresnet.transfer.segmentation.fcn import build_fcn, compile_losses
 
 
-def build_segmenter(model_config, num_classes, log=None):
+def build_segmenter(model_config, num_classes, log=None, seed=0):
     """The FCN of the recipe's `[model]` table, its backbone loaded from `backbone_weights` if set.
 
     Args:
         model_config: the recipe's `Model` table.
         num_classes: int. Segmentation classes.
         log: callable or None. Told which weights the backbone starts from.
+        seed: int. Seed of the heads' dropout masks (the recipe's `train.seed` when training).
     """
     from kresnet.transfer.backbone import build_backbone
 
@@ -38,7 +39,7 @@ def build_segmenter(model_config, num_classes, log=None):
         fused_batch_norm=model_config.fused_batch_norm,
     )
     return build_fcn(
-        backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout,
+        backbone, num_classes, aux=model_config.aux, dropout=model_config.dropout, seed=seed,
         fused_batch_norm=model_config.fused_batch_norm,
     )
 
@@ -61,7 +62,7 @@ class SegmentationTask:
         train_samples, val_samples = load_samples(config.data, "train"), load_samples(config.data, "val")
         run.write_json(CLASSES, train_samples.class_names)
         steps_per_epoch = epoch_steps(len(train_samples), config.train.batch_size, config.train.steps_per_epoch)
-        model = build_segmenter(config.model, train_samples.num_classes, log=log)
+        model = build_segmenter(config.model, train_samples.num_classes, log=log, seed=config.train.seed)
         train_skips = SkipCounter()
 
         def stream(first_step):

@@ -1,8 +1,9 @@
-"""COCO AP equals pycocotools run on the user's own JSON: ids kept, boxes unclipped, -1 kept as None."""
+"""COCO AP equals pycocotools run on the user's own JSON (annotations numbered from 1), boxes unclipped, -1 as None."""
 
 import contextlib
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -33,11 +34,16 @@ def _write_coco(tmp_path, rng):
 
 
 def _pycocotools_on_file(path, results):
+    """pycocotools on the file with its annotations numbered 1..N (it takes a match with id 0 for no match)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    content = json.loads(path.read_text())
+    content["annotations"] = [{**a, "id": n} for n, a in enumerate(content["annotations"], 1)]
     with contextlib.redirect_stdout(io.StringIO()):
-        truth = COCO(str(path))
+        truth = COCO()
+        truth.dataset = content
+        truth.createIndex()
         evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
@@ -77,24 +83,42 @@ def test_coco_ap_equals_pycocotools_on_the_file(tmp_path, seed):
     assert expected["ap_small"] is None  # no box under 32x32: pycocotools' -1, kept (not 0)
 
 
-def test_perfect_detections_score_as_pycocotools_with_annotation_id_zero(tmp_path):
-    # pycocotools treats a match with annotation id 0 as unmatched, so perfect detections do not
-    # give 1.0 on such a file; the score must still be the file's.
-    path, content = _write_coco(tmp_path, np.random.default_rng(0))
-    dataset = read_coco(path, tmp_path / "images")
-    class_of = {category_id: index for index, category_id in enumerate(dataset.category_ids)}
-    detections, results = [], []
-    for record in dataset.records:
-        mine = [a for a in content["annotations"] if a["image_id"] == record.image_id]
-        detections.append({"boxes": np.asarray([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
-                                                 a["bbox"][1] + a["bbox"][3]] for a in mine]),
-                           "scores": np.full(len(mine), 0.9), "labels": np.asarray([class_of[a["category_id"]]
-                                                                                    for a in mine])})
-        results += [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
-                    for a in mine]
-    ours, expected = evaluate_coco(detections, dataset), _pycocotools_on_file(path, results)
-    assert expected["ap"] < 1.0
-    assert ours["ap"] == pytest.approx(expected["ap"], abs=1e-12)
+def test_perfect_detections_score_one_on_a_labelme_export_numbering_annotations_from_zero(testdata, tmp_path,
+                                                                                         monkeypatch):
+    # labelme2coco.py numbers annotations from 0 and writes `_background_` as category 0; pycocotools
+    # run on the file takes the match with annotation 0 (the only cat) for no match: AP 0.5, not 1.
+    from kresnet.transfer.detection import inference
+    from kresnet.transfer.detection.config import load_detection_recipe
+    from kresnet.transfer.detection.runner import evaluate_detector, load_splits
+    from tests.conftest import PROJECT_ROOT
+
+    root = tmp_path / "labelme"
+    shutil.copytree(testdata / "labelme-coco", root)
+    content = json.loads((root / "annotations.json").read_text())
+    assert [a["id"] for a in content["annotations"]] == [0, 1, 2, 3] and content["categories"][0]["id"] == 0
+    settings = ["data.source=coco", f"data.root={root.as_posix()}", "data.coco_train_json=annotations.json",
+                "data.coco_train_images=.", "data.coco_test_json=annotations.json", "data.coco_test_images=."]
+    config = load_detection_recipe(PROJECT_ROOT / "recipes" / "transfer" / "demo_detect.toml", settings)
+    _, test = load_splits(config)
+
+    def perfect(model, records, *args, **kwargs):  # a detector that finds every object, unclipped as in the file
+        by_image = {}
+        for a in content["annotations"]:
+            x, y, w, h = a["bbox"]
+            by_image.setdefault(a["image_id"], []).append(([x, y, x + w, y + h], a["category_id"] - 1))
+        return [{"boxes": np.asarray([box for box, _ in by_image[r.image_id]]),
+                 "scores": np.full(len(by_image[r.image_id]), 0.9),
+                 "labels": np.asarray([label for _, label in by_image[r.image_id]])} for r in records]
+
+    monkeypatch.setattr(inference, "detect_records", perfect)
+    metrics = evaluate_detector(None, config, test)
+    assert metrics["coco"]["ap"] == pytest.approx(100.0) and metrics["coco"]["ap50"] == pytest.approx(100.0)
+    assert metrics["map_voc07"] == pytest.approx(100.0)
+    # Messages still name the file's own annotation ids.
+    content["annotations"][0]["bbox"] = [70.0, 6.0, 27.0, 35.0]  # starts right of the 64-pixel-wide image
+    (root / "annotations.json").write_text(json.dumps(content))
+    _, test = load_splits(config)
+    assert any("annotation id 0 (image JPEGImages/cat_and_dog.jpg)" in problem for problem in test.problems)
 
 
 def test_no_detections_score_zero_and_keep_missing_ranges(tmp_path):

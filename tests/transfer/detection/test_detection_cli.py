@@ -183,3 +183,17 @@ def test_coco_format_recipe_trains_and_reports_coco_ap(tmp_path, testdata, capsy
     assert len(metrics["per_class_ap_voc07"]) == 133  # the sample's categories, ids up to 200
     assert set(metrics["coco"]) >= {"ap", "ap50", "ap_small", "ar100"}
     assert "COCO AP" in capsys.readouterr().out
+
+
+def test_a_truncated_checkpoint_given_to_transfer_evaluate_is_one_line(tmp_path, run_cli, capsys, monkeypatch):
+    # A copy cut short (a full disk, an interrupted transfer), given as `--checkpoint`.
+    monkeypatch.setenv("KRESNET_CACHE", str(tmp_path / "cache"))
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Dense(300)(inputs)).save_weights(tmp_path / "model.weights.h5")
+    cut = tmp_path / "cut" / "model.weights.h5"
+    cut.parent.mkdir()
+    cut.write_bytes((tmp_path / "model.weights.h5").read_bytes()[:3000])
+    assert run_cli(["transfer", "evaluate", "--checkpoint", cut, DEMO, *[f"--set={item}" for item in TINY]]) == 2
+    err = capsys.readouterr().err.strip()  # after the progress line "preparing the synthetic VOC scenes"
+    assert "Traceback" not in err and sum(line.startswith("error: ") for line in err.splitlines()) == 1
+    assert err.splitlines()[-1].startswith(f"error: {cut}: not a readable .weights.h5 file (Unable to synchronously open file (truncated")

@@ -191,3 +191,21 @@ def test_roi_align_keeps_half_precision():
     assert keras.backend.standardize_dtype(got.dtype) == "float16"
     np.testing.assert_allclose(ops.convert_to_numpy(got), 1.0)
     assert math.isclose(float(ops.convert_to_numpy(got).mean()), 1.0)
+
+
+def test_nms_keeps_the_lowest_index_of_tied_overlapping_boxes():
+    # torchvision's CPU NMS ranks tied scores in index order; an unstable sort made the box kept
+    # from a tied overlapping pair differ by backend (and by the number of boxes).
+    rng = np.random.default_rng(0)
+    boxes = random_boxes(rng, 64, size=30)[None]
+    scores = rng.choice([0.3, 0.6, 0.9], size=(1, 64)).astype(np.float32)  # each score ~21 times
+    scores[0, 5] = np.nan  # never kept, and does not disturb the others' order
+    for pair in range(3):  # and identical boxes with identical scores, at spread-out indices
+        boxes[0, 40 + pair] = boxes[0, 10 * pair + 1]
+        scores[0, 40 + pair] = scores[0, 10 * pair + 1]
+    indices, valid = non_max_suppression(boxes, scores, 64, iou_threshold=0.5)
+    kept = list(ops.convert_to_numpy(indices)[0][ops.convert_to_numpy(valid)[0]])
+    expected = numpy_nms(boxes[0], np.where(np.isnan(scores[0]), -np.inf, scores[0]), 0.5)
+    expected = [index for index in expected if np.isfinite(scores[0, index])]
+    assert kept == expected
+    assert not {40, 41, 42} & set(kept)  # the later copy of a tied identical pair never survives
