@@ -33,7 +33,7 @@ class Model:
     kernel_initializer: str = setting("glorot_uniform", choices=["glorot_uniform", "he_normal"])
     stage_depths: list[int] | None = setting(None, minimum=1, help="override blocks per stage (tiny models)")
     stage_widths: list[int] | None = setting(None, minimum=1, help="override stage widths, default [64, 128, 256, 512]")
-    fused_batch_norm: bool = setting(True, help="BatchNorm on the backend's fused kernel (PyTorch, TensorFlow): same weights and results, faster; false: Keras' generic layer")
+    fused_batch_norm: bool = sections.fused_batch_norm_setting()
     data_format: str = setting(
         "channels_last", choices=["channels_last", "channels_first"],
         help="the model's tensor layout; channels_first trains faster on the PyTorch backend, not on TensorFlow CPU",

@@ -35,6 +35,12 @@ def paper_reference(class_name, **expected):
     return _schema(class_name, fields, bases=(PaperReference,))
 
 
+def fused_batch_norm_setting():
+    """`model.fused_batch_norm`, the same key in every task's `[model]` table (`kresnet.models.fused_batch_norm`)."""
+    return setting(True, help="BatchNorm on the backend's fused kernel (PyTorch, TensorFlow): same weights and results, "
+                              "faster; false: Keras' generic layer")
+
+
 def task_recipe(class_name, task=None, **tables):
     """A task's recipe schema: its tables in the order a recipe lists them, the shared ones included.
 

@@ -39,7 +39,7 @@ class Model:
                                              help="override blocks per stage (tiny models); default: the backbone name's")
     stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
                                              help="override stage widths (tiny models); default: the weights file's, else the name's")
-    fused_batch_norm: bool = setting(True, help="BatchNorm on the backend's fused kernel (PyTorch, TensorFlow): same weights and results, faster; false: Keras' generic layer")
+    fused_batch_norm: bool = sections.fused_batch_norm_setting()
     fpn: bool = setting(True, help="feature pyramid P2..P6; false: the original single C4 map (stride 16)")
     fpn_channels: int = setting(256, minimum=1, help="FPN width, and the RPN conv's")
     anchor_sizes: list[float] = setting([32.0, 64.0, 128.0, 256.0, 512.0], exclusive_minimum=0.0,

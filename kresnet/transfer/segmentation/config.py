@@ -35,7 +35,7 @@ class Model:
                                              help="override blocks per stage (tiny models); default: the backbone name's")
     stage_widths: list[int] | None = setting(None, minimum=1, follows="backbone",
                                              help="override stage widths (tiny models); default: the weights file's, else the name's")
-    fused_batch_norm: bool = setting(True, help="BatchNorm on the backend's fused kernel (PyTorch, TensorFlow): same weights and results, faster; false: Keras' generic layer")
+    fused_batch_norm: bool = sections.fused_batch_norm_setting()
 
 
 @dataclasses.dataclass
