@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from kresnet.benchmarks.model_speed import GENERIC_BATCH_NORM
+from kresnet.benchmarks.model_speed import SELF_PEERS
 from kresnet.errors import UserError
 
 BACKENDS = ("jax", "torch", "tensorflow")
@@ -28,11 +28,12 @@ def _parse_peers(text):
     from kresnet.models.registry import list_models
 
     peers = [part.strip() for part in (text or "").split(",") if part.strip()]
-    known = ["keras-hub", "timm", GENERIC_BATCH_NORM, *list_models()]
+    known = ["keras-hub", "timm", *SELF_PEERS, *list_models()]
     unknown = [peer for peer in peers if peer not in known]
     if unknown:
         raise UserError(
-            f"--vs expects keras-hub, timm, {GENERIC_BATCH_NORM} or kresnet model names (see `kresnet models`); got {unknown[0]!r}"
+            f"--vs expects keras-hub, timm, {', '.join(SELF_PEERS)} or kresnet model names (see `kresnet models`); "
+            f"got {unknown[0]!r}"
         )
     return peers
 
@@ -48,7 +49,9 @@ def bench_model(
     depths: Optional[str] = typer.Option(None, help="Blocks per stage instead of the name's, e.g. 1,1,1,1."),
     backends: Optional[str] = typer.Option(None, help="Run each backend in its own process, e.g. jax,torch,tensorflow."),
     vs: Optional[str] = typer.Option(
-        None, "--vs", help="Peers timed in turns: keras-hub, timm, generic-bn (the model on Keras' generic BatchNorm) and/or kresnet names, e.g. timm,keras-hub,resnet50b."
+        None, "--vs", help="Peers timed in turns: keras-hub, timm, the model itself built another way (generic-bn: on Keras' generic "
+             "BatchNorm; keras-conv: on Keras' own Conv2D; channels_last or channels_first: in that layout) and/or "
+             "kresnet names, e.g. timm,keras-hub,resnet50b."
     ),
     timm_python: Optional[str] = typer.Option(
         None, "--timm-python", help="Python with torch and timm that runs timm's step for --vs timm (default: this one)."

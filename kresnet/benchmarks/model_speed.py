@@ -11,14 +11,20 @@ runs slower). timm's step
 (`timm_peer.py`) takes its turn from a worker process.
 """
 
+import contextlib
 import dataclasses
 import statistics
 import time
 
 import numpy as np
 
-# The `--vs` peer that is the measured model itself built with Keras' generic BatchNorm (`fused_batch_norm=False`).
+# `--vs` peers that are the measured model itself built another way, to time one choice in the same rounds:
+# on Keras' generic BatchNorm (`fused_batch_norm=False`), on Keras' own Conv2D (`keras_convolutions()`), or
+# in the other layout.
 GENERIC_BATCH_NORM = "generic-bn"
+KERAS_CONV = "keras-conv"
+LAYOUTS = ("channels_last", "channels_first")
+SELF_PEERS = (GENERIC_BATCH_NORM, KERAS_CONV, *LAYOUTS)
 
 
 @dataclasses.dataclass
@@ -98,8 +104,11 @@ def _interleaved_seconds(steps_by_label, warmup, steps):
     return {label: (statistics.median(values), min(values)) for label, values in times.items()}
 
 
-def measure(models, *, batch, size, steps, warmup, num_classes, external=None, data_format="channels_last", jit_compile="auto"):
+def measure(models, *, batch, size, steps, warmup, num_classes, external=None, data_format="channels_last",
+            jit_compile="auto", layouts=None):
     """Time `train_on_batch` and `predict_on_batch` of compiled copies of `models` ({label: model}), interleaved.
+
+    `layouts` ({label: "channels_first"}) names the models not in `data_format`.
 
     `external` ({label: object with `train()` and `infer()`}, e.g. a `TimmPeer`, already warmed up)
     takes its turn in the same rounds, after the Keras models.
@@ -112,9 +121,9 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
 
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, size, size, 3), dtype=np.float32)
-    if data_format == "channels_first":
-        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    images_by_layout = {"channels_last": images, "channels_first": np.ascontiguousarray(images.transpose(0, 3, 1, 2))}
     labels = np.eye(num_classes, dtype=np.float32)[rng.integers(0, num_classes, batch)]
+    layouts = {label: (layouts or {}).get(label, data_format) for label in models}
     for model in models.values():
         model.compile(
             optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
@@ -122,8 +131,9 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
             jit_compile=JIT_COMPILE[jit_compile],
         )
     # Each call returns a host value, so the timing includes the device finishing the step.
-    train_steps = {k: (lambda m=m: m.train_on_batch(images, labels)) for k, m in models.items()}
-    infer_steps = {k: (lambda m=m: np.asarray(m.predict_on_batch(images))) for k, m in models.items()}
+    inputs = {label: images_by_layout[layouts[label]] for label in models}
+    train_steps = {k: (lambda m=m, x=inputs[k]: m.train_on_batch(x, labels)) for k, m in models.items()}
+    infer_steps = {k: (lambda m=m, x=inputs[k]: np.asarray(m.predict_on_batch(x))) for k, m in models.items()}
     train_steps.update({k: peer.train for k, peer in external.items()})
     infer_steps.update({k: peer.infer for k, peer in external.items()})
     train = _interleaved_seconds(train_steps, warmup, steps)
@@ -140,10 +150,11 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
             train_step_ms=1000 * train[label][0],
             infer_step_ms=1000 * infer[label][0],
             train_best_images_per_s=batch / train[label][1],
-            data_format="channels_last" if label in external else data_format,
+            data_format=layouts.get(label, "channels_last"),
         )
         for label in (*models, *external)
     ]
+
 
 
 def benchmark(
@@ -157,7 +168,9 @@ def benchmark(
         peers: sequence of str. "keras-hub" (its ResNet-vd of the same depth), "timm" (timm's
             model of the same name, channels_last, in a worker process run by `timm_python`)
             "generic-bn" (`name` on Keras' generic BatchNorm, `fused_batch_norm=False`, to measure the
-            fused kernel) or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
+            fused kernel), "keras-conv" (`name` on Keras' own Conv2D, to measure
+            `kresnet.models.channels_last_conv`), "channels_last"/"channels_first" (`name` in that layout)
+            or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
         timm_python: str or None. The Python that runs timm; None: this one, if it has timm.
         data_format: the Keras models' layout ("channels_last" or "channels_first"); timm always
             runs channels_last, its fastest layout on CPU and GPU.
@@ -167,13 +180,14 @@ def benchmark(
     """
     import keras
 
+    from kresnet.models.channels_last_conv import keras_convolutions
     from kresnet.models.factory import create_model
     from kresnet.models.registry import model_spec
 
     keras.config.set_dtype_policy(dtype)
     spec = model_spec(name)
     depths = list(stage_depths or spec.stage_depths)
-    models, external = {}, {}
+    models, external, layouts = {}, {}, {}
     try:
         for label in (name, *peers):
             if label == "keras-hub":
@@ -183,15 +197,23 @@ def benchmark(
             elif label == "timm":
                 external[f"timm {name}"] = _timm_peer(name, stage_depths, timm_python, batch, size, num_classes, warmup)
             else:
-                shape = [3, size, size] if data_format == "channels_first" else [size, size, 3]
-                generic = label == GENERIC_BATCH_NORM
-                models[f"{name}/{label}" if generic else label] = create_model(
-                    name if generic else label, num_classes=num_classes, input_shape=shape, stage_depths=depths,
-                    data_format=data_format, fused_batch_norm=not generic,
-                )
+                layout = label if label in LAYOUTS else data_format
+                if layout == "channels_first" and label in LAYOUTS:
+                    from kresnet.classification.build import check_channels_first_supported
+
+                    check_channels_first_supported("--vs channels_first")
+                shape = [3, size, size] if layout == "channels_first" else [size, size, 3]
+                itself = label in SELF_PEERS
+                row = f"{name}/{label}" if itself else label
+                layouts[row] = layout
+                with keras_convolutions() if label == KERAS_CONV else contextlib.nullcontext():
+                    models[row] = create_model(
+                        name if itself else label, num_classes=num_classes, input_shape=shape, stage_depths=depths,
+                        data_format=layout, fused_batch_norm=label != GENERIC_BATCH_NORM,
+                    )
         return measure(
             models, batch=batch, size=size, steps=steps, warmup=warmup, num_classes=num_classes, external=external,
-            data_format=data_format, jit_compile=jit_compile,
+            data_format=data_format, jit_compile=jit_compile, layouts=layouts,
         )
     finally:
         for peer in external.values():

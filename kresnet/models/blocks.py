@@ -10,6 +10,7 @@ import dataclasses
 
 from keras import layers
 
+from kresnet.models.channels_last_conv import conv2d_layer
 from kresnet.models.fused_batch_norm import batch_normalization_layer
 
 # PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1 == Keras momentum 0.9); Keras'
@@ -55,7 +56,7 @@ def conv_bn(x, filters, kernel_size, ctx, *, name, strides=1, dilation=1, activa
         padding = "valid"
     else:
         padding = "same" if pad > 0 else "valid"
-    x = layers.Conv2D(
+    x = conv2d_layer()(
         filters,
         kernel_size,
         strides=strides,

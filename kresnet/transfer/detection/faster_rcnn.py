@@ -15,6 +15,7 @@ import keras
 from keras import layers, ops
 
 from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+from kresnet.models.channels_last_conv import conv2d_layer
 from kresnet.transfer.detection import losses
 from kresnet.transfer.detection.anchors import grid_strides, multilevel_anchors
 from kresnet.transfer.detection.boxes import encode_boxes
@@ -109,11 +110,11 @@ class FasterRCNN(keras.Model):
             self.strides, level_sizes = (C4_STRIDE,), [list(anchor_sizes)]
         self.fpn = fpn
         num_anchors = len(aspect_ratios) * len(level_sizes[0])
-        self.rpn_conv = layers.Conv2D(fpn_channels, 3, padding="same", activation="relu", dtype=dtype,
+        self.rpn_conv = conv2d_layer()(fpn_channels, 3, padding="same", activation="relu", dtype=dtype,
                                       kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), name="rpn_conv")
-        self.rpn_objectness = layers.Conv2D(num_anchors, 1, dtype=dtype, name="rpn_objectness",
+        self.rpn_objectness = conv2d_layer()(num_anchors, 1, dtype=dtype, name="rpn_objectness",
                                             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))
-        self.rpn_deltas = layers.Conv2D(4 * num_anchors, 1, dtype=dtype, name="rpn_deltas",
+        self.rpn_deltas = conv2d_layer()(4 * num_anchors, 1, dtype=dtype, name="rpn_deltas",
                                         kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))
         self.box_head = keras.Sequential([
             layers.Flatten(dtype=dtype),

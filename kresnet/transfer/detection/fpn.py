@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
+from kresnet.models.channels_last_conv import conv2d_layer
 
 LEVELS = ("P2", "P3", "P4", "P5")
 
@@ -51,13 +52,13 @@ def build_fpn_extractor(backbone, channels=256, dtype=None, name="fpn_extractor"
         pixel_std: 3 floats. RGB standard deviation on the 0-255 scale.
     """
     images, features = _normalised_pyramid(backbone, LEVELS, dtype, pixel_mean, pixel_std)
-    laterals = [layers.Conv2D(channels, 1, dtype=dtype, name=f"fpn_lateral{level}")(feature)
+    laterals = [conv2d_layer()(channels, 1, dtype=dtype, name=f"fpn_lateral{level}")(feature)
                 for level, feature in zip(LEVELS, features)]
     merged = [laterals[-1]]
     for level, lateral in zip(LEVELS[-2::-1], laterals[-2::-1]):
         upsampled = layers.UpSampling2D(2, interpolation="nearest", dtype=dtype, name=f"fpn_up{level}")(merged[0])
         merged.insert(0, layers.Add(dtype=dtype, name=f"fpn_sum{level}")([lateral, upsampled]))
-    outputs = [layers.Conv2D(channels, 3, padding="same", dtype=dtype, name=f"fpn_output{level}")(feature)
+    outputs = [conv2d_layer()(channels, 3, padding="same", dtype=dtype, name=f"fpn_output{level}")(feature)
                for level, feature in zip(LEVELS, merged)]
     outputs.append(layers.MaxPooling2D(1, strides=2, dtype=dtype, name="fpn_P6")(outputs[-1]))
     return keras.Model(images, outputs, name=name)

@@ -9,6 +9,7 @@ the dtype policy, so losses and metrics stay exact under mixed precision.
 import keras
 from keras import layers, ops
 
+from kresnet.models.channels_last_conv import conv2d_layer
 from kresnet.models.fused_batch_norm import batch_normalization_layer
 from kresnet.transfer.segmentation.readers import IGNORE_LABEL
 
@@ -46,11 +47,11 @@ def fcn_head(features, num_classes, dropout=0.1, name="head", seed=0, fused_batc
             Defaults to `True`.
     """
     channels = features.shape[-1] // 4
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
+    x = conv2d_layer()(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
     x = batch_normalization_layer(fused_batch_norm)(epsilon=1e-5, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     x = layers.Dropout(dropout, seed=seed, name=f"{name}_dropout")(x)
-    return layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
+    return conv2d_layer()(num_classes, 1, name=f"{name}_classifier")(x)
 
 
 def build_fcn(backbone, num_classes, aux=True, dropout=0.1, name="fcn", seed=0, fused_batch_norm=True):
