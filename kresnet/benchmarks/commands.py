@@ -58,7 +58,7 @@ def bench_model(
     ),
     data_format: str = typer.Option(
         "channels_last", "--data-format",
-        help="Layout of the Keras models: channels_last or channels_first (faster on PyTorch; TensorFlow on CPU has only channels_last).",
+        help="Layout of the Keras models: channels_last or channels_first (TensorFlow on CPU has only channels_last).",
     ),
     jit_compile: str = typer.Option(
         "auto", "--jit-compile", help="auto, on or off, as train.jit_compile (XLA on JAX/TensorFlow, torch.compile on PyTorch)."

@@ -187,6 +187,10 @@ def benchmark(
     keras.config.set_dtype_policy(dtype)
     spec = model_spec(name)
     depths = list(stage_depths or spec.stage_depths)
+    if "channels_first" in peers:
+        from kresnet.classification.build import check_channels_first_supported
+
+        check_channels_first_supported("--vs channels_first")
     models, external, layouts = {}, {}, {}
     try:
         for label in (name, *peers):
@@ -198,10 +202,6 @@ def benchmark(
                 external[f"timm {name}"] = _timm_peer(name, stage_depths, timm_python, batch, size, num_classes, warmup)
             else:
                 layout = label if label in LAYOUTS else data_format
-                if layout == "channels_first" and label in LAYOUTS:
-                    from kresnet.classification.build import check_channels_first_supported
-
-                    check_channels_first_supported("--vs channels_first")
                 shape = [3, size, size] if layout == "channels_first" else [size, size, 3]
                 itself = label in SELF_PEERS
                 row = f"{name}/{label}" if itself else label
