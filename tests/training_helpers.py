@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kresnet.classification.config import classification_recipe_from_dict
@@ -9,6 +10,17 @@ from kresnet.classification.data import TrainingData
 
 NUM_CLASSES = 4
 SIZE = 32
+
+# `kresnet ablate` only orchestrates `kresnet train` runs, whose training (the rows' tricks, distillation,
+# resuming, reruns in fresh processes) is tested on every backend by tests/classification/test_training_*.py
+# and tests/runs/test_exact_resume.py; the ablation table it writes is measured on TensorFlow
+# (docs/evidence.md). So the tests that train whole ablations run once, on TensorFlow, which keeps CI's
+# three backends within its time.
+ablation_runs_on_tensorflow = pytest.mark.skipif(
+    keras.config.backend() != "tensorflow",
+    reason="kresnet ablate orchestrates kresnet train runs, tested on every backend; whole ablations train on "
+           "TensorFlow only, the backend of the measured table (tests/training_helpers.py)",
+)
 
 
 def tiny_recipe(**sections):

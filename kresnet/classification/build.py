@@ -1,5 +1,7 @@
 """Recipe -> the classification models: the classifier, its distillation teacher, and how they compile."""
 
+import sys
+
 import keras
 
 from kresnet.errors import UserError
@@ -28,18 +30,20 @@ def check_channels_first_supported(asked_by="model.data_format='channels_first'"
         )
 
 
-def build_classifier(model_config, input_size=None):
+def build_classifier(model_config, input_size=None, class_names=None):
     """The recipe's classifier (logits in float32), from `model.weights` when the recipe names them.
 
     Args:
         model_config: the recipe's `[model]` table.
         input_size: fixed square input size, or None for any size.
+        class_names: the dataset's class names in label order, when known: a run folder in
+            `model.weights` that trained on other classes gives its backbone only.
     """
     import kresnet
 
     shape = image_shape(model_config.data_format, input_size)
     if model_config.weights:
-        return load_starting_weights(model_config, shape)
+        return load_starting_weights(model_config, shape, class_names)
     return kresnet.create_model(
         model_config.name,
         num_classes=model_config.num_classes,
@@ -53,25 +57,39 @@ def build_classifier(model_config, input_size=None):
     )
 
 
-def load_starting_weights(model_config, shape):
+def load_starting_weights(model_config, shape, class_names=None):
     """The classifier of a fine-tuning run: the backbone from `model.weights` (a tag, Hub id, file or
     classification run folder), the head too when its classes are the dataset's, else a fresh head;
-    then the stages and BatchNorm the recipe freezes."""
+    then the stages and BatchNorm the recipe freezes.
+
+    A run folder's head is kept only when the run trained on the same class names in the same order:
+    the same number of other classes would otherwise silently start each new class from an old one.
+    """
     import pathlib
 
     from kresnet.models.pretrained import load_pretrained
-
+    from kresnet.models.resnet_classifier import ResNetClassifier
     from kresnet.runs.folder import FINAL_WEIGHTS, RECIPE, open_run
 
     weights = model_config.weights
+    other_classes = None
     if (pathlib.Path(weights).expanduser() / RECIPE).is_file():  # a run folder (a keras-hub preset folder has none)
-
-        weights = str(open_run(weights, "classification", needs=(FINAL_WEIGHTS,), asked_by="model.weights").weights)
-    model = load_pretrained(
-        model_config.name, weights, num_classes=model_config.num_classes, label="model.weights", input_shape=shape,
-        stage_depths=model_config.stage_depths, stage_widths=model_config.stage_widths,
-        data_format=model_config.data_format, fused_batch_norm=model_config.fused_batch_norm,
-    )
+        run = open_run(weights, "classification", needs=(FINAL_WEIGHTS,), asked_by="model.weights")
+        run_classes = run.class_names
+        if class_names is not None and run_classes is not None and list(run_classes) != list(class_names):
+            other_classes = run_classes
+        weights = str(run.weights)
+    options = dict(label="model.weights", input_shape=shape, stage_depths=model_config.stage_depths,
+                   stage_widths=model_config.stage_widths, data_format=model_config.data_format,
+                   fused_batch_norm=model_config.fused_batch_norm)
+    if other_classes is None:
+        model = load_pretrained(model_config.name, weights, num_classes=model_config.num_classes, **options)
+    else:
+        backbone = load_pretrained(model_config.name, weights, backbone_only=True, **options)
+        model = ResNetClassifier(backbone, num_classes=model_config.num_classes, name=model_config.name)
+        shown = ", ".join(other_classes[:5]) + (", ..." if len(other_classes) > 5 else "")
+        print(f"{model_config.weights}: loaded the backbone only; the {model_config.num_classes}-class head is fresh "
+              f"(the run trained on other classes: {shown})", file=sys.stderr)
     freeze(model, model_config.freeze_stages, model_config.freeze_bn)
     return model
 
@@ -123,7 +141,7 @@ def load_teacher(config, input_size=None):
     return teacher
 
 
-def build_models(config, input_size=None, teacher=None):
+def build_models(config, input_size=None, teacher=None, class_names=None):
     """(training model, classifier): the classifier itself, or a `DistillationModel` around it when the
     recipe names a teacher.
 
@@ -131,8 +149,9 @@ def build_models(config, input_size=None, teacher=None):
         config: the whole recipe.
         input_size: fixed square input size, or None.
         teacher: a ready teacher model; by default loaded from the recipe when it names one.
+        class_names: the dataset's class names (see `build_classifier`).
     """
-    classifier = build_classifier(config.model, input_size)
+    classifier = build_classifier(config.model, input_size, class_names)
     model = classifier
     if teacher is None and config.distillation.teacher_model:
         teacher = load_teacher(config, input_size)

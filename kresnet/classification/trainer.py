@@ -26,7 +26,7 @@ class ClassificationTask:
             from kresnet.classification.data import build_training_data
 
             data = build_training_data(config)
-        model, classifier = build_models(config)
+        model, classifier = build_models(config, class_names=data.class_names)
         fit_options = dict(validation=data.val, validation_steps=data.validation_steps)
         if config.tricks.mixup_alpha > 0:
             from kresnet.tricks.mixup_schedule import MixupSchedule

@@ -13,7 +13,7 @@ from kresnet.recipe import load_recipe, write_recipe
 from kresnet.classification import ablation
 from kresnet.classification.seed_statistics import format_interval, t_interval
 from kresnet.classification.config import ClassificationRecipe
-from tests.training_helpers import tiny_recipe
+from tests.training_helpers import ablation_runs_on_tensorflow, tiny_recipe
 
 
 def _folder_dataset(root, classes=3, per_class=4):
@@ -40,6 +40,7 @@ def _top1_by_row_and_seed(out):
         return {(r["row"], int(r["seed"])): float(r["top1"]) for r in csv.DictReader(f)}
 
 
+@ablation_runs_on_tensorflow
 def test_ablate_on_a_folder_dataset_writes_paired_table_and_chart(run_cli, capsys, tmp_path):
     data = _folder_dataset(tmp_path / "photos")
     out = tmp_path / "ablation"
@@ -132,6 +133,7 @@ def test_distillation_rows_run_only_with_a_teacher(run_cli, capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@ablation_runs_on_tensorflow
 def test_distillation_rows_train_with_the_teacher_run_and_a_finished_ablation_is_read_back(run_cli, capsys, tmp_path, monkeypatch):
     data = _folder_dataset(tmp_path / "photos")
     # A teacher deeper and wider than the student, so its depths and widths must come from its run's recipe.

@@ -11,6 +11,7 @@ from kresnet.bundled_recipes import resolve_recipe
 from kresnet.classification import ablation
 from kresnet.data.cifar10 import CLASS_NAMES
 from tests.classification.test_ablation import TINY, _sets
+from tests.training_helpers import ablation_runs_on_tensorflow
 
 
 def _jpeg_copy(root):
@@ -38,6 +39,7 @@ def _recipe_with_manifest(tmp_path, manifest):
     return recipe
 
 
+@ablation_runs_on_tensorflow
 def test_a_matching_folder_trains_and_a_changed_missing_or_extra_image_is_a_one_line_error(run_cli, capsys, tmp_path):
     _jpeg_copy(tmp_path / "copy")
     data = _subset(run_cli, tmp_path, "data")

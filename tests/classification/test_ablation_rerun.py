@@ -8,6 +8,7 @@ import keras
 import pytest
 
 from tests.classification.test_ablation import TINY, _folder_dataset, _sets
+from tests.training_helpers import ablation_runs_on_tensorflow
 
 
 def _ablate(data, out):
@@ -19,6 +20,7 @@ def _ablate(data, out):
 
 
 @pytest.mark.slow
+@ablation_runs_on_tensorflow
 def test_two_fresh_processes_write_identical_ablation_csv_and_histories(tmp_path):
     data = _folder_dataset(tmp_path / "photos")
     first, second = _ablate(data, tmp_path / "first"), _ablate(data, tmp_path / "second")

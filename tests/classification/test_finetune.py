@@ -82,6 +82,15 @@ def test_finetune_trains_the_whole_network_and_a_run_folder_is_a_starting_point(
     capsys.readouterr()
     assert run_cli(["train", "finetune", *_sets(sets), "--out", second]) == 0
     assert "head is fresh" not in capsys.readouterr().err
+    # As many classes, but other ones: the old head would start each new class from an old one, so it is fresh.
+    for split in ("train", "val"):
+        (photos / split / "fish").rename(photos / split / "bird")
+        (photos / split / "dog").rename(photos / split / "cat")
+    third = tmp_path / "runs" / "third"
+    assert run_cli(["train", "finetune", *_sets(sets), "--out", third]) == 0
+    assert (f"{first}: loaded the backbone only; the 2-class head is fresh (the run trained on other classes: dog, fish)"
+            in capsys.readouterr().err)
+    assert json.loads((third / "classes.json").read_text()) == ["bird", "cat"]
 
 
 @pytest.mark.parametrize("problem, sets, message", [

@@ -11,7 +11,7 @@ import time
 import keras
 import pytest
 
-EPOCHS = 10
+EPOCHS = 4
 STEPS_PER_EPOCH = 4  # 32 images / batch 8
 TINY = [
     "model.stage_depths=[1,1,1,1]", "model.stage_widths=[8,8,16,16]", "model.num_classes=4",
