@@ -29,7 +29,8 @@ def test_bench_model_times_kresnet_peers_in_the_same_process(run_cli, capsys):
     rows = _rows(capsys.readouterr().out)
     assert [row[1] for row in rows] == ["resnet50d", "resnet50b"]
     assert run_cli(["bench", "model", *TINY, "--vs", "keras-hub,resnet99"]) == 2
-    assert "--vs expects keras-hub, timm, generic-bn or kresnet model names" in capsys.readouterr().err
+    assert ("--vs expects keras-hub, timm, generic-bn, keras-conv, channels_last, channels_first or kresnet model names"
+            in capsys.readouterr().err)
 
 
 def test_bench_model_times_the_model_built_other_ways_in_the_same_rounds(run_cli, capsys, monkeypatch):
