@@ -131,8 +131,14 @@ def _placeholder(value):
 
 
 def _synopsis_tokens(arguments):
-    """`[--out DIR]` and `FOLDER...` are synopsis notation: drop the brackets and ellipses."""
-    cleaned = [token.strip("[]").removesuffix("...") for token in arguments]
+    """`[--out DIR]` and `FOLDER...` are synopsis notation: drop the brackets and ellipses (not the brackets
+    of a value, as in `model.stage_depths=[2,2,2,2]`)."""
+    cleaned = []
+    for token in arguments:
+        token = token.removeprefix("[").removesuffix("...")
+        if token.endswith("]") and token.count("]") > token.count("["):
+            token = token[:-1]
+        cleaned.append(token)
     return [token for token in cleaned if token]
 
 
