@@ -156,7 +156,6 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
     ]
 
 
-
 def benchmark(
     name, *, batch, size, steps, warmup, dtype, num_classes=1000, stage_depths=None, peers=(), timm_python=None,
     data_format="channels_last", jit_compile="auto",
