@@ -9,7 +9,6 @@
 - Each ```toml block is a valid recipe fragment.
 """
 
-import os
 import re
 import shlex
 import tomllib

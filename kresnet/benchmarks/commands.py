@@ -50,7 +50,7 @@ def bench_model(
     backends: Optional[str] = typer.Option(None, help="Run each backend in its own process, e.g. jax,torch,tensorflow."),
     vs: Optional[str] = typer.Option(
         None, "--vs", help="Peers timed in turns: keras-hub, timm, the model itself built another way (generic-bn: on Keras' generic "
-             "BatchNorm; keras-conv: on Keras' own Conv2D; channels_last or channels_first: in that layout) and/or "
+             "BatchNorm; keras-layers: on Keras' own Conv2D and pools; channels_last or channels_first: in that layout) and/or "
              "kresnet names, e.g. timm,keras-hub,resnet50b."
     ),
     timm_python: Optional[str] = typer.Option(

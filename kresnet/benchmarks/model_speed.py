@@ -19,12 +19,12 @@ import time
 import numpy as np
 
 # `--vs` peers that are the measured model itself built another way, to time one choice in the same rounds:
-# on Keras' generic BatchNorm (`fused_batch_norm=False`), on Keras' own Conv2D (`keras_convolutions()`), or
+# on Keras' generic BatchNorm (`fused_batch_norm=False`), on Keras' own Conv2D and pools (`keras_layers()`), or
 # in the other layout.
 GENERIC_BATCH_NORM = "generic-bn"
-KERAS_CONV = "keras-conv"
+KERAS_LAYERS = "keras-layers"
 LAYOUTS = ("channels_last", "channels_first")
-SELF_PEERS = (GENERIC_BATCH_NORM, KERAS_CONV, *LAYOUTS)
+SELF_PEERS = (GENERIC_BATCH_NORM, KERAS_LAYERS, *LAYOUTS)
 
 
 @dataclasses.dataclass
@@ -167,8 +167,8 @@ def benchmark(
         peers: sequence of str. "keras-hub" (its ResNet-vd of the same depth), "timm" (timm's
             model of the same name, channels_last, in a worker process run by `timm_python`)
             "generic-bn" (`name` on Keras' generic BatchNorm, `fused_batch_norm=False`, to measure the
-            fused kernel), "keras-conv" (`name` on Keras' own Conv2D, to measure
-            `kresnet.models.channels_last_conv`), "channels_last"/"channels_first" (`name` in that layout)
+            fused kernel), "keras-layers" (`name` on Keras' own Conv2D and pools, to measure
+            `kresnet.models.channels_last_layers`), "channels_last"/"channels_first" (`name` in that layout)
             or other kresnet model names (e.g. "resnet50b", to measure ResNet-D's overhead over B).
         timm_python: str or None. The Python that runs timm; None: this one, if it has timm.
         data_format: the Keras models' layout ("channels_last" or "channels_first"); timm always
@@ -179,7 +179,7 @@ def benchmark(
     """
     import keras
 
-    from kresnet.models.channels_last_conv import keras_convolutions
+    from kresnet.models.channels_last_layers import keras_layers
     from kresnet.models.factory import create_model
     from kresnet.models.registry import model_spec
 
@@ -205,7 +205,7 @@ def benchmark(
                 itself = label in SELF_PEERS
                 row = f"{name}/{label}" if itself else label
                 layouts[row] = layout
-                with keras_convolutions() if label == KERAS_CONV else contextlib.nullcontext():
+                with keras_layers() if label == KERAS_LAYERS else contextlib.nullcontext():
                     models[row] = create_model(
                         name if itself else label, num_classes=num_classes, input_shape=shape, stage_depths=depths,
                         data_format=layout, fused_batch_norm=label != GENERIC_BATCH_NORM,

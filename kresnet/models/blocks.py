@@ -10,7 +10,7 @@ import dataclasses
 
 from keras import layers
 
-from kresnet.models.channels_last_conv import conv2d_layer
+from kresnet.models.channels_last_layers import average_pooling2d_layer, conv2d_layer, max_pooling2d_layer
 from kresnet.models.fused_batch_norm import batch_normalization_layer
 
 # PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1 == Keras momentum 0.9); Keras'
@@ -91,7 +91,7 @@ def stem(x, ctx, *, deep, stem_width):
         x = conv_bn(x, 64, 7, ctx, strides=2, name="stem_conv")
     # Zero padding equals PyTorch's -inf padding here because the input is post-ReLU (>= 0).
     x = layers.ZeroPadding2D(1, data_format=ctx.data_format, dtype=ctx.dtype, name="stem_pool_pad")(x)
-    return layers.MaxPooling2D(3, strides=2, data_format=ctx.data_format, dtype=ctx.dtype, name="stem_pool")(x)
+    return max_pooling2d_layer()(3, strides=2, data_format=ctx.data_format, dtype=ctx.dtype, name="stem_pool")(x)
 
 
 def shortcut(x, filters, ctx, *, name, strides, avg_down):
@@ -103,7 +103,7 @@ def shortcut(x, filters, ctx, *, name, strides, avg_down):
     `ceil_mode=True, count_include_pad=False`, as in timm and GluonCV.
     """
     if avg_down and strides > 1:
-        x = layers.AveragePooling2D(
+        x = average_pooling2d_layer()(
             strides, strides=strides, padding="same", data_format=ctx.data_format, dtype=ctx.dtype, name=f"{name}_pool"
         )(x)
         strides = 1

@@ -66,7 +66,7 @@ def check_recipe_change(recipe_path, config, run_path):
     if differing:
         key = differing[0]
         more = f" (and {len(differing) - 1} more keys)" if len(differing) > 1 else ""
-        hint = (f"; only more epochs extend a run" if key == epochs else "")
+        hint = ("; only more epochs extend a run" if key == epochs else "")
         raise UserError(f"{run_path}: started with {key} = {_show(before.get(key))}, now {_show(after.get(key))}{more}"
                         f"{hint}; resume with the recipe and --set values of {recipe_path}, or choose another --out")
     return RecipeChange(extended_from=before[epochs] if extended else None)

@@ -29,37 +29,37 @@ def test_bench_model_times_kresnet_peers_in_the_same_process(run_cli, capsys):
     rows = _rows(capsys.readouterr().out)
     assert [row[1] for row in rows] == ["resnet50d", "resnet50b"]
     assert run_cli(["bench", "model", *TINY, "--vs", "keras-hub,resnet99"]) == 2
-    assert ("--vs expects keras-hub, timm, generic-bn, keras-conv, channels_last, channels_first or kresnet model names"
+    assert ("--vs expects keras-hub, timm, generic-bn, keras-layers, channels_last, channels_first or kresnet model names"
             in capsys.readouterr().err)
 
 
 def test_bench_model_times_the_model_built_other_ways_in_the_same_rounds(run_cli, capsys, monkeypatch):
     import kresnet.models.factory
-    from kresnet.models import channels_last_conv
+    from kresnet.models import channels_last_layers
 
     built = []
     original = kresnet.models.factory.create_model
 
     def recording(name, **kw):
-        built.append((name, kw["fused_batch_norm"], kw["data_format"], channels_last_conv.conv2d_layer().__module__))
+        built.append((name, kw["fused_batch_norm"], kw["data_format"], channels_last_layers.conv2d_layer().__module__))
         return original(name, **kw)
 
     monkeypatch.setattr(kresnet.models.factory, "create_model", recording)
-    ours, keras_conv = channels_last_conv.Conv2D.__module__, keras.layers.Conv2D.__module__
+    ours, keras_own = channels_last_layers.Conv2D.__module__, keras.layers.Conv2D.__module__
     if keras.config.backend() == "tensorflow":  # no NCHW convolutions on a CPU: one line, before any model is built
         assert run_cli(["bench", "model", *TINY, "--vs", "generic-bn,channels_first"]) == 2
         assert "--vs channels_first: TensorFlow on CPU supports only channels_last" in capsys.readouterr().err
         assert built == []
-        peers, layouts = "generic-bn,keras-conv", ["channels_last"] * 3
+        peers, layouts = "generic-bn,keras-layers", ["channels_last"] * 3
     else:
-        peers, layouts = "generic-bn,keras-conv,channels_first", ["channels_last"] * 3 + ["channels_first"]
+        peers, layouts = "generic-bn,keras-layers,channels_first", ["channels_last"] * 3 + ["channels_first"]
     assert run_cli(["bench", "model", *TINY, "--vs", peers]) == 0
     rows = _rows(capsys.readouterr().out)
     labels = ["resnet50d", *[f"resnet50d/{peer}" for peer in peers.split(",")]]
     assert [row[1] for row in rows] == labels
     assert [row[2] for row in rows] == ["NHWC" if layout == "channels_last" else "NCHW" for layout in layouts]
     expected = [("resnet50d", True, "channels_last", ours), ("resnet50d", False, "channels_last", ours),
-                ("resnet50d", True, "channels_last", keras_conv), ("resnet50d", True, "channels_first", ours)]
+                ("resnet50d", True, "channels_last", keras_own), ("resnet50d", True, "channels_first", ours)]
     assert built == expected[:len(labels)]
 
 

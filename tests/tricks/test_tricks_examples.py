@@ -24,7 +24,7 @@ def test_examples_train_a_keras_hub_resnet_and_distil_it(capsys):
     first = re.sub(re.escape(SIZES) + r".*", SIZES + "3, 2, 4, 32, 3", first)
     namespace = {}
     exec(compile(first, f"{PAGE} example 1", "exec"), namespace)
-    model, backbone = namespace["model"], namespace["backbone"]
+    model = namespace["model"]
     history = model.history.history
     assert history["mixup"] == [1.0, 0.0, 0.0] and all(np.isfinite(history["loss"]))
     assert "zero_gamma: gamma = 0 in 8 BatchNormalization layers" in capsys.readouterr().out

@@ -15,7 +15,7 @@ import keras
 from keras import layers, ops
 
 from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
-from kresnet.models.channels_last_conv import conv2d_layer
+from kresnet.models.channels_last_layers import conv2d_layer
 from kresnet.transfer.detection import losses
 from kresnet.transfer.detection.anchors import grid_strides, multilevel_anchors
 from kresnet.transfer.detection.boxes import encode_boxes

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from kresnet.data.imagenet_stats import MEAN_RGB, STD_RGB
-from kresnet.models.channels_last_conv import conv2d_layer
+from kresnet.models.channels_last_layers import conv2d_layer, max_pooling2d_layer
 
 LEVELS = ("P2", "P3", "P4", "P5")
 
@@ -60,5 +60,5 @@ def build_fpn_extractor(backbone, channels=256, dtype=None, name="fpn_extractor"
         merged.insert(0, layers.Add(dtype=dtype, name=f"fpn_sum{level}")([lateral, upsampled]))
     outputs = [conv2d_layer()(channels, 3, padding="same", dtype=dtype, name=f"fpn_output{level}")(feature)
                for level, feature in zip(LEVELS, merged)]
-    outputs.append(layers.MaxPooling2D(1, strides=2, dtype=dtype, name="fpn_P6")(outputs[-1]))
+    outputs.append(max_pooling2d_layer()(1, strides=2, dtype=dtype, name="fpn_P6")(outputs[-1]))
     return keras.Model(images, outputs, name=name)

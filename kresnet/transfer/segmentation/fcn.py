@@ -9,7 +9,7 @@ the dtype policy, so losses and metrics stay exact under mixed precision.
 import keras
 from keras import layers, ops
 
-from kresnet.models.channels_last_conv import conv2d_layer
+from kresnet.models.channels_last_layers import conv2d_layer
 from kresnet.models.fused_batch_norm import batch_normalization_layer
 from kresnet.transfer.segmentation.readers import IGNORE_LABEL
 
