@@ -4,7 +4,7 @@
     KERAS_BACKEND=tensorflow python tools/profile_step.py --model resnet50d --batch 16 --size 128
     KERAS_BACKEND=jax python tools/profile_step.py --model resnet50d --batch 16 --size 128
 
-The step is the one `kresnet bench model` times (train_on_batch, SGD Nesterov, compiled with
+The step is the one `kresnet bench model` times (train_on_batch, kresnet's NesterovL2SGD, compiled with
 jit_compile="auto"). torch: torch.profiler, self CPU time per aten op. TensorFlow: the TF
 profiler's host trace (XPlane), time per op type. JAX: the profiler's trace of XLA's CPU
 thunks (one per compiled kernel), each put in a class by what its HLO computes (XLA's
@@ -36,7 +36,9 @@ def build(model_name, batch, size, data_format="channels_last"):
 
     shape = [3, size, size] if data_format == "channels_first" else [size, size, 3]
     model = create_model(model_name, num_classes=1000, input_shape=shape, data_format=data_format)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+    from kresnet.tricks.optimizer import NesterovL2SGD
+
+    model.compile(optimizer=NesterovL2SGD(0.01, momentum=0.9, nesterov=True, l2=0.0),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile="auto")
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, *shape), dtype=np.float32)

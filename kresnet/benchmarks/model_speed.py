@@ -1,7 +1,8 @@
 """Training-step and inference throughput of a model on the current Keras backend.
 
-A training step is forward, loss, backward and the optimizer update, compiled the way
-`model.fit` compiles it (XLA on JAX and TensorFlow where `jit_compile="auto"` allows).
+A training step is forward, loss, backward and the optimizer update (kresnet's `NesterovL2SGD`,
+as `kresnet train` runs it, without weight decay: the update of timm's step, PyTorch's
+`SGD(momentum=0.9, nesterov=True)`), compiled the way `model.fit` compiles it (XLA on JAX and TensorFlow where `jit_compile="auto"` allows).
 Warm-up steps (tracing, compilation, autotuning) are excluded and the median step time is
 reported, with the best step beside it, so one slow step does not move the number. Several
 models in one command are timed in turns, one step each per round, so they share whatever else
@@ -116,6 +117,7 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
     import keras
 
     from kresnet.classification.config import JIT_COMPILE
+    from kresnet.tricks.optimizer import NesterovL2SGD
 
     external = external or {}
 
@@ -126,7 +128,7 @@ def measure(models, *, batch, size, steps, warmup, num_classes, external=None, d
     layouts = {label: (layouts or {}).get(label, data_format) for label in models}
     for model in models.values():
         model.compile(
-            optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
+            optimizer=NesterovL2SGD(learning_rate=0.01, momentum=0.9, nesterov=True, l2=0.0),
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
             jit_compile=JIT_COMPILE[jit_compile],
         )

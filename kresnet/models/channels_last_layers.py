@@ -7,7 +7,14 @@ kernel wants it; its max and average pools copy to NCHW too, and the gradients p
 copies backwards. But an NHWC-contiguous tensor permuted to NCHW already *is* a channels_last
 tensor, which `F.conv2d`, `F.max_pool2d` and `F.avg_pool2d` take as it is, and their outputs
 permuted back are NHWC-contiguous again: the same kernels on the same memory, without the
-copies (issue 27; docs/speed.md measures it). Every other backend, layout and case
+copies. The convolution kernel stays a (kh, kw, in, out) variable, as in Keras (weight files
+depend on it), but on PyTorch its memory is laid out in the order the convolution reads it,
+(out, kh, kw, in) for channels_last and (out, in, kh, kw) for channels_first, so neither the view
+`F.conv2d` gets nor its gradient is copied each step either (issue 27; docs/speed.md measures
+it). Variables are updated in place (`copy_`, in-place optimizer ops), which keeps that layout;
+kresnet's optimizer gives its momentum buffers the same layout (`NesterovL2SGD`), since an
+elementwise op between tensors laid out differently is many times slower on PyTorch.
+Every other backend, layout and case
 (a "same" padding that is not symmetric) runs Keras' own op, which stays the reference in
 tests/models/test_channels_last_layers.py.
 
@@ -56,6 +63,23 @@ class Conv2D(keras.layers.Conv2D):
     ```
     """
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        if keras.config.backend() == "torch":
+            self._lay_out_kernel_as_torch_reads_it()
+
+    def _lay_out_kernel_as_torch_reads_it(self):
+        """Reorder the kernel's memory (not its shape or values) to PyTorch's convolution order."""
+        import torch
+
+        parameter = getattr(self.kernel, "value", None)
+        if not isinstance(parameter, torch.nn.Parameter) or parameter.device.type == "meta":
+            return
+        # Memory order, outermost axis first, as axes of (kh, kw, in, out).
+        order = (3, 0, 1, 2) if self.data_format == "channels_last" else (3, 2, 0, 1)
+        with torch.no_grad():
+            parameter.data = parameter.data.permute(order).contiguous().permute(tuple(order.index(a) for a in range(4)))
+
     def convolution_op(self, inputs, kernel):
         if not _torch_channels_last(self, inputs):
             return super().convolution_op(inputs, kernel)
@@ -65,8 +89,8 @@ class Conv2D(keras.layers.Conv2D):
         import torch.nn.functional as F
 
         kernel = keras.ops.convert_to_tensor(kernel)
-        # NHWC memory seen as NCHW is PyTorch's channels_last format. The (out, in, kh, kw) view of
-        # the (kh, kw, in, out) kernel is reordered by PyTorch (docs/speed.md: why it stays).
+        # NHWC memory seen as NCHW is PyTorch's channels_last format, and so is the kernel's
+        # (out, in, kh, kw) view of its (out, kh, kw, in) memory.
         outputs = F.conv2d(
             inputs.permute(0, 3, 1, 2),
             kernel.permute(3, 2, 0, 1),

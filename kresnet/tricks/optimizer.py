@@ -96,6 +96,23 @@ class NesterovL2SGD(keras.optimizers.Optimizer):
         super().build(variables)
         self.momentum_buffers = self.add_optimizer_variables(variables, "momentum_buffer") if self.momentum else []
 
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        """Keras' slot variable, laid out in memory as its variable is on PyTorch.
+
+        kresnet's convolution kernels keep PyTorch's memory order under Keras' shape
+        (`kresnet.models.channels_last_layers`); an elementwise update between a kernel and a
+        buffer in Keras' default order is many times slower than between equal layouts.
+        """
+        variable = super().add_variable_from_reference(reference_variable, name=name, initializer=initializer)
+        if keras.config.backend() == "torch":
+            import torch
+
+            slot, reference = variable.value, reference_variable.value
+            if slot.stride() != reference.stride() and reference.device.type != "meta":
+                with torch.no_grad():
+                    slot.data = torch.empty_like(reference, dtype=slot.dtype).copy_(slot)
+        return variable
+
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
