@@ -6,8 +6,9 @@ memory format (`contiguous(memory_format=torch.channels_last)`), which is where 
 kernel wants it; its max and average pools copy to NCHW too, and the gradients pay the same
 copies backwards. But an NHWC-contiguous tensor permuted to NCHW already *is* a channels_last
 tensor, which `F.conv2d`, `F.max_pool2d` and `F.avg_pool2d` take as it is, and their outputs
-permuted back are NHWC-contiguous again: the same kernels on the same memory, without the
-copies. The convolution kernel stays a (kh, kw, in, out) variable, as in Keras (weight files
+permuted back are NHWC-contiguous again: the same arithmetic on the same values, without the
+copies (the convolution runs the very same oneDNN kernel; the pools run PyTorch's channels_last
+kernels instead of its NCHW ones, bit-equal to them on the CPU in the tests). The convolution kernel stays a (kh, kw, in, out) variable, as in Keras (weight files
 depend on it), but on PyTorch its memory is laid out in the order the convolution reads it,
 (out, kh, kw, in) for channels_last and (out, in, kh, kw) for channels_first, so neither the view
 `F.conv2d` gets nor its gradient is copied each step either (issue 27; docs/speed.md measures
@@ -72,7 +73,8 @@ class Conv2D(keras.layers.Conv2D):
         """Reorder the kernel's memory (not its shape or values) to PyTorch's convolution order."""
         import torch
 
-        parameter = getattr(self.kernel, "value", None)
+        # `_kernel` is the variable itself (`kernel` is a computed tensor when LoRA is enabled).
+        parameter = getattr(getattr(self, "_kernel", None), "value", None)
         if not isinstance(parameter, torch.nn.Parameter) or parameter.device.type == "meta":
             return
         # Memory order, outermost axis first, as axes of (kh, kw, in, out).

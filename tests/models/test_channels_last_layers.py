@@ -206,6 +206,15 @@ def test_torch_kernel_memory_is_in_the_convolution_order_and_stays_there(data_fo
     np.testing.assert_array_equal(kernel.numpy(), saved)
 
 
+@pytest.mark.skipif(keras.config.backend() != "torch", reason="kernel memory layouts are PyTorch's; Keras' variables elsewhere")
+def test_torch_kernel_with_lora_is_laid_out_too():
+    import torch
+
+    conv = channels_last_layers.Conv2D(8, 3, padding="same", use_bias=False, lora_rank=2)
+    conv.build((2, 10, 10, 6))  # `conv.kernel` is then kernel + lora_a @ lora_b, a tensor; the variable is `_kernel`
+    assert conv._kernel.value.permute(3, 2, 0, 1).is_contiguous(memory_format=torch.channels_last)
+
+
 def test_training_equals_training_on_keras_layers():
     """Two steps of kresnet's optimizer on a model of these layers and on one of Keras' own, from the same weights."""
     from kresnet.tricks.optimizer import NesterovL2SGD
